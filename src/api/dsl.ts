@@ -1,0 +1,173 @@
+import type { ConfigKey, DeployConfig } from '../model/config-types.js'
+import type { LazyValue } from '../model/config.js'
+import { ConfigError } from '../model/errors.js'
+import type { Host, HostOptions } from '../model/host.js'
+import type { Phase, TaskBody, TaskDefinition, TaskOptions } from '../model/task.js'
+import { PHASES } from '../model/task.js'
+import type { TaskContext } from '../executor/context.js'
+import { mergeValues } from '../executor/context.js'
+import { taskContextStorage } from '../executor/current.js'
+import { currentRegistry } from './registry-scope.js'
+
+/** A value for `set()`: the value itself, or a function computing it once per host when first read. */
+export type SettingValue<T> = T | LazyValue<T>
+
+let pendingDescription: string | undefined
+
+/** A task just defined; chain options on it: `task('x', fn).once().desc('…')`. */
+export class TaskBuilder {
+  constructor(private name: string) {}
+
+  private update(options: Partial<TaskDefinition>): this {
+    const registry = currentRegistry()
+    const task = registry.getTask(this.name)
+    registry.defineTask({ ...task, ...options })
+    return this
+  }
+
+  /** Sets the description shown by `dep list`. */
+  desc(description: string): this {
+    return this.update({ description })
+  }
+  /** Runs the task on one host only. */
+  once(value = true): this {
+    return this.update({ once: value })
+  }
+  /** Hides the task from `dep list`. */
+  hidden(value = true): this {
+    return this.update({ hidden: value })
+  }
+  /** At most `n` hosts run the task at once. */
+  limit(n: number): this {
+    return this.update({ limit: n })
+  }
+  /** Restricts the task to hosts matching `selector`. */
+  select(selector: string): this {
+    return this.update({ select: selector })
+  }
+  /** Declares the deploy phase of the task. */
+  phase(phase: Phase): this {
+    return this.update({ phase })
+  }
+}
+
+/** Describes the next task defined (PHP Deployer's `desc()`). */
+export function desc(description: string): void {
+  pendingDescription = description
+}
+
+/**
+ * Defines a task (redefining a name replaces the task). The body runs on each
+ * selected host with that host's context; a list of names makes a group task.
+ *
+ * @example task('build', async () => { await runLocally`npm run build` })
+ * @example task('deploy', ['deploy:prepare', 'deploy:publish'])
+ */
+export function task(name: string, body: TaskBody<TaskContext> | readonly string[], options: TaskOptions = {}): TaskBuilder {
+  if (!name || typeof name !== 'string') throw new ConfigError('task() needs a name.')
+  if (typeof body !== 'function' && !Array.isArray(body)) {
+    throw new ConfigError(`task('${name}', …) needs a function or a list of task names.`)
+  }
+  if (options.phase && !PHASES.includes(options.phase)) {
+    throw new ConfigError(`Task "${name}": phase must be one of ${PHASES.join(', ')}, got "${options.phase}".`)
+  }
+  const description = options.description ?? pendingDescription
+  pendingDescription = undefined
+  currentRegistry().defineTask({
+    ...options,
+    description,
+    name,
+    ...(typeof body === 'function' ? { body } : { group: [...body] }),
+  })
+  return new TaskBuilder(name)
+}
+
+function hookTaskName(kind: 'before' | 'after' | 'fail', target: string, hook: string | TaskBody<TaskContext>): string {
+  if (typeof hook === 'string') return hook
+  const registry = currentRegistry()
+  const name = registry.anonymousTaskName(kind, target)
+  registry.defineTask({ name, body: hook, hidden: true })
+  return name
+}
+
+/** Runs `hook` (a task name or a function) before `target`. */
+export function before(target: string, hook: string | TaskBody<TaskContext>): void {
+  currentRegistry().addHook('before', target, hookTaskName('before', target, hook))
+}
+
+/** Runs `hook` (a task name or a function) after `target`. */
+export function after(target: string, hook: string | TaskBody<TaskContext>): void {
+  currentRegistry().addHook('after', target, hookTaskName('after', target, hook))
+}
+
+/**
+ * Runs `hook` on every selected host when `target` (run as the top-level task)
+ * fails. Inside it, `ctx.failure` says what failed, where, and in which phase.
+ */
+export function fail(target: string, hook: string | TaskBody<TaskContext>): void {
+  currentRegistry().fail.set(target, hookTaskName('fail', target, hook))
+}
+
+/**
+ * Sets a setting. At load time it is global (a function is computed once per
+ * host, when first read); inside a task it sets the value for the current host.
+ */
+export function set<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): void {
+  const ctx = taskContextStorage.getStore()
+  if (ctx) ctx.set(key, value)
+  else currentRegistry().config.set(key, value)
+}
+
+/** Appends to an array setting (or merges into an object setting). */
+export function add<K extends ConfigKey>(
+  key: K,
+  values: DeployConfig[K] extends unknown[] ? DeployConfig[K] : Partial<DeployConfig[K]>,
+): void {
+  const config = currentRegistry().config
+  const current = config.has(key) ? config.get(key) : Array.isArray(values) ? [] : {}
+  if (typeof current === 'function') throw new ConfigError(`add('${key}', …): the value is computed lazily; set it instead.`)
+  config.set(key, mergeValues(key, current, values as unknown[] | Record<string, unknown>))
+}
+
+/** Declares a secret setting: its value is masked as `***` in output, logs, events and `dep config`. */
+export function secret<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): void {
+  const registry = currentRegistry()
+  registry.config.set(key, value)
+  registry.secretKeys.add(key)
+  if (typeof value === 'string') registry.secretValues.add(value)
+}
+
+/** Hosts declared by one `host()` call; settings chain onto all of them. */
+export class HostList {
+  constructor(readonly hosts: Host[]) {}
+
+  /** Sets a setting on each of these hosts. */
+  set<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): this {
+    for (const host of this.hosts) host.config.set(key, value)
+    return this
+  }
+}
+
+/**
+ * Declares hosts. Ranges expand: `web[1:3].acme.test` is three hosts,
+ * `web[01:10]` keeps the padding, `db[a:c]` uses letters.
+ */
+export function host(pattern: string, options: HostOptions = {}): HostList {
+  return new HostList(currentRegistry().addHost(pattern, options))
+}
+
+/** Declares this machine as a host: commands run locally, without SSH. */
+export function localhost(alias = 'localhost', options: Pick<HostOptions, 'deployPath' | 'labels' | 'config'> = {}): HostList {
+  return new HostList(currentRegistry().addHost(alias, options, true))
+}
+
+/** A recipe: a function that declares tasks, hooks and settings through this API. */
+export type Recipe = () => void
+
+/** Applies a recipe (once, however often it is used). */
+export function use(recipe: Recipe): void {
+  const registry = currentRegistry()
+  if (registry.recipes.has(recipe)) return
+  registry.recipes.add(recipe)
+  recipe()
+}

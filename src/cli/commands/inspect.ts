@@ -1,0 +1,73 @@
+import type { Host } from '../../model/host.js'
+import type { Registry } from '../../model/registry.js'
+import { HostConfig } from '../../model/config.js'
+import { MASK } from '../../shell/redact.js'
+import type { Plan } from '../../plan/plan.js'
+import { buildTree, type TreeNode } from '../../plan/plan.js'
+
+/** `dep list`: the visible tasks with their descriptions. */
+export function listTasks(registry: Registry): string[] {
+  const tasks = [...registry.tasks.values()].filter((t) => !t.hidden).sort((a, b) => a.name.localeCompare(b.name))
+  const width = Math.max(4, ...tasks.map((t) => t.name.length))
+  return ['Tasks:', ...tasks.map((t) => `  ${t.name.padEnd(width)}  ${t.description ?? ''}`.trimEnd())]
+}
+
+/** `dep tree <task>`: what a task runs, hooks annotated. */
+export function treeLines(registry: Registry, taskName: string): string[] {
+  const lines: string[] = []
+  const walk = (node: TreeNode, indent: string, last: boolean, root: boolean) => {
+    const notes = [node.via, node.once ? 'once' : undefined, node.phase && root ? undefined : undefined].filter(Boolean)
+    const branch = root ? '' : last ? '└── ' : '├── '
+    lines.push(`${indent}${branch}${node.name}${notes.length ? `  // ${notes.join(', ')}` : ''}`)
+    const childIndent = root ? '' : indent + (last ? '    ' : '│   ')
+    node.children.forEach((child, i) => walk(child, childIndent, i === node.children.length - 1, false))
+  }
+  walk(buildTree(registry, taskName), '', true, true)
+  return lines
+}
+
+/** `dep <task> --plan`: one row per step, one column per host. */
+export function planTable(plan: Plan): string[] {
+  const hosts = plan.hosts.map((h) => h.alias)
+  const stepWidth = Math.max(4, ...plan.steps.map((s) => s.task.name.length), ...plan.failSteps.map((s) => s.task.name.length))
+  const phaseWidth = 11
+  const header = `${'step'.padEnd(stepWidth)}  ${'phase'.padEnd(phaseWidth)}  ${hosts.join('  ')}`
+  const row = (step: Plan['steps'][number]) => {
+    const marks = hosts.map((alias) => (step.hosts.some((h) => h.alias === alias) ? '●' : '·').padEnd(alias.length))
+    const notes = [step.task.once ? 'once' : '', step.limit ? `limit ${step.limit}` : ''].filter(Boolean).join(', ')
+    return `${step.task.name.padEnd(stepWidth)}  ${(step.phase ?? '-').padEnd(phaseWidth)}  ${marks.join('  ')}${notes ? `  (${notes})` : ''}`
+  }
+  const lines = [`Plan for ${plan.task} on ${hosts.length} host(s):`, header, ...plan.steps.map(row)]
+  if (plan.failSteps.length) lines.push('', `On failure (fail hook of ${plan.task}):`, ...plan.failSteps.map(row))
+  return lines
+}
+
+/** `dep config`: resolved settings per host; lazy values are not computed, secrets are masked. */
+export async function configLines(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string[]> {
+  const lines: string[] = []
+  for (const host of hosts) {
+    const config = new HostConfig(host.alias, { overrides, runtime: new Map(), host: host.config, global: registry.config })
+    lines.push(`${host.alias}:`)
+    for (const key of config.keys()) {
+      let shown: string
+      if (registry.secretKeys.has(key)) shown = MASK
+      else {
+        const { value, lazy } = await peek(config, host, registry, overrides, key)
+        shown = lazy ? '<computed at run time>' : JSON.stringify(value)
+      }
+      lines.push(`  ${key}: ${shown}`)
+    }
+  }
+  return lines
+}
+
+async function peek(config: HostConfig, host: Host, registry: Registry, overrides: Map<string, unknown>, key: string) {
+  const raw = overrides.has(key) ? overrides.get(key) : host.config.has(key) ? host.config.get(key) : registry.config.get(key)
+  if (typeof raw === 'function') return { value: undefined, lazy: true }
+  try {
+    return { value: await config.get(key), lazy: false }
+  } catch {
+    // A template that needs a lazy or run-time value.
+    return { value: raw, lazy: false }
+  }
+}

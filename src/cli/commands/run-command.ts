@@ -1,0 +1,29 @@
+import { ConfigError } from '../../model/errors.js'
+import type { Registry } from '../../model/registry.js'
+import { Command } from '../../shell/command.js'
+import { quote } from '../../shell/quote.js'
+import type { TaskContext } from '../../executor/context.js'
+
+/**
+ * `dep run '<command>'`: the command becomes a hidden task, so it runs like
+ * any other step (on every selected host, output prefixed by host), in the
+ * current release when there is one, else in deploy_path.
+ */
+export function defineAdHocCommand(registry: Registry, command: string | undefined): string {
+  if (!command) throw new ConfigError('dep run needs a command.', `For example: dep run 'uptime' all`)
+  const name = 'run'
+  registry.defineTask({
+    name,
+    description: `Runs: ${command}`,
+    hidden: true,
+    body: async (ctx: TaskContext) => {
+      const base = ctx.has('deploy_path') ? await ctx.get<string>('deploy_path') : undefined
+      // One round trip: the directory choice travels with the user's command line, sent as written.
+      const enter = base
+        ? `if [ -d ${quote(`${base}/current`)} ]; then cd ${quote(`${base}/current`)}; elif [ -d ${quote(base)} ]; then cd ${quote(base)}; fi\n`
+        : ''
+      await ctx.run(new Command(`${enter}${command}`))
+    },
+  })
+  return name
+}

@@ -1,0 +1,24 @@
+/** Options every `dep` command understands. */
+export interface CliOptions {
+  file?: string
+  option: string[]
+  limit?: number
+  verbose: number
+  plan?: boolean
+  dryRun?: boolean
+  json?: boolean
+  log?: string
+  color?: boolean
+  branch?: string
+  tag?: string
+  revision?: string
+  force?: boolean
+  yes?: boolean
+}
+
+/** What the user asked for: a built-in command or a task, and the rest of the words. */
+export interface Invocation {
+  name: string
+  args: string[]
+  options: CliOptions
+}

@@ -1,0 +1,349 @@
+import type { ConfigKey, DeployConfig } from '../model/config-types.js'
+import { CommandError, DeployError, InterruptedError } from '../model/errors.js'
+import type { ErrorInfo } from '../model/events.js'
+import type { Host } from '../model/host.js'
+import type { Phase } from '../model/task.js'
+import { Command, sh, type ShellValue } from '../shell/command.js'
+import { quote } from '../shell/quote.js'
+import type { Transport } from '../transport/types.js'
+import { compileSelector } from '../plan/selector.js'
+import { taskContextStorage } from './current.js'
+import { LineSplitter } from './output.js'
+import type { RunState } from './run-state.js'
+
+/** Options of `run()`, `runLocally()` and `test()`. */
+export interface RunOptions {
+  /** Directory to run in (templated). Default: the directory set by `cd()`, else the login directory. */
+  cwd?: string
+  /** Extra environment variables. */
+  env?: Record<string, string>
+  /** Seconds before the command (and its process group) is killed. Default: no limit. */
+  timeout?: number
+  /** Return instead of throwing when the command fails. */
+  nothrow?: boolean
+  /** Values to mask as `***` in output, logs, events and errors. */
+  secrets?: string[]
+  /** Data for the command's standard input (never shown). */
+  stdin?: string | Buffer
+  /** Do not stream the command's output to reporters (it is still returned). */
+  quiet?: boolean
+}
+
+/** What went wrong, given to `fail` hooks and rollback steps. */
+export interface FailureInfo {
+  /** The task that failed. */
+  task: string
+  /** The host it failed on. */
+  host: string
+  /** The phase the failure happened in. */
+  phase?: Phase
+  /** True when the run was interrupted (Ctrl-C, SIGTERM). */
+  interrupted: boolean
+  error: ErrorInfo
+}
+
+/** Options of `upload()`. */
+export interface UploadOptions {
+  /** Mode of the written file(s), e.g. `0o600` for secrets. */
+  mode?: number
+}
+
+type Template = TemplateStringsArray
+
+function isTemplate(value: unknown): value is Template {
+  return Array.isArray(value) && Object.prototype.hasOwnProperty.call(value, 'raw')
+}
+
+/**
+ * Everything a task can do on the host it runs on. The same functions are
+ * exported at top level (`run`, `get`, …) and find this context by themselves.
+ */
+export class TaskContext {
+  private workingDirectory?: string
+
+  constructor(
+    /** The host this task runs on. */
+    readonly host: Host,
+    /** The task's name. */
+    readonly taskName: string,
+    private readonly state: RunState,
+    /** Set while a `fail` hook or rollback runs: what failed. */
+    readonly failure?: FailureInfo,
+    private readonly phase?: Phase,
+  ) {}
+
+  /** Every host selected for this run. */
+  get hosts(): Host[] {
+    return this.state.hosts
+  }
+
+  /** The run's id (shared by all hosts; written into locks and the ledger). */
+  get runId(): string {
+    return this.state.runId
+  }
+
+  /** True during `--dry-run`: commands are recorded, not run. */
+  get dryRun(): boolean {
+    return this.state.dryRun
+  }
+
+  /** Reads a setting for this host, templated; a missing key without fallback is an error naming it. */
+  get<K extends ConfigKey>(key: K, fallback?: DeployConfig[K]): Promise<DeployConfig[K]>
+  get<T = unknown>(key: string, fallback?: T): Promise<T>
+  get(key: string, fallback?: unknown): Promise<unknown> {
+    return this.state.configFor(this.host).get(key, fallback)
+  }
+
+  /** Sets a setting for this host for the rest of the run. */
+  set<K extends ConfigKey>(key: K, value: DeployConfig[K]): void
+  set(key: string, value: unknown): void
+  set(key: string, value: unknown): void {
+    this.state.configFor(this.host).set(key, value)
+  }
+
+  /** True when the setting exists for this host. */
+  has(key: string): boolean {
+    return this.state.configFor(this.host).has(key)
+  }
+
+  /** Appends to an array setting (or merges into an object setting) for this host. */
+  async add(key: string, values: unknown[] | Record<string, unknown>): Promise<void> {
+    const config = this.state.configFor(this.host)
+    const current = config.has(key) ? await config.get(key) : Array.isArray(values) ? [] : {}
+    config.set(key, mergeValues(key, current, values))
+  }
+
+  /** A value every host of this run sees (e.g. the release name); computed by the first host that asks. */
+  shared<T>(key: string, compute: () => Promise<T>): Promise<T> {
+    let pending = this.state.shared.get(key) as Promise<T> | undefined
+    if (!pending) {
+      pending = compute()
+      this.state.shared.set(key, pending)
+      pending.catch(() => this.state.shared.delete(key))
+    }
+    return pending
+  }
+
+  /** Expands `{{key}}` in a string. */
+  async parse(text: string): Promise<string> {
+    return this.state.configFor(this.host).expand(text)
+  }
+
+  /**
+   * Runs a command on the host and returns its stdout (trailing newline
+   * removed). As a tagged template every `${value}` is POSIX single-quoted; as
+   * a string, `{{key}}` settings are expanded (quoted as well).
+   *
+   * @example await run`mkdir -p ${dir}`
+   * @example await run('cd {{release_path}} && ls', { timeout: 60 })
+   */
+  run(strings: Template, ...values: ShellValue[]): Promise<string>
+  run(command: string | Command, options?: RunOptions): Promise<string>
+  run(first: Template | string | Command, ...rest: unknown[]): Promise<string> {
+    return this.runOn(this.transport(), first, rest, false)
+  }
+
+  /** Like `run()`, but on this machine (e.g. a build step before uploading). */
+  runLocally(strings: Template, ...values: ShellValue[]): Promise<string>
+  runLocally(command: string | Command, options?: RunOptions): Promise<string>
+  runLocally(first: Template | string | Command, ...rest: unknown[]): Promise<string> {
+    return this.runOn(this.state.localTransportFor(this.host), first, rest, true)
+  }
+
+  /** Runs a command and returns whether it exited 0 (never throws for a non-zero exit). */
+  test(strings: Template, ...values: ShellValue[]): Promise<boolean>
+  test(command: string | Command, options?: RunOptions): Promise<boolean>
+  async test(first: Template | string | Command, ...rest: unknown[]): Promise<boolean> {
+    const { command, options } = await this.toCommand(first, rest)
+    const result = await this.execute(this.transport(), command, { ...options, nothrow: true, quiet: true }, false)
+    return result.code === 0
+  }
+
+  /** Sets the directory later commands of this task run in (templated). */
+  async cd(path: string): Promise<void> {
+    this.workingDirectory = await this.parse(path)
+  }
+
+  /** Runs `fn` with commands in `path`, then restores the previous directory. */
+  async within<T>(path: string, fn: () => Promise<T> | T): Promise<T> {
+    const previous = this.workingDirectory
+    this.workingDirectory = await this.parse(path)
+    try {
+      return await fn()
+    } finally {
+      this.workingDirectory = previous
+    }
+  }
+
+  /** Runs another task now, on this host. */
+  async invoke(taskName: string): Promise<void> {
+    const task = this.state.registry.getTask(taskName)
+    const names = task.group ? [...task.group] : [taskName]
+    for (const name of names) {
+      const member = this.state.registry.getTask(name)
+      if (member.group) {
+        await this.invoke(name)
+        continue
+      }
+      const ctx = new TaskContext(this.host, name, this.state, this.failure, this.phase)
+      await taskContextStorage.run(ctx, () => member.body?.(ctx))
+    }
+  }
+
+  /** Runs `fn` on other hosts (a host, a list, or a selector), in parallel, each with its own context. */
+  async on<T>(target: Host | Host[] | string, fn: (ctx: TaskContext) => Promise<T> | T): Promise<T[]> {
+    const hosts =
+      typeof target === 'string'
+        ? this.state.hosts.filter((h) => compileSelector(target)(h.labels))
+        : Array.isArray(target)
+          ? target
+          : [target]
+    return Promise.all(
+      hosts.map((host) => {
+        const ctx = new TaskContext(host, this.taskName, this.state, this.failure, this.phase)
+        return taskContextStorage.run(ctx, () => fn(ctx))
+      }),
+    )
+  }
+
+  /** Prints a message for this host. */
+  info(message: string): void {
+    this.state.emit({ type: 'log', level: 'info', host: this.host.alias, task: this.taskName, message })
+  }
+
+  /** Prints a warning for this host. */
+  warning(message: string): void {
+    this.state.emit({ type: 'log', level: 'warning', host: this.host.alias, task: this.taskName, message })
+  }
+
+  /** Emits a lock event (used by recipes so reporters and `--json` can show lock changes). */
+  lockEvent(type: 'lock:taken' | 'lock:released' | 'lock:held', owner?: string): void {
+    this.state.emit({ type, host: this.host.alias, owner })
+  }
+
+  /** Registers values to mask as `***` everywhere for the rest of the run. */
+  addSecrets(...values: string[]): void {
+    this.state.secrets.add(...values)
+  }
+
+  /**
+   * Copies a local file or directory (or a Buffer of content) to the host.
+   * The destination is templated.
+   */
+  async upload(source: string | Buffer, destination: string, options: UploadOptions = {}): Promise<void> {
+    const target = await this.parse(destination)
+    const path = typeof source === 'string' ? await this.parse(source) : '(content)'
+    this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `upload ${path} → ${target}` })
+    const started = Date.now()
+    await this.transport().put(typeof source === 'string' ? path : source, target, {
+      mode: options.mode,
+      onProgress: (bytes, total) =>
+        this.state.emit({
+          type: 'transfer',
+          host: this.host.alias,
+          task: this.taskName,
+          direction: 'upload',
+          path: target,
+          bytes,
+          totalBytes: total,
+          done: bytes >= total,
+        }),
+    })
+    this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode: 0, durationMs: Date.now() - started })
+  }
+
+  /** Copies a remote file or directory to this machine. The source is templated. */
+  async download(source: string, destination: string): Promise<void> {
+    const remote = await this.parse(source)
+    this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `download ${remote} → ${destination}` })
+    const started = Date.now()
+    await this.transport().get(remote, destination)
+    this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode: 0, durationMs: Date.now() - started })
+  }
+
+  private transport(): Transport {
+    return this.state.transportFor(this.host)
+  }
+
+  private async toCommand(first: Template | string | Command, rest: unknown[]): Promise<{ command: Command; options: RunOptions }> {
+    const config = this.state.configFor(this.host)
+    if (isTemplate(first)) {
+      // Settings in the literal parts are expanded; interpolated values are only quoted.
+      const literals = await Promise.all(first.map((part) => config.expand(part, [], quote)))
+      const strings = Object.assign([...literals], { raw: literals }) as unknown as TemplateStringsArray
+      return { command: sh(strings, ...(rest as ShellValue[])), options: {} }
+    }
+    const options = (rest[0] as RunOptions | undefined) ?? {}
+    if (first instanceof Command) return { command: first, options }
+    return { command: new Command(await config.expand(first, [], quote)), options }
+  }
+
+  private async runOn(transport: Transport, first: Template | string | Command, rest: unknown[], local: boolean): Promise<string> {
+    const { command, options } = await this.toCommand(first, rest)
+    const result = await this.execute(transport, command, options, local)
+    return result.stdout.replace(/\r?\n$/, '')
+  }
+
+  private async execute(transport: Transport, command: Command, options: RunOptions, local: boolean) {
+    const state = this.state
+    state.secrets.add(...command.secrets, ...(options.secrets ?? []))
+    if (state.signal?.aborted) throw new InterruptedError()
+    const host = this.host.alias
+    const task = this.taskName
+    const cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
+    state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
+    const started = Date.now()
+    const splitter = (stream: 'stdout' | 'stderr') =>
+      new LineSplitter((text) => state.emit({ type: 'command:output', host, task, stream, text }))
+    const out = splitter('stdout')
+    const err = splitter('stderr')
+    const result = await transport.exec(command.text, {
+      cwd,
+      env: options.env,
+      stdin: options.stdin,
+      timeoutMs: options.timeout ? options.timeout * 1000 : undefined,
+      signal: state.signal,
+      onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
+      onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
+    })
+    out.flush()
+    err.flush()
+    state.emit({ type: 'command:end', host, task, exitCode: result.code, durationMs: Date.now() - started })
+    if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
+    if (result.code !== 0 && !options.nothrow) {
+      const shown = state.secrets.redact(command.text)
+      const reason = result.timedOut
+        ? `timed out after ${options.timeout}s`
+        : result.code === null
+          ? `was killed by ${result.signal ?? 'a signal'}`
+          : `exited with code ${result.code}`
+      throw new CommandError(`Command on ${host} ${reason}: ${firstLine(shown)}`, {
+        host,
+        command: shown,
+        exitCode: result.code,
+        signal: result.signal,
+        stdout: state.secrets.redact(result.stdout),
+        stderr: state.secrets.redact(result.stderr),
+        timedOut: result.timedOut,
+      })
+    }
+    return result
+  }
+}
+
+function firstLine(text: string): string {
+  const lines = text.split('\n').filter((l) => l.trim() && l.trim() !== 'set -e')
+  return lines.length > 1 ? `${lines[0]} … (${lines.length} lines)` : (lines[0] ?? text)
+}
+
+/** Appends to an array value or merges into an object value; anything else is an error naming the key. */
+export function mergeValues(key: string, current: unknown, values: unknown[] | Record<string, unknown>): unknown {
+  if (Array.isArray(values)) {
+    if (!Array.isArray(current)) throw new DeployError(`add('${key}', […]): the current value is not an array.`)
+    return [...current, ...values.filter((v) => !current.includes(v))]
+  }
+  if (!current || typeof current !== 'object' || Array.isArray(current)) {
+    throw new DeployError(`add('${key}', {…}): the current value is not an object.`)
+  }
+  return { ...(current as object), ...values }
+}

@@ -1,0 +1,24 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { DeployError } from '../model/errors.js'
+import type { TaskContext } from './context.js'
+
+/*
+ * The store lives on globalThis: a deployfile loaded through a TypeScript
+ * loader may get its own copy of this module, and both copies must see the
+ * host context of the task that is running.
+ */
+const KEY = Symbol.for('deployfile.taskContext')
+type Holder = { [KEY]?: AsyncLocalStorage<TaskContext> }
+const holder = globalThis as Holder
+export const taskContextStorage: AsyncLocalStorage<TaskContext> = (holder[KEY] ??= new AsyncLocalStorage<TaskContext>())
+
+/** The context of the task running on the current host; an error outside a task. */
+export function currentTaskContext(fn: string): TaskContext {
+  const ctx = taskContextStorage.getStore()
+  if (!ctx) {
+    throw new DeployError(`${fn}() can only be called inside a task.`, {
+      hint: `Move the call into task('name', async () => { … }).`,
+    })
+  }
+  return ctx
+}

@@ -1,0 +1,166 @@
+import pLimit from 'p-limit'
+import { ExitCode, InterruptedError, type ExitCodeValue } from '../model/errors.js'
+import type { ErrorInfo } from '../model/events.js'
+import type { Host } from '../model/host.js'
+import type { Plan, PlanStep } from '../plan/plan.js'
+import { TaskContext, type FailureInfo } from './context.js'
+import { taskContextStorage } from './current.js'
+import { describeError, exitCodeOf } from './errors.js'
+import type { RunState } from './run-state.js'
+
+/** How a run ended. */
+export interface RunOutcome {
+  status: 'success' | 'failed' | 'rollback-failed' | 'interrupted'
+  exitCode: ExitCodeValue
+  /** The first failure, if any. */
+  failure?: FailureInfo
+  /** The raw error of the first failure. */
+  error?: unknown
+  /** Failures of the recovery (fail hooks / rollback) itself. */
+  recoveryErrors: ErrorInfo[]
+  /** Warnings from best-effort (`finish`) steps. */
+  warnings: ErrorInfo[]
+  durationMs: number
+}
+
+interface HostFailure {
+  host: Host
+  error: unknown
+}
+
+/**
+ * Runs one step on its hosts in parallel (bounded by the step's limit) and
+ * waits for all of them: every step is a barrier, so no host starts a step
+ * before every host finished the one before.
+ */
+async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo): Promise<HostFailure[]> {
+  const limit = pLimit(step.limit && step.limit > 0 ? step.limit : Math.max(1, step.hosts.length))
+  const failures: HostFailure[] = []
+  const recovery = failure !== undefined
+  await Promise.all(
+    step.hosts.map((host) =>
+      limit(async () => {
+        const task = step.task.name
+        const started = Date.now()
+        const tripsBefore = state.roundTripsOf(host)
+        state.emit({ type: 'step:start', task, host: host.alias, phase: step.phase, recovery: recovery || undefined })
+        const ctx = new TaskContext(host, task, state, failure, step.phase)
+        try {
+          if (!recovery && state.signal?.aborted) throw new InterruptedError()
+          await taskContextStorage.run(ctx, () => step.task.body!(ctx))
+          state.emit({
+            type: 'step:end',
+            task,
+            host: host.alias,
+            phase: step.phase,
+            recovery: recovery || undefined,
+            status: 'ok',
+            durationMs: Date.now() - started,
+            roundTrips: state.roundTripsOf(host) - tripsBefore,
+          })
+        } catch (error) {
+          failures.push({ host, error })
+          state.emit({
+            type: 'step:end',
+            task,
+            host: host.alias,
+            phase: step.phase,
+            recovery: recovery || undefined,
+            status: step.phase === 'finish' && !recovery ? 'warning' : 'failed',
+            durationMs: Date.now() - started,
+            roundTrips: state.roundTripsOf(host) - tripsBefore,
+            error: describeError(error, { host: host.alias, task }),
+          })
+        }
+      }),
+    ),
+  )
+  return failures
+}
+
+/**
+ * Runs a plan: steps in order, each on all its hosts in parallel. A failure in
+ * a `finish` step is a warning; any other failure stops the run and runs the
+ * top-level task's `fail` hook on every selected host, with `ctx.failure` set
+ * so recipes can discard or roll back what the failed phase left.
+ */
+export async function executePlan(state: RunState, plan: Plan): Promise<RunOutcome> {
+  const started = Date.now()
+  const warnings: ErrorInfo[] = []
+  state.emit({
+    type: 'run:start',
+    task: plan.task,
+    hosts: plan.hosts.map((h) => h.alias),
+    steps: plan.steps.map((s) => ({ task: s.task.name, hosts: s.hosts.map((h) => h.alias), phase: s.phase })),
+    dryRun: state.dryRun,
+  })
+
+  let outcome: RunOutcome | undefined
+  for (const step of plan.steps) {
+    if (step.hosts.length === 0) continue
+    const failures = await runStep(state, step)
+    if (failures.length === 0) continue
+    if (step.phase === 'finish') {
+      for (const { host, error } of failures) {
+        const info = describeError(error, { host: host.alias, task: step.task.name })
+        warnings.push(info)
+        state.emit({ type: 'log', level: 'warning', host: host.alias, task: step.task.name, message: `Finish step failed (the deploy stays live): ${info.message}` })
+      }
+      continue
+    }
+    outcome = await recover(state, plan, step, failures, warnings, started)
+    break
+  }
+
+  outcome ??= { status: 'success', exitCode: ExitCode.Success, recoveryErrors: [], warnings, durationMs: Date.now() - started }
+  outcome.durationMs = Date.now() - started
+  state.emit({
+    type: 'run:end',
+    status: outcome.status,
+    exitCode: outcome.exitCode,
+    durationMs: outcome.durationMs,
+    roundTrips: state.roundTrips(),
+    error: outcome.failure?.error,
+  })
+  return outcome
+}
+
+async function recover(
+  state: RunState,
+  plan: Plan,
+  step: PlanStep,
+  failures: HostFailure[],
+  warnings: ErrorInfo[],
+  started: number,
+): Promise<RunOutcome> {
+  // An interruption wins over the errors it caused (killed commands).
+  const interrupted = state.signal?.aborted === true || failures.some((f) => f.error instanceof InterruptedError)
+  const first = failures.find((f) => !(f.error instanceof InterruptedError)) ?? failures[0]
+  const failure: FailureInfo = {
+    task: step.task.name,
+    host: first.host.alias,
+    phase: step.phase,
+    interrupted,
+    error: describeError(first.error, { host: first.host.alias, task: step.task.name }),
+  }
+  const recoveryErrors: ErrorInfo[] = []
+  if (plan.failSteps.length > 0) {
+    state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host })
+    for (const failStep of plan.failSteps) {
+      if (failStep.hosts.length === 0) continue
+      const errors = await runStep(state, failStep, failure)
+      recoveryErrors.push(...errors.map(({ host, error }) => describeError(error, { host: host.alias, task: failStep.task.name })))
+    }
+    state.emit({
+      type: 'recovery:end',
+      phase: step.phase,
+      failedTask: failure.task,
+      failedHost: failure.host,
+      ok: recoveryErrors.length === 0,
+    })
+  }
+  const status = recoveryErrors.length > 0 ? 'rollback-failed' : interrupted ? 'interrupted' : 'failed'
+  const exitCode: ExitCodeValue =
+    status === 'rollback-failed' ? ExitCode.RollbackFailed : interrupted ? ExitCode.Interrupted : exitCodeOf(first.error)
+  return { status, exitCode, failure, error: first.error, recoveryErrors, warnings, durationMs: Date.now() - started }
+}

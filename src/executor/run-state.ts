@@ -1,0 +1,121 @@
+import type { ConfigKey } from '../model/config-types.js'
+import { HostConfig } from '../model/config.js'
+import type { EventInput, EventSink, RunEvent } from '../model/events.js'
+import type { Host } from '../model/host.js'
+import type { Registry } from '../model/registry.js'
+import { SecretRegistry } from '../shell/redact.js'
+import type { Transport, TransportFactory } from '../transport/types.js'
+
+/** What every host of one run shares: settings, connections, secrets and the event stream. */
+export class RunState {
+  private readonly hostConfigs = new Map<string, HostConfig>()
+  private readonly transports = new Map<string, Transport>()
+  private readonly localTransports = new Map<string, Transport>()
+  /** Values shared by every host of the run (`setShared`). */
+  readonly shared = new Map<string, unknown>()
+
+  constructor(
+    readonly registry: Registry,
+    /** Every host the run selected. */
+    readonly hosts: Host[],
+    private readonly options: {
+      runId: string
+      overrides: Map<string, unknown>
+      transportFor: TransportFactory
+      localTransportFor: TransportFactory
+      sink: EventSink
+      secrets?: SecretRegistry
+      signal?: AbortSignal
+      dryRun?: boolean
+    },
+  ) {
+    this.secrets = options.secrets ?? new SecretRegistry()
+    for (const value of registry.secretValues) this.secrets.add(value)
+  }
+
+  readonly secrets: SecretRegistry
+
+  get runId(): string {
+    return this.options.runId
+  }
+
+  get signal(): AbortSignal | undefined {
+    return this.options.signal
+  }
+
+  get dryRun(): boolean {
+    return this.options.dryRun ?? false
+  }
+
+  /** Emits an event with secrets masked in every string field. */
+  emit(event: EventInput): void {
+    const masked = maskDeep(event, (text) => this.secrets.redact(text)) as RunEvent
+    this.options.sink({ ...masked, time: Date.now(), runId: this.runId } as RunEvent)
+  }
+
+  configFor(host: Host): HostConfig {
+    let config = this.hostConfigs.get(host.alias)
+    if (!config) {
+      config = new HostConfig(
+        host.alias,
+        { overrides: this.options.overrides, runtime: new Map(), host: host.config, global: this.registry.config },
+        (value) => this.secrets.add(value),
+        this.registry.secretKeys,
+      )
+      this.hostConfigs.set(host.alias, config)
+    }
+    return config
+  }
+
+  transportFor(host: Host): Transport {
+    let transport = this.transports.get(host.alias)
+    if (!transport) {
+      transport = this.options.transportFor(host)
+      this.transports.set(host.alias, transport)
+    }
+    return transport
+  }
+
+  /** A transport that runs on this machine, on behalf of `host` (runLocally). */
+  localTransportFor(host: Host): Transport {
+    let transport = this.localTransports.get(host.alias)
+    if (!transport) {
+      transport = this.options.localTransportFor(host)
+      this.localTransports.set(host.alias, transport)
+    }
+    return transport
+  }
+
+  /** Round trips so far, per host alias. */
+  roundTrips(): Record<string, number> {
+    const counts: Record<string, number> = {}
+    for (const host of this.hosts) counts[host.alias] = this.transports.get(host.alias)?.roundTrips ?? 0
+    return counts
+  }
+
+  roundTripsOf(host: Host): number {
+    return this.transports.get(host.alias)?.roundTrips ?? 0
+  }
+
+  /** Closes every connection the run opened. */
+  async close(): Promise<void> {
+    const all = [...this.transports.values(), ...this.localTransports.values()]
+    this.transports.clear()
+    this.localTransports.clear()
+    await Promise.allSettled(all.map((t) => t.close()))
+  }
+
+  /** Typed read of a global (not host-level) value known to the run. */
+  globalValue<K extends ConfigKey>(key: K): unknown {
+    return this.options.overrides.get(key) ?? this.registry.config.get(key)
+  }
+}
+
+function maskDeep(value: unknown, mask: (text: string) => string): unknown {
+  if (typeof value === 'string') return mask(value)
+  if (Array.isArray(value)) return value.map((item) => maskDeep(item, mask))
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskDeep(v, mask)]))
+  }
+  return value
+}

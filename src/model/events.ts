@@ -1,0 +1,150 @@
+import type { Phase } from './task.js'
+
+/** Fields every run event carries. */
+export interface EventBase {
+  /** Milliseconds since the Unix epoch. */
+  time: number
+  /** The run's id (also written into the deploy lock). */
+  runId: string
+}
+
+/** The run began. */
+export interface RunStartEvent extends EventBase {
+  type: 'run:start'
+  task: string
+  hosts: string[]
+  steps: Array<{ task: string; hosts: string[]; phase?: Phase }>
+  dryRun: boolean
+}
+
+/** The run ended; `status` says how. */
+export interface RunEndEvent extends EventBase {
+  type: 'run:end'
+  status: 'success' | 'failed' | 'rollback-failed' | 'interrupted'
+  exitCode: number
+  durationMs: number
+  /** Round trips per host over the whole run. */
+  roundTrips: Record<string, number>
+  error?: ErrorInfo
+}
+
+/** A step began on one host. */
+export interface StepStartEvent extends EventBase {
+  type: 'step:start'
+  task: string
+  host: string
+  phase?: Phase
+  /** True for steps of a failure handler (fail hooks, rollback). */
+  recovery?: boolean
+}
+
+/** A step ended on one host. */
+export interface StepEndEvent extends EventBase {
+  type: 'step:end'
+  task: string
+  host: string
+  phase?: Phase
+  recovery?: boolean
+  status: 'ok' | 'failed' | 'skipped' | 'warning'
+  durationMs: number
+  /** Round trips this step made on the host. */
+  roundTrips: number
+  error?: ErrorInfo
+}
+
+/** A command is about to run on a host (`text` has secrets masked). */
+export interface CommandStartEvent extends EventBase {
+  type: 'command:start'
+  host: string
+  task?: string
+  command: string
+  local?: boolean
+}
+
+/** A chunk of command output (masked). */
+export interface CommandOutputEvent extends EventBase {
+  type: 'command:output'
+  host: string
+  task?: string
+  stream: 'stdout' | 'stderr'
+  text: string
+}
+
+/** A command finished. */
+export interface CommandEndEvent extends EventBase {
+  type: 'command:end'
+  host: string
+  task?: string
+  exitCode: number | null
+  durationMs: number
+}
+
+/** A message from a task (`info()`, `warning()`) or the engine. */
+export interface LogEvent extends EventBase {
+  type: 'log'
+  level: 'info' | 'warning' | 'error' | 'debug'
+  host?: string
+  task?: string
+  message: string
+}
+
+/** Bytes moved by an upload or download. */
+export interface TransferEvent extends EventBase {
+  type: 'transfer'
+  host: string
+  task?: string
+  direction: 'upload' | 'download'
+  path: string
+  bytes: number
+  totalBytes?: number
+  done: boolean
+}
+
+/** A failure handler began or ended: fail hooks, fleet-wide discard or rollback. */
+export interface RecoveryEvent extends EventBase {
+  type: 'recovery:start' | 'recovery:end'
+  /** What failed and in which phase. */
+  phase?: Phase
+  failedTask: string
+  failedHost: string
+  ok?: boolean
+}
+
+/** The deploy lock was taken or released on a host (emitted by recipes). */
+export interface LockEvent extends EventBase {
+  type: 'lock:taken' | 'lock:released' | 'lock:held'
+  host: string
+  owner?: string
+}
+
+/** Plain description of an error inside events. */
+export interface ErrorInfo {
+  name: string
+  message: string
+  hint?: string
+  host?: string
+  task?: string
+  command?: string
+  exitCode?: number | null
+  stderr?: string
+}
+
+/** Every event a run emits. Reporters consume these and nothing else. */
+export type RunEvent =
+  | RunStartEvent
+  | RunEndEvent
+  | StepStartEvent
+  | StepEndEvent
+  | CommandStartEvent
+  | CommandOutputEvent
+  | CommandEndEvent
+  | LogEvent
+  | TransferEvent
+  | RecoveryEvent
+  | LockEvent
+
+/** Distributive Omit over the union. */
+export type EventInput = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 'time' | 'runId'> : never) : never
+
+/** Receives run events. */
+export type EventSink = (event: RunEvent) => void

@@ -1,0 +1,66 @@
+import { ConfigError } from './errors.js'
+import { expandHostPattern, Host, type HostOptions } from './host.js'
+import type { TaskDefinition } from './task.js'
+import { didYouMean } from './suggest.js'
+
+export type HookKind = 'before' | 'after' | 'fail'
+
+/**
+ * Everything one deployfile declared: tasks, hooks, hosts and global settings.
+ * Loading a deployfile fills a fresh registry, so two can live in one process.
+ */
+export class Registry {
+  readonly tasks = new Map<string, TaskDefinition>()
+  readonly before = new Map<string, string[]>()
+  readonly after = new Map<string, string[]>()
+  readonly fail = new Map<string, string>()
+  readonly hosts = new Map<string, Host>()
+  readonly config = new Map<string, unknown>()
+  /** Keys whose values are masked everywhere. */
+  readonly secretKeys = new Set<string>()
+  /** Values masked everywhere (literal secrets registered at load time). */
+  readonly secretValues = new Set<string>()
+  /** Recipes already applied, so `use()` twice is harmless. */
+  readonly recipes = new Set<unknown>()
+  private anonymous = 0
+
+  defineTask(task: TaskDefinition): TaskDefinition {
+    this.tasks.set(task.name, task)
+    return task
+  }
+
+  /** A name for a hook given as a function. */
+  anonymousTaskName(kind: HookKind, target: string): string {
+    this.anonymous += 1
+    return `${kind}:${target}#${this.anonymous}`
+  }
+
+  addHook(kind: 'before' | 'after', target: string, taskName: string): void {
+    const map = kind === 'before' ? this.before : this.after
+    const list = map.get(target) ?? []
+    if (!list.includes(taskName)) list.push(taskName)
+    map.set(target, list)
+  }
+
+  addHost(pattern: string, options: HostOptions, local = false): Host[] {
+    const aliases = expandHostPattern(pattern)
+    const hostnames = options.hostname?.includes('[') ? expandHostPattern(options.hostname) : undefined
+    if (hostnames && hostnames.length !== aliases.length) {
+      throw new ConfigError(`Host "${pattern}": hostname "${options.hostname}" expands to a different number of hosts.`)
+    }
+    return aliases.map((alias, index) => {
+      const host = new Host(alias, hostnames ? { ...options, hostname: hostnames[index] } : options, local)
+      this.hosts.set(alias, host)
+      return host
+    })
+  }
+
+  getTask(name: string): TaskDefinition {
+    const task = this.tasks.get(name)
+    if (!task) {
+      const names = [...this.tasks.values()].filter((t) => !t.hidden).map((t) => t.name)
+      throw new ConfigError(`Task "${name}" is not defined.`, didYouMean(name, names) || 'Run `dep list` to see the tasks.')
+    }
+    return task
+  }
+}

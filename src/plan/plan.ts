@@ -1,0 +1,94 @@
+import { ConfigError } from '../model/errors.js'
+import type { Host } from '../model/host.js'
+import type { Registry } from '../model/registry.js'
+import type { Phase, TaskDefinition } from '../model/task.js'
+import { compileSelector } from './selector.js'
+
+/** One task to run on a set of hosts. */
+export interface PlanStep {
+  task: TaskDefinition
+  /** Hosts the task runs on (selection ∩ the task's `select`; one host for `once`). */
+  hosts: Host[]
+  phase?: Phase
+  /** Most hosts at once for this step (the smaller of `--limit` and the task's `limit`). */
+  limit?: number
+  /** Why it is in the plan: `before deploy:symlink`, `after deploy`, or the group it belongs to. */
+  via?: string
+}
+
+/** What `dep <task>` will do: the steps in order, and what runs if one fails. */
+export interface Plan {
+  task: string
+  hosts: Host[]
+  steps: PlanStep[]
+  /** Steps of the top-level task's `fail` hook. */
+  failSteps: PlanStep[]
+}
+
+/** A node of `dep tree`. */
+export interface TreeNode {
+  name: string
+  via?: string
+  description?: string
+  phase?: Phase
+  once?: boolean
+  children: TreeNode[]
+}
+
+/** How a hook task inherits a phase from the task it hooks. */
+function hookPhase(kind: 'before' | 'after', target?: Phase): Phase | undefined {
+  if (target === 'switch') return kind === 'before' ? 'prepare' : 'post-switch'
+  return target
+}
+
+/** Builds the tree of a task: its before hooks, its body or group members, its after hooks. */
+export function buildTree(registry: Registry, name: string): TreeNode {
+  const visit = (taskName: string, via: string | undefined, inherited: Phase | undefined, path: string[]): TreeNode => {
+    if (path.includes(taskName)) throw new ConfigError(`Task "${taskName}" runs itself: ${[...path, taskName].join(' → ')}.`)
+    const task = registry.getTask(taskName)
+    const phase = task.phase ?? inherited
+    const next = [...path, taskName]
+    const children: TreeNode[] = []
+    for (const hook of registry.before.get(taskName) ?? []) children.push(visit(hook, `before ${taskName}`, hookPhase('before', phase), next))
+    for (const member of task.group ?? []) children.push(visit(member, undefined, phase, next))
+    for (const hook of registry.after.get(taskName) ?? []) children.push(visit(hook, `after ${taskName}`, hookPhase('after', phase), next))
+    return { name: taskName, via, description: task.description, phase, once: task.once, children }
+  }
+  return visit(name, undefined, undefined, [])
+}
+
+/** Flattens a tree into the steps that run: every task with a body, in order. */
+function flatten(registry: Registry, node: TreeNode, hosts: Host[], limit: number | undefined, via?: string): PlanStep[] {
+  const task = registry.getTask(node.name)
+  const before = node.children.filter((c) => c.via === `before ${node.name}`)
+  const members = node.children.filter((c) => c.via === undefined)
+  const after = node.children.filter((c) => c.via === `after ${node.name}`)
+  const steps: PlanStep[] = []
+  for (const child of before) steps.push(...flatten(registry, child, hosts, limit, child.via))
+  if (task.body) {
+    let stepHosts = task.select ? hosts.filter((h) => compileSelector(task.select!)(h.labels)) : hosts
+    if (task.once) stepHosts = stepHosts.slice(0, 1)
+    const limits = [limit, task.limit].filter((n): n is number => typeof n === 'number' && n > 0)
+    steps.push({
+      task,
+      hosts: stepHosts,
+      phase: node.phase,
+      limit: limits.length ? Math.min(...limits) : undefined,
+      via: via ?? node.via,
+    })
+  }
+  for (const child of members) steps.push(...flatten(registry, child, hosts, limit, via ?? `in ${node.name}`))
+  for (const child of after) steps.push(...flatten(registry, child, hosts, limit, child.via))
+  return steps
+}
+
+/** Plans `taskName` on `hosts`. */
+export function buildPlan(registry: Registry, taskName: string, hosts: Host[], options: { limit?: number } = {}): Plan {
+  const tree = buildTree(registry, taskName)
+  const steps = flatten(registry, tree, hosts, options.limit)
+  const failTask = registry.fail.get(taskName)
+  const failSteps = failTask
+    ? flatten(registry, buildTree(registry, failTask), hosts, options.limit, `fail ${taskName}`)
+    : []
+  return { task: taskName, hosts, steps, failSteps }
+}

@@ -1,0 +1,99 @@
+import { brand, isBranded } from './brand.js'
+import { quote } from './quote.js'
+
+/** A shell fragment that is inserted into a command verbatim, without quoting. */
+export class Raw {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return isBranded(value, 'Raw')
+  }
+  constructor(readonly text: string) {
+    brand(this)
+  }
+  toString(): string {
+    return this.text
+  }
+}
+
+/**
+ * A shell command built as data: the rendered text, and the secret values that
+ * were interpolated into it (so reporters can mask them).
+ */
+export class Command {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return isBranded(value, 'Command')
+  }
+  constructor(
+    readonly text: string,
+    readonly secrets: readonly string[] = [],
+  ) {
+    brand(this)
+  }
+  toString(): string {
+    return this.text
+  }
+}
+
+/** Marks a value as secret: it is quoted like any other value but masked in every output. */
+export class Secret {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return isBranded(value, 'Secret')
+  }
+  constructor(readonly value: string) {
+    brand(this)
+  }
+  toString(): string {
+    return '***'
+  }
+  toJSON(): string {
+    return '***'
+  }
+}
+
+/** Inserts `text` into an `sh` command unquoted. Only for fragments you wrote yourself. */
+export function raw(text: string): Raw {
+  return new Raw(text)
+}
+
+/** Wraps a value so that it is masked as `***` in output, logs and events. */
+export function secret(value: string): Secret {
+  return new Secret(value)
+}
+
+export type ShellValue = string | number | boolean | Raw | Command | Secret | readonly ShellValue[] | null | undefined
+
+function render(value: ShellValue, secrets: string[]): string {
+  if (value === null || value === undefined) return "''"
+  if (value instanceof Raw) return value.text
+  if (value instanceof Command) {
+    secrets.push(...value.secrets)
+    return value.text
+  }
+  if (value instanceof Secret) {
+    secrets.push(value.value)
+    return quote(value.value)
+  }
+  if (Array.isArray(value)) return value.map((item) => render(item, secrets)).join(' ')
+  return quote(value as string | number | boolean)
+}
+
+/**
+ * Builds a {@link Command}: every interpolated value is POSIX single-quoted,
+ * arrays become several quoted words, `raw()` and nested commands go in as they are.
+ *
+ * @example sh`cp -R ${source} ${target}`
+ */
+export function sh(strings: TemplateStringsArray, ...values: ShellValue[]): Command {
+  const secrets: string[] = []
+  let text = strings[0]
+  values.forEach((value, index) => {
+    text += render(value, secrets) + strings[index + 1]
+  })
+  return new Command(text, secrets)
+}
+
+/** Joins commands into one script, each line run in order, stopping at the first failure. */
+export function script(...commands: Array<Command | string>): Command {
+  const secrets = commands.flatMap((c) => (c instanceof Command ? c.secrets : []))
+  const lines = commands.map((c) => String(c)).filter((line) => line.trim() !== '')
+  return new Command(['set -e', ...lines].join('\n'), secrets)
+}

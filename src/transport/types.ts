@@ -1,0 +1,67 @@
+import type { Readable } from 'node:stream'
+import type { Host } from '../model/host.js'
+
+/** Options of one command. */
+export interface ExecOptions {
+  /** Directory the command runs in. */
+  cwd?: string
+  /** Extra environment variables (sent inside the script: sshd usually refuses `env` requests). */
+  env?: Record<string, string>
+  /** Data written to the command's standard input. */
+  stdin?: string | Buffer | Readable
+  /** Kill the command (and its whole process group) after this many milliseconds. */
+  timeoutMs?: number
+  /** Aborting kills the command (and its process group). */
+  signal?: AbortSignal
+  /** Streams stdout as it comes. */
+  onStdout?: (chunk: Buffer) => void
+  /** Streams stderr as it comes. */
+  onStderr?: (chunk: Buffer) => void
+  /** Keep stdout/stderr in the result (default true). Turn off for huge outputs that are streamed. */
+  collect?: boolean
+}
+
+/** How a command ended. */
+export interface ExecResult {
+  /** Exit code, or null when killed by a signal. */
+  code: number | null
+  signal: string | null
+  stdout: string
+  stderr: string
+  timedOut: boolean
+  aborted: boolean
+}
+
+/** Options of an upload. */
+export interface PutOptions {
+  /** File mode of the uploaded file(s); default: the local file's mode (0600 for content). */
+  mode?: number
+  /** Reports bytes sent so far. */
+  onProgress?: (bytes: number, total: number) => void
+}
+
+/** Options of a download. */
+export interface GetOptions {
+  onProgress?: (bytes: number, total: number) => void
+}
+
+/**
+ * Where commands run: this machine (zx), a host over SSH (ssh2), or a recorder
+ * (dry runs and unit tests). One transport per host, kept for the whole run.
+ */
+export interface Transport {
+  readonly host: Host
+  /** Runs a POSIX `sh` script on the host. */
+  exec(script: string, options?: ExecOptions): Promise<ExecResult>
+  /** Copies a local file or directory tree (or a Buffer of content) to `remotePath`, keeping modes. */
+  put(source: string | Buffer, remotePath: string, options?: PutOptions): Promise<void>
+  /** Copies a remote file or directory tree to `localPath`, keeping modes. */
+  get(remotePath: string, localPath: string, options?: GetOptions): Promise<void>
+  /** Requests that waited on the network so far: exec requests, shell batches, SFTP operations. */
+  readonly roundTrips: number
+  /** Closes the connection; pending commands are killed. */
+  close(): Promise<void>
+}
+
+/** Creates the transport for a host (connections open lazily on first use). */
+export type TransportFactory = (host: Host) => Transport
