@@ -10,6 +10,7 @@ export type { SettingValue, Recipe } from './api/dsl.js'
 export {
   run,
   runLocally,
+  queue,
   test,
   cd,
   within,

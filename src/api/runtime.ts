@@ -27,6 +27,13 @@ export function runLocally(first: Template | string | Command, ...rest: any[]): 
   return (currentTaskContext('runLocally').runLocally as (...args: unknown[]) => Promise<string>)(first, ...rest)
 }
 
+/** Queues a command to send with the host's next round trip; see {@link TaskContext.queue}. */
+export function queue(strings: Template, ...values: ShellValue[]): Promise<void>
+export function queue(command: string | Command, options?: Pick<RunOptions, 'cwd' | 'env' | 'secrets'>): Promise<void>
+export function queue(first: Template | string | Command, ...rest: any[]): Promise<void> {
+  return (currentTaskContext('queue').queue as (...args: unknown[]) => Promise<void>)(first, ...rest)
+}
+
 /** True when the command exits 0 on the current host. */
 export function test(strings: Template, ...values: ShellValue[]): Promise<boolean>
 export function test(command: string | Command, options?: RunOptions): Promise<boolean>

@@ -5,11 +5,15 @@ import type { Host } from '../model/host.js'
 import type { Phase } from '../model/task.js'
 import { Command, sh, type ShellValue } from '../shell/command.js'
 import { quote } from '../shell/quote.js'
+import type { Readable } from 'node:stream'
+import { stat } from 'node:fs/promises'
 import type { Transport } from '../transport/types.js'
+import { localTarStream } from '../transport/local/tar.js'
 import { compileSelector } from '../plan/selector.js'
 import { taskContextStorage } from './current.js'
+import { wrapScript } from '../shell/wrap.js'
 import { LineSplitter } from './output.js'
-import type { RunState } from './run-state.js'
+import type { QueuedCommand, RunState } from './run-state.js'
 
 /** Options of `run()`, `runLocally()` and `test()`. */
 export interface RunOptions {
@@ -24,7 +28,7 @@ export interface RunOptions {
   /** Values to mask as `***` in output, logs, events and errors. */
   secrets?: string[]
   /** Data for the command's standard input (never shown). */
-  stdin?: string | Buffer
+  stdin?: string | Buffer | Readable
   /** Do not stream the command's output to reporters (it is still returned). */
   quiet?: boolean
 }
@@ -46,6 +50,8 @@ export interface FailureInfo {
 export interface UploadOptions {
   /** Mode of the written file(s), e.g. `0o600` for secrets. */
   mode?: number
+  /** For a directory: tar patterns to leave out, e.g. `['node_modules', '.git']`. */
+  exclude?: string[]
 }
 
 type Template = TemplateStringsArray
@@ -150,6 +156,29 @@ export class TaskContext {
     return this.runOn(this.state.localTransportFor(this.host), first, rest, true)
   }
 
+  /**
+   * Queues a command whose output you do not need: it is sent, in order, with
+   * the next command this host runs, or when the deploy phase ends, so several
+   * steps cost one SSH round trip. A failure is reported for the task that
+   * queued it.
+   */
+  queue(strings: Template, ...values: ShellValue[]): Promise<void>
+  queue(command: string | Command, options?: Pick<RunOptions, 'cwd' | 'env' | 'secrets'>): Promise<void>
+  async queue(first: Template | string | Command, ...rest: unknown[]): Promise<void> {
+    const { command, options } = await this.toCommand(first, rest)
+    this.state.secrets.add(...command.secrets, ...(options.secrets ?? []))
+    const cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
+    const queue = this.state.batches.get(this.host.alias) ?? []
+    queue.push({ task: this.taskName, script: command.text, cwd, env: options.env })
+    this.state.batches.set(this.host.alias, queue)
+  }
+
+  /** Sends the commands queued for this host now (one round trip), if there are any. */
+  async flush(): Promise<void> {
+    if (!(this.state.batches.get(this.host.alias)?.length)) return
+    await this.execute(this.transport(), new Command(':'), { quiet: true }, false)
+  }
+
   /** Runs a command and returns whether it exited 0 (never throws for a non-zero exit). */
   test(strings: Template, ...values: ShellValue[]): Promise<boolean>
   test(command: string | Command, options?: RunOptions): Promise<boolean>
@@ -233,6 +262,11 @@ export class TaskContext {
   async upload(source: string | Buffer, destination: string, options: UploadOptions = {}): Promise<void> {
     const target = await this.parse(destination)
     const path = typeof source === 'string' ? await this.parse(source) : '(content)'
+    if (typeof source === 'string' && options.mode === undefined && (await isDirectory(path))) {
+      return this.uploadDirectory(path, target, options)
+    }
+    // SFTP writes must not overtake queued commands (say, the mkdir of the target's directory).
+    await this.flush()
     this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `upload ${path} → ${target}` })
     const started = Date.now()
     await this.transport().put(typeof source === 'string' ? path : source, target, {
@@ -250,6 +284,17 @@ export class TaskContext {
         }),
     })
     this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode: 0, durationMs: Date.now() - started })
+  }
+
+  /** A directory goes as one tar stream into `tar -x` on the host: one round trip for the whole tree. */
+  private async uploadDirectory(path: string, target: string, options: UploadOptions): Promise<void> {
+    const tar = localTarStream(path, { exclude: options.exclude })
+    const extract = sh`mkdir -p ${target} && tar -x -f - -C ${target} --no-same-owner`
+    const [result] = await Promise.all([
+      this.execute(this.transport(), extract, { stdin: tar.stream, quiet: true }, false),
+      tar.done,
+    ])
+    this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: 0, done: result.code === 0 })
   }
 
   /** Copies a remote file or directory to this machine. The source is templated. */
@@ -284,25 +329,42 @@ export class TaskContext {
     return result.stdout.replace(/\r?\n$/, '')
   }
 
+  /** Recovery steps (fail hooks, rollback) must run even after Ctrl-C: they get no abort signal. */
+  private get signal(): AbortSignal | undefined {
+    return this.failure ? undefined : this.state.signal
+  }
+
   private async execute(transport: Transport, command: Command, options: RunOptions, local: boolean) {
     const state = this.state
     state.secrets.add(...command.secrets, ...(options.secrets ?? []))
-    if (state.signal?.aborted) throw new InterruptedError()
+    if (this.signal?.aborted) throw new InterruptedError()
     const host = this.host.alias
     const task = this.taskName
-    const cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
-    state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
+    let cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
+    let env = options.env
+    let script = command.text
+    const batch = local ? [] : (state.batches.get(host) ?? [])
+    if (batch.length > 0) {
+      state.batches.delete(host)
+      for (const queued of batch) {
+        state.emit({ type: 'command:start', host, task: queued.task, command: queued.script })
+      }
+      script = `${renderBatch(batch)}\n${wrapScript(script, { cwd, env })}`
+      cwd = undefined
+      env = undefined
+    }
+    if (script !== ':' || batch.length === 0) state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
     const started = Date.now()
     const splitter = (stream: 'stdout' | 'stderr') =>
       new LineSplitter((text) => state.emit({ type: 'command:output', host, task, stream, text }))
     const out = splitter('stdout')
     const err = splitter('stderr')
-    const result = await transport.exec(command.text, {
+    const result = await transport.exec(script, {
       cwd,
-      env: options.env,
+      env,
       stdin: options.stdin,
       timeoutMs: options.timeout ? options.timeout * 1000 : undefined,
-      signal: state.signal,
+      signal: this.signal,
       onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
       onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
     })
@@ -310,6 +372,20 @@ export class TaskContext {
     err.flush()
     state.emit({ type: 'command:end', host, task, exitCode: result.code, durationMs: Date.now() - started })
     if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
+    const failedQueued = batch.length > 0 ? findFailedBatch(result.stderr, batch) : undefined
+    if (failedQueued && result.code !== 0) {
+      // A queued command failed: report it for the task that queued it, whatever `nothrow` says here.
+      const shown = state.secrets.redact(failedQueued.script)
+      throw new CommandError(`Command on ${host} (queued by ${failedQueued.task}) exited with code ${result.code}: ${firstLine(shown)}`, {
+        host,
+        command: shown,
+        exitCode: result.code,
+        signal: result.signal,
+        stdout: state.secrets.redact(result.stdout),
+        stderr: state.secrets.redact(result.stderr.replace(BATCH_MARKER_LINE, '')),
+        timedOut: result.timedOut,
+      })
+    }
     if (result.code !== 0 && !options.nothrow) {
       const shown = state.secrets.redact(command.text)
       const reason = result.timedOut
@@ -331,6 +407,29 @@ export class TaskContext {
   }
 }
 
+const BATCH_MARKER = '@@deployfile-queued-failed'
+const BATCH_MARKER_LINE = new RegExp(`\\n?${BATCH_MARKER} \\d+\\n?`, 'g')
+
+/**
+ * Each queued command runs in its own subshell (its cwd and env stay its own,
+ * stdin is not shared); the first failure prints a marker naming it and stops
+ * the script with its exit code.
+ */
+function renderBatch(batch: QueuedCommand[]): string {
+  return batch
+    .map(
+      (queued, index) =>
+        // Not `( … ) || …`: the shell ignores `set -e` inside the left side of `||`.
+        `(\n${wrapScript(queued.script, { cwd: queued.cwd, env: queued.env })}\n) </dev/null\nrc=$?; if [ $rc -ne 0 ]; then printf '\\n%s %s\\n' '${BATCH_MARKER}' ${index} >&2; exit $rc; fi`,
+    )
+    .join('\n')
+}
+
+function findFailedBatch(stderr: string, batch: QueuedCommand[]): QueuedCommand | undefined {
+  const match = new RegExp(`${BATCH_MARKER} (\\d+)`).exec(stderr)
+  return match ? batch[Number(match[1])] : undefined
+}
+
 function firstLine(text: string): string {
   const lines = text.split('\n').filter((l) => l.trim() && l.trim() !== 'set -e')
   return lines.length > 1 ? `${lines[0]} … (${lines.length} lines)` : (lines[0] ?? text)
@@ -346,4 +445,12 @@ export function mergeValues(key: string, current: unknown, values: unknown[] | R
     throw new DeployError(`add('${key}', {…}): the current value is not an object.`)
   }
   return { ...(current as object), ...values }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory()
+  } catch {
+    return false
+  }
 }

@@ -33,7 +33,7 @@ interface HostFailure {
  * waits for all of them: every step is a barrier, so no host starts a step
  * before every host finished the one before.
  */
-async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo): Promise<HostFailure[]> {
+async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo, finishIsWarning = false): Promise<HostFailure[]> {
   const limit = pLimit(step.limit && step.limit > 0 ? step.limit : Math.max(1, step.hosts.length))
   const failures: HostFailure[] = []
   const recovery = failure !== undefined
@@ -66,7 +66,7 @@ async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo): 
             host: host.alias,
             phase: step.phase,
             recovery: recovery || undefined,
-            status: step.phase === 'finish' && !recovery ? 'warning' : 'failed',
+            status: step.phase === 'finish' && !recovery && finishIsWarning ? 'warning' : 'failed',
             durationMs: Date.now() - started,
             roundTrips: state.roundTripsOf(host) - tripsBefore,
             error: describeError(error, { host: host.alias, task }),
@@ -74,6 +74,31 @@ async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo): 
         }
       }),
     ),
+  )
+  return failures
+}
+
+/** Sends every host's queued commands (one round trip per host that has any). */
+async function flushBatches(state: RunState, hosts: Host[], step: PlanStep, failure?: FailureInfo): Promise<HostFailure[]> {
+  const failures: HostFailure[] = []
+  await Promise.all(
+    hosts
+      .filter((host) => state.batches.get(host.alias)?.length)
+      .map(async (host) => {
+        const ctx = new TaskContext(host, step.task.name, state, failure, step.phase)
+        try {
+          await ctx.flush()
+        } catch (error) {
+          failures.push({ host, error })
+          state.emit({
+            type: 'log',
+            level: 'error',
+            host: host.alias,
+            task: step.task.name,
+            message: describeError(error).message,
+          })
+        }
+      }),
   )
   return failures
 }
@@ -96,11 +121,17 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
   })
 
   let outcome: RunOutcome | undefined
-  for (const step of plan.steps) {
-    if (step.hosts.length === 0) continue
-    const failures = await runStep(state, step)
+  const steps = plan.steps.filter((s) => s.hosts.length > 0)
+  // Best effort only once something went live: a finish task run on its own fails like any task.
+  const finishIsWarning = steps.some((s) => s.phase === 'switch')
+  for (const [index, step] of steps.entries()) {
+    const failures = await runStep(state, step, undefined, finishIsWarning)
+    // Queued commands must land before the phase ends: no host switches before every host is prepared.
+    if (failures.length === 0 && (index === steps.length - 1 || steps[index + 1].phase !== step.phase)) {
+      failures.push(...(await flushBatches(state, plan.hosts, step)))
+    }
     if (failures.length === 0) continue
-    if (step.phase === 'finish') {
+    if (step.phase === 'finish' && finishIsWarning) {
       for (const { host, error } of failures) {
         const info = describeError(error, { host: host.alias, task: step.task.name })
         warnings.push(info)
@@ -146,9 +177,11 @@ async function recover(
   const recoveryErrors: ErrorInfo[] = []
   if (plan.failSteps.length > 0) {
     state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host })
+    state.batches.clear()
     for (const failStep of plan.failSteps) {
       if (failStep.hosts.length === 0) continue
       const errors = await runStep(state, failStep, failure)
+      errors.push(...(await flushBatches(state, plan.hosts, failStep, failure)))
       recoveryErrors.push(...errors.map(({ host, error }) => describeError(error, { host: host.alias, task: failStep.task.name })))
     }
     state.emit({

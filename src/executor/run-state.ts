@@ -6,13 +6,23 @@ import type { Registry } from '../model/registry.js'
 import { SecretRegistry } from '../shell/redact.js'
 import type { Transport, TransportFactory } from '../transport/types.js'
 
+/** A command queued with `ctx.queue()`, waiting for the host's next round trip. */
+export interface QueuedCommand {
+  task: string
+  script: string
+  cwd?: string
+  env?: Record<string, string>
+}
+
 /** What every host of one run shares: settings, connections, secrets and the event stream. */
 export class RunState {
   private readonly hostConfigs = new Map<string, HostConfig>()
   private readonly transports = new Map<string, Transport>()
   private readonly localTransports = new Map<string, Transport>()
-  /** Values shared by every host of the run (`setShared`). */
+  /** Values shared by every host of the run (`ctx.shared`). */
   readonly shared = new Map<string, unknown>()
+  /** Commands queued per host, sent with the host's next command or at the end of the phase. */
+  readonly batches = new Map<string, QueuedCommand[]>()
 
   constructor(
     readonly registry: Registry,

@@ -78,6 +78,10 @@ export interface DeployConfig {
   'bin/composer': string
   /** Local file (or content) uploaded as shared `.env` with mode 0600. */
   dotenv: string
+  /** tar patterns left out by the `upload` strategy. Default `['.git']`. */
+  upload_exclude: string[]
+  /** Set by `--force`: e.g. `deploy:unlock --force` removes another run's lock. */
+  force: boolean
 }
 
 /** Any key of {@link DeployConfig}. */

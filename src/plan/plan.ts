@@ -41,6 +41,14 @@ function hookPhase(kind: 'before' | 'after', target?: Phase): Phase | undefined 
   return target
 }
 
+function firstPhaseOf(node: TreeNode): Phase | undefined {
+  return node.phase ?? node.children.map(firstPhaseOf).find(Boolean)
+}
+
+function lastPhaseOf(node: TreeNode): Phase | undefined {
+  return node.phase ?? [...node.children].reverse().map(lastPhaseOf).find(Boolean)
+}
+
 /** Builds the tree of a task: its before hooks, its body or group members, its after hooks. */
 export function buildTree(registry: Registry, name: string): TreeNode {
   const visit = (taskName: string, via: string | undefined, inherited: Phase | undefined, path: string[]): TreeNode => {
@@ -48,11 +56,13 @@ export function buildTree(registry: Registry, name: string): TreeNode {
     const task = registry.getTask(taskName)
     const phase = task.phase ?? inherited
     const next = [...path, taskName]
-    const children: TreeNode[] = []
-    for (const hook of registry.before.get(taskName) ?? []) children.push(visit(hook, `before ${taskName}`, hookPhase('before', phase), next))
-    for (const member of task.group ?? []) children.push(visit(member, undefined, phase, next))
-    for (const hook of registry.after.get(taskName) ?? []) children.push(visit(hook, `after ${taskName}`, hookPhase('after', phase), next))
-    return { name: taskName, via, description: task.description, phase, once: task.once, children }
+    const members = (task.group ?? []).map((member) => visit(member, undefined, phase, next))
+    // Hooks of a group without a phase of its own take the phase of its first or last member.
+    const firstPhase = phase ?? members.map(firstPhaseOf).find(Boolean)
+    const lastPhase = phase ?? [...members].reverse().map(lastPhaseOf).find(Boolean)
+    const before = (registry.before.get(taskName) ?? []).map((hook) => visit(hook, `before ${taskName}`, hookPhase('before', firstPhase), next))
+    const after = (registry.after.get(taskName) ?? []).map((hook) => visit(hook, `after ${taskName}`, hookPhase('after', lastPhase), next))
+    return { name: taskName, via, description: task.description, phase, once: task.once, children: [...before, ...members, ...after] }
   }
   return visit(name, undefined, undefined, [])
 }

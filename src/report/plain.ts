@@ -34,7 +34,7 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
         break
       case 'step:start':
         groupFor(event.task)
-        write(`${prefix(event.host)} ${event.recovery ? c.yellow('↺ ') : ''}${c.bold(event.task)}`)
+        if (verbosity >= 1) write(`${prefix(event.host)} ${event.recovery ? c.yellow('↺ ') : ''}${c.bold(event.task)}`)
         break
       case 'step:end': {
         const mark =

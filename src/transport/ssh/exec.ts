@@ -1,0 +1,300 @@
+import type { Readable } from 'node:stream'
+import type { Client, ClientChannel } from 'ssh2'
+import { quote } from '../../shell/quote.js'
+import { wrapScript } from '../../shell/wrap.js'
+import type { ExecOptions, ExecResult } from '../types.js'
+
+/**
+ * Before the script, the remote shell reports its process group on stderr (this line is taken out
+ * of stderr again). sshd starts every session in a new session (setsid), so the group holds the
+ * script and everything it starts, background jobs included: killing `-PGID` leaves nothing behind.
+ * The group is read from /proc where there is one (in case a login shell forked), else `$$`.
+ */
+const PGID_PREAMBLE = [
+  '__df_pg=$$',
+  'if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=${__df_st##*) } && set -- $__df_st && __df_pg=${3:-$$}; set --; fi',
+  `printf '@@deployfile-pgid:%s@@\\n' "$__df_pg" >&2`,
+  'unset __df_pg __df_st',
+].join('\n')
+const PGID_MARKER = /@@deployfile-pgid:(\d+)@@\n/
+/** Stop looking for the marker after this much stderr (a login shell may print before it). */
+const MARKER_SEARCH_LIMIT = 64 * 1024
+/** Linux refuses one argument over 128 KiB (MAX_ARG_STRLEN); sshd passes the command as one. */
+const MAX_COMMAND_BYTES = 128 * 1024 - 1024
+/** After the kill, how long the channel may take to close before we close it. */
+const CLOSE_GRACE_MS = 3_000
+/** How long to wait for the process group number when a command is killed right at its start. */
+const PGID_WAIT_MS = 3_000
+
+/** The command line sent in the exec request: the script under /bin/sh whatever the login shell is. */
+export function remoteCommand(script: string, options: Pick<ExecOptions, 'cwd' | 'env'> = {}): string {
+  const body = `${PGID_PREAMBLE}\n${wrapScript(script, { cwd: options.cwd, env: options.env })}`
+  const command = `exec /bin/sh -c ${quote(body)}`
+  const bytes = Buffer.byteLength(command)
+  if (bytes > MAX_COMMAND_BYTES) {
+    throw new Error(
+      `The script is ${bytes} bytes; one remote command can hold about ${MAX_COMMAND_BYTES} (Linux MAX_ARG_STRLEN). ` +
+        'Upload it with put() and run the file instead.',
+    )
+  }
+  return command
+}
+
+/** Script that kills process groups: TERM, up to 2 s for them to go, then KILL. */
+export function killScript(pgids: number[]): string {
+  const list = pgids.map((pgid) => String(Math.trunc(pgid))).join(' ')
+  return [
+    `for p in ${list}; do kill -TERM -- -$p 2>/dev/null; done`,
+    'i=0',
+    'while [ $i -lt 20 ]; do',
+    `  alive=; for p in ${list}; do kill -0 -- -$p 2>/dev/null && alive=1; done`,
+    '  [ -z "$alive" ] && exit 0',
+    '  sleep 0.1 2>/dev/null || sleep 1',
+    '  i=$((i+1))',
+    'done',
+    `for p in ${list}; do kill -KILL -- -$p 2>/dev/null; done`,
+    'exit 0',
+  ].join('\n')
+}
+
+/** A command in flight, so close() can stop it. */
+export interface RunningCommand {
+  /** Kills the remote process group; the command then resolves with `aborted`. */
+  abort(): void
+  readonly done: Promise<unknown>
+}
+
+export interface RunHooks {
+  /** Kills a remote process group (through another exec on the same connection). */
+  killGroup(pgid: number): Promise<void>
+  /** Is the connection still up? (A channel closed without exit status on a dead connection is an error.) */
+  connectionAlive(): boolean
+  /** Error to throw when the connection died under the command. */
+  connectionLost(): Error
+  register(command: RunningCommand): void
+  unregister(command: RunningCommand): void
+}
+
+/**
+ * Runs a script on a new channel of `client`: streams output, feeds stdin, and on timeout or abort
+ * kills the remote process group before resolving.
+ */
+export function runCommand(client: Client, script: string, options: ExecOptions, hooks: RunHooks): Promise<ExecResult> {
+  const command = remoteCommand(script, options)
+  const collect = options.collect !== false
+  const stdoutChunks: Buffer[] = []
+  const stderrChunks: Buffer[] = []
+
+  let channel: ClientChannel | undefined
+  let timedOut = false
+  let aborted = false
+  let terminating = false
+  let killDone: Promise<void> = Promise.resolve()
+  let exitCode: number | null | undefined
+  let exitSignal: string | null = null
+  let resolvePgid!: (pgid: number | undefined) => void
+  const pgid = new Promise<number | undefined>((resolve) => (resolvePgid = resolve))
+  let timer: NodeJS.Timeout | undefined
+  let graceTimer: NodeJS.Timeout | undefined
+
+  const terminate = () => {
+    if (terminating) return
+    terminating = true
+    if (timer) clearTimeout(timer)
+    if (!channel) return // killed as soon as the channel opens
+    const open = channel
+    killDone = (async () => {
+      const group = await Promise.race([pgid, delay(PGID_WAIT_MS).then(() => undefined)])
+      if (group !== undefined) {
+        await hooks.killGroup(group).catch(() => undefined)
+      } else {
+        // No group number (the shell never started): ask sshd to signal the session, then hang up.
+        open.signal('KILL')
+      }
+    })()
+    void killDone.then(() => {
+      graceTimer = setTimeout(() => open.close(), CLOSE_GRACE_MS)
+      graceTimer.unref()
+    })
+  }
+
+  const onAbort = () => {
+    if (terminating) return
+    aborted = true
+    terminate()
+  }
+
+  let finish!: () => void
+  const done = new Promise<void>((resolve) => (finish = resolve))
+  const handle: RunningCommand = { abort: onAbort, done }
+
+  const result = new Promise<ExecResult>((resolve, reject) => {
+    const cleanup = () => {
+      if (timer) clearTimeout(timer)
+      if (graceTimer) clearTimeout(graceTimer)
+      options.signal?.removeEventListener('abort', onAbort)
+      hooks.unregister(handle)
+      finish()
+    }
+    if (options.signal?.aborted) {
+      aborted = true
+      cleanup()
+      resolve(emptyResult({ aborted: true }))
+      return
+    }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    hooks.register(handle)
+
+    try {
+      client.exec(command, (error, opened) => {
+        if (error) {
+          cleanup()
+          reject(hooks.connectionAlive() ? error : hooks.connectionLost())
+          return
+        }
+        channel = opened
+        if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
+          timer = setTimeout(() => {
+            if (terminating) return
+            timedOut = true
+            terminate()
+          }, options.timeoutMs)
+        }
+        if (terminating) {
+          terminating = false
+          terminate()
+        }
+
+        const stderr = new MarkerFilter(
+          (chunk) => {
+            options.onStderr?.(chunk)
+            if (collect) stderrChunks.push(chunk)
+          },
+          (group) => resolvePgid(group),
+        )
+        opened.on('data', (chunk: Buffer) => {
+          options.onStdout?.(chunk)
+          if (collect) stdoutChunks.push(chunk)
+        })
+        opened.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
+        opened.on('exit', (code: number | null, signal?: string) => {
+          exitCode = code
+          exitSignal = code === null ? (signal ?? null) : null
+        })
+
+        let stderrEnded = false
+        let closed = false
+        const settle = () => {
+          if (!stderrEnded || !closed) return
+          stderr.flush()
+          resolvePgid(undefined)
+          void killDone.then(() => {
+            cleanup()
+            if (exitCode === undefined && !terminating && !hooks.connectionAlive()) {
+              reject(hooks.connectionLost())
+              return
+            }
+            resolve({
+              code: exitCode ?? null,
+              signal: exitSignal,
+              stdout: collect ? Buffer.concat(stdoutChunks).toString('utf8') : '',
+              stderr: collect ? Buffer.concat(stderrChunks).toString('utf8') : '',
+              timedOut,
+              aborted,
+            })
+          })
+        }
+        opened.stderr.once('end', () => {
+          stderrEnded = true
+          settle()
+        })
+        opened.stderr.once('close', () => {
+          stderrEnded = true
+          settle()
+        })
+        opened.once('close', () => {
+          closed = true
+          // ssh2 ends stderr right before 'close'; give its 'end' a turn if it is still queued.
+          setImmediate(() => {
+            stderrEnded = true
+            settle()
+          })
+        })
+
+        feedStdin(opened, options.stdin)
+      })
+    } catch (error) {
+      // ssh2 throws synchronously when the connection is already gone.
+      cleanup()
+      reject(hooks.connectionAlive() ? error : hooks.connectionLost())
+    }
+  })
+  return result
+}
+
+function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin']): void {
+  if (stdin === undefined) {
+    channel.end()
+  } else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) {
+    channel.end(stdin)
+  } else {
+    const source = stdin as Readable
+    source.once('error', () => channel.end())
+    channel.once('close', () => source.unpipe(channel))
+    source.pipe(channel)
+  }
+}
+
+export function emptyResult(flags: { aborted?: boolean; timedOut?: boolean }): ExecResult {
+  return { code: null, signal: null, stdout: '', stderr: '', timedOut: flags.timedOut ?? false, aborted: flags.aborted ?? false }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}
+
+/** Takes the process-group line out of stderr, passing everything else through in order. */
+class MarkerFilter {
+  private pending: Buffer[] = []
+  private pendingBytes = 0
+  private found = false
+
+  constructor(
+    private readonly emit: (chunk: Buffer) => void,
+    private readonly onPgid: (pgid: number) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    if (this.found) {
+      this.emit(chunk)
+      return
+    }
+    this.pending.push(chunk)
+    this.pendingBytes += chunk.length
+    const all = this.pending.length === 1 ? chunk : Buffer.concat(this.pending)
+    const match = PGID_MARKER.exec(all.toString('latin1'))
+    if (match) {
+      this.found = true
+      this.pending = []
+      this.onPgid(Number(match[1]))
+      const before = all.subarray(0, match.index)
+      const after = all.subarray(match.index + match[0].length)
+      if (before.length > 0) this.emit(before)
+      if (after.length > 0) this.emit(after)
+      return
+    }
+    if (this.pendingBytes > MARKER_SEARCH_LIMIT) {
+      this.found = true
+      this.pending = []
+      this.emit(all)
+      return
+    }
+    this.pending = [all]
+  }
+
+  flush(): void {
+    if (!this.found && this.pendingBytes > 0) this.emit(Buffer.concat(this.pending))
+    this.found = true
+    this.pending = []
+  }
+}

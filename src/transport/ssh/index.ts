@@ -1,0 +1,6 @@
+export { createSshTransport, SshTransport, type SshTransportOptions } from './transport.js'
+export { openInteractiveShell, type InteractiveShellOptions } from './shell.js'
+export { resolveSettings, type SshSettings, type Endpoint } from './settings.js'
+export { fingerprint, parseKnownHosts, checkKnownHost, knownHostsName, hostsFieldMatches } from './known-hosts.js'
+export { remoteCommand } from './exec.js'
+export { PASSPHRASE_ENV } from './auth.js'

@@ -1,0 +1,407 @@
+import { chmod, lstat, mkdir, open, readdir, readlink, stat, symlink, unlink, type FileHandle } from 'node:fs/promises'
+import path from 'node:path'
+import type { Attributes, SFTPWrapper, Stats } from 'ssh2'
+import type { GetOptions, PutOptions } from '../types.js'
+
+/** Bytes per SFTP read/write request (OpenSSH takes up to ~255 KiB; every server takes 32 KiB). */
+const CHUNK = 64 * 1024
+/** Requests in flight per file: 32 × 64 KiB = 2 MiB, OpenSSH's channel window. Memory stays flat. */
+const WINDOW = 32
+/** Files transferred at once in a tree. */
+const FILE_CONCURRENCY = 4
+
+const S_IFMT = 0o170000
+const S_IFDIR = 0o040000
+const S_IFREG = 0o100000
+const S_IFLNK = 0o120000
+
+type Callback = (error?: Error | null) => void
+
+/**
+ * The SFTP session of a connection, with round trips counted:
+ * - every request whose answer we wait for counts 1 (open, close, stat, mkdir, setstat, opendir,
+ *   readdir, readlink, symlink…);
+ * - requests sent back to back without waiting in between (pipelined writes, reads, the mkdirs
+ *   or setstats of a tree) count 1 per window of up to 32 requests.
+ */
+export class SftpSession {
+  constructor(
+    readonly sftp: SFTPWrapper,
+    private readonly count: (n: number) => void,
+  ) {}
+
+  private call<T>(run: (done: (error: Error | undefined | null, value?: T) => void) => void): Promise<T> {
+    this.count(1)
+    return new Promise<T>((resolve, reject) => {
+      run((error, value) => (error ? reject(error) : resolve(value as T)))
+    })
+  }
+
+  open(file: string, flags: 'r' | 'w', mode?: number): Promise<Buffer> {
+    return this.call<Buffer>((done) =>
+      mode === undefined ? this.sftp.open(file, flags, done) : this.sftp.open(file, flags, { mode }, done),
+    )
+  }
+
+  close(handle: Buffer): Promise<void> {
+    return this.call<void>((done) => this.sftp.close(handle, done))
+  }
+
+  stat(file: string): Promise<Stats> {
+    return this.call<Stats>((done) => this.sftp.stat(file, done))
+  }
+
+  readlink(file: string): Promise<string> {
+    return this.call<string>((done) => this.sftp.readlink(file, done))
+  }
+
+  unlink(file: string): Promise<void> {
+    return this.call<void>((done) => this.sftp.unlink(file, done))
+  }
+
+  symlink(target: string, linkPath: string): Promise<void> {
+    return this.call<void>((done) => this.sftp.symlink(target, linkPath, done))
+  }
+
+  /** Lists a directory: opendir, readdir until EOF, close. */
+  async list(dir: string): Promise<Array<{ filename: string; attrs: Attributes }>> {
+    const handle = await this.call<Buffer>((done) => this.sftp.opendir(dir, done))
+    const entries: Array<{ filename: string; attrs: Attributes }> = []
+    try {
+      for (;;) {
+        const batch = await this.call<Array<{ filename: string; attrs: Attributes }> | false>((done) =>
+          this.sftp.readdir(handle, (error, list) => {
+            if (error && (error as Error & { code?: number }).code === 1) return done(undefined, false) // EOF
+            done(error, list)
+          }),
+        )
+        if (!batch) break
+        for (const entry of batch) if (entry.filename !== '.' && entry.filename !== '..') entries.push(entry)
+      }
+    } finally {
+      await this.close(handle)
+    }
+    return entries
+  }
+
+  /** A window of pipelined requests. */
+  pipeline(): Pipeline {
+    return new Pipeline(WINDOW, this.count)
+  }
+}
+
+/** Sends requests without waiting for each answer, at most `window` in flight; counts a round trip per window. */
+export class Pipeline {
+  private inFlight = 0
+  private sent = 0
+  private failure: Error | undefined
+  private wakeUp: (() => void) | undefined
+  private drained: (() => void) | undefined
+
+  constructor(
+    private readonly window: number,
+    private readonly count: (n: number) => void,
+  ) {}
+
+  /** Sends one request when there is room; resolves once it is sent (not answered). Throws the first failure. */
+  async add(send: (done: Callback) => void): Promise<void> {
+    while (this.inFlight >= this.window && !this.failure) await new Promise<void>((resolve) => (this.wakeUp = resolve))
+    if (this.failure) throw this.failure
+    if (this.sent % this.window === 0) this.count(1)
+    this.sent++
+    this.inFlight++
+    send((error) => {
+      this.inFlight--
+      if (error && !this.failure) this.failure = error
+      const wake = this.wakeUp
+      this.wakeUp = undefined
+      wake?.()
+      if (this.inFlight === 0) this.drained?.()
+    })
+  }
+
+  /** Waits for every answer; throws the first failure. */
+  async drain(): Promise<void> {
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve))
+    if (this.failure) throw this.failure
+  }
+}
+
+type Source = { kind: 'file'; path: string; size: number } | { kind: 'buffer'; data: Buffer }
+
+/** Writes one remote file: open with the final mode (never wider), fsetstat + writes pipelined, close. */
+async function uploadFile(
+  session: SftpSession,
+  source: Source,
+  remotePath: string,
+  mode: number,
+  progress: (bytes: number) => void,
+): Promise<void> {
+  const size = source.kind === 'buffer' ? source.data.length : source.size
+  // Created with `mode` (the umask can only narrow it); fsetstat then sets it exactly, also on an
+  // existing file, before any byte is written (O_TRUNC emptied it first).
+  const handle = await session.open(remotePath, 'w', mode)
+  let local: FileHandle | undefined
+  try {
+    const pipe = session.pipeline()
+    await pipe.add((done) => session.sftp.fsetstat(handle, { mode }, done))
+    if (source.kind === 'file') local = await open(source.path, 'r')
+    for (let offset = 0; offset < size; offset += CHUNK) {
+      const length = Math.min(CHUNK, size - offset)
+      let chunk: Buffer
+      if (source.kind === 'buffer') {
+        chunk = source.data
+      } else {
+        chunk = Buffer.allocUnsafe(length)
+        const { bytesRead } = await local!.read(chunk, 0, length, offset)
+        if (bytesRead < length) throw new Error(`${source.path} shrank while it was uploaded`)
+      }
+      const start = source.kind === 'buffer' ? offset : 0
+      const position = offset
+      await pipe.add((done) =>
+        session.sftp.write(handle, chunk, start, length, position, (error) => {
+          if (!error) progress(length)
+          done(error)
+        }),
+      )
+    }
+    await pipe.drain()
+  } catch (error) {
+    await session.close(handle).catch(() => undefined)
+    throw withPath(error, 'upload to', remotePath)
+  } finally {
+    await local?.close()
+  }
+  await session.close(handle)
+}
+
+/** Reads one remote file into `localPath` with pipelined reads, then sets the remote mode. */
+async function downloadFile(
+  session: SftpSession,
+  remotePath: string,
+  size: number,
+  mode: number,
+  localPath: string,
+  progress: (bytes: number) => void,
+): Promise<void> {
+  const handle = await session.open(remotePath, 'r')
+  const local = await open(localPath, 'w', 0o600)
+  try {
+    const pipe = session.pipeline()
+    let eof = false
+    const readAt = (position: number, length: number, done: Callback) => {
+      const buffer = Buffer.allocUnsafe(length)
+      session.sftp.read(handle, buffer, 0, length, position, (error, bytesRead) => {
+        if (error) return done(error)
+        if (bytesRead === 0) {
+          eof = true // the file shrank since stat
+          return done()
+        }
+        local.write(buffer, 0, bytesRead, position).then(() => {
+          progress(bytesRead)
+          // A short read before the end: ask for the rest (rare; servers may cap a read).
+          if (bytesRead < length) readAt(position + bytesRead, length - bytesRead, done)
+          else done()
+        }, done)
+      })
+    }
+    for (let offset = 0; offset < size && !eof; offset += CHUNK) {
+      const length = Math.min(CHUNK, size - offset)
+      const position = offset
+      await pipe.add((done) => readAt(position, length, done))
+    }
+    await pipe.drain()
+  } catch (error) {
+    await session.close(handle).catch(() => undefined)
+    await local.close()
+    throw withPath(error, 'download', remotePath)
+  }
+  await local.close()
+  await session.close(handle)
+  await chmod(localPath, mode & 0o7777)
+}
+
+function withPath(error: unknown, action: string, file: string): Error {
+  const message = error instanceof Error ? error.message : String(error)
+  const wrapped = new Error(`SFTP: cannot ${action} ${file}: ${message}`, { cause: error })
+  return wrapped
+}
+
+async function runLimited<T>(items: T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  let failure: unknown
+  const worker = async () => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++]
+      try {
+        await run(item)
+      } catch (error) {
+        failure ??= error
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  if (failure !== undefined) throw failure
+}
+
+interface LocalTree {
+  dirs: Array<{ rel: string; mode: number }>
+  files: Array<{ rel: string; size: number; mode: number }>
+  links: Array<{ rel: string; target: string }>
+}
+
+async function walkLocal(root: string): Promise<LocalTree> {
+  const tree: LocalTree = { dirs: [], files: [], links: [] }
+  const visit = async (rel: string) => {
+    const full = rel ? path.join(root, rel) : root
+    const info = await lstat(full)
+    if (info.isDirectory()) {
+      tree.dirs.push({ rel, mode: info.mode & 0o7777 })
+      const names = (await readdir(full)).sort()
+      for (const name of names) await visit(rel ? `${rel}/${name}` : name)
+    } else if (info.isFile()) {
+      tree.files.push({ rel, size: info.size, mode: info.mode & 0o7777 })
+    } else if (info.isSymbolicLink()) {
+      tree.links.push({ rel, target: await readlink(full) })
+    }
+    // Sockets, FIFOs and devices are not copied.
+  }
+  await visit('')
+  return tree
+}
+
+function remoteJoin(base: string, rel: string): string {
+  return rel ? path.posix.join(base, rel) : base
+}
+
+/** put(): a Buffer, a file, or a directory tree (its own dirs are created; the target's parents are not). */
+export async function put(session: SftpSession, source: string | Buffer, remotePath: string, options: PutOptions = {}): Promise<void> {
+  let sent = 0
+  if (Buffer.isBuffer(source)) {
+    const total = source.length
+    options.onProgress?.(0, total)
+    await uploadFile(session, { kind: 'buffer', data: source }, remotePath, options.mode ?? 0o600, (bytes) => {
+      sent += bytes
+      options.onProgress?.(sent, total)
+    })
+    return
+  }
+  const info = await stat(source)
+  if (info.isFile()) {
+    const total = info.size
+    options.onProgress?.(0, total)
+    await uploadFile(session, { kind: 'file', path: source, size: info.size }, remotePath, options.mode ?? info.mode & 0o7777, (bytes) => {
+      sent += bytes
+      options.onProgress?.(sent, total)
+    })
+    return
+  }
+  if (!info.isDirectory()) throw new Error(`put: ${source} is neither a file nor a directory`)
+
+  const tree = await walkLocal(source)
+  const total = tree.files.reduce((sum, file) => sum + file.size, 0)
+  options.onProgress?.(0, total)
+
+  // 1. Every directory, parents first, private while filling (0700), in one pipelined batch.
+  const mkdirFailed: string[] = []
+  const dirs = session.pipeline()
+  for (const dir of tree.dirs) {
+    const target = remoteJoin(remotePath, dir.rel)
+    await dirs.add((done) =>
+      session.sftp.mkdir(target, { mode: 0o700 }, (error) => {
+        if (error) mkdirFailed.push(target) // exists already? checked below
+        done()
+      }),
+    )
+  }
+  await dirs.drain()
+  for (const target of mkdirFailed) {
+    const existing = await session.stat(target).catch(() => undefined)
+    if (!existing?.isDirectory()) throw new Error(`SFTP: cannot create directory ${target} (does its parent exist? creating it is the caller's job)`)
+  }
+
+  // 2. Files, a few at a time.
+  await runLimited(tree.files, FILE_CONCURRENCY, (file) =>
+    uploadFile(session, { kind: 'file', path: path.join(source, file.rel), size: file.size }, remoteJoin(remotePath, file.rel), options.mode ?? file.mode, (bytes) => {
+      sent += bytes
+      options.onProgress?.(sent, total)
+    }),
+  )
+
+  // 3. Symlinks as they are (an existing entry is replaced).
+  if (tree.links.length > 0) {
+    const failed: Array<{ rel: string; target: string }> = []
+    const links = session.pipeline()
+    for (const link of tree.links) {
+      await links.add((done) =>
+        session.sftp.symlink(link.target, remoteJoin(remotePath, link.rel), (error) => {
+          if (error) failed.push(link)
+          done()
+        }),
+      )
+    }
+    await links.drain()
+    for (const link of failed) {
+      const at = remoteJoin(remotePath, link.rel)
+      await session.unlink(at).catch(() => undefined)
+      await session.symlink(link.target, at).catch((error: unknown) => {
+        throw withPath(error, 'create symlink', at)
+      })
+    }
+  }
+
+  // 4. Directory modes last (a read-only dir would refuse its files), deepest first.
+  const modes = session.pipeline()
+  for (const dir of [...tree.dirs].reverse()) {
+    const target = remoteJoin(remotePath, dir.rel)
+    await modes.add((done) => session.sftp.setstat(target, { mode: dir.mode }, done))
+  }
+  await modes.drain()
+}
+
+/** get(): a remote file or directory tree to `localPath`, modes kept. */
+export async function get(session: SftpSession, remotePath: string, localPath: string, options: GetOptions = {}): Promise<void> {
+  const info = await session.stat(remotePath)
+  let received = 0
+  if (!info.isDirectory()) {
+    if (!info.isFile()) throw new Error(`get: ${remotePath} is neither a file nor a directory`)
+    options.onProgress?.(0, info.size)
+    await downloadFile(session, remotePath, info.size, info.mode, localPath, (bytes) => {
+      received += bytes
+      options.onProgress?.(received, info.size)
+    })
+    return
+  }
+
+  const dirs: Array<{ local: string; mode: number }> = []
+  const files: Array<{ remote: string; local: string; size: number; mode: number }> = []
+  const visit = async (remote: string, local: string, mode: number) => {
+    await mkdir(local, { recursive: true, mode: 0o700 })
+    dirs.push({ local, mode })
+    for (const entry of await session.list(remote)) {
+      const childRemote = path.posix.join(remote, entry.filename)
+      const childLocal = path.join(local, entry.filename)
+      const type = entry.attrs.mode & S_IFMT
+      if (type === S_IFDIR) await visit(childRemote, childLocal, entry.attrs.mode & 0o7777)
+      else if (type === S_IFREG) files.push({ remote: childRemote, local: childLocal, size: entry.attrs.size, mode: entry.attrs.mode })
+      else if (type === S_IFLNK) {
+        const target = await session.readlink(childRemote)
+        await symlink(target, childLocal).catch(async (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error
+          await unlink(childLocal)
+          await symlink(target, childLocal)
+        })
+      }
+    }
+  }
+  await visit(remotePath, localPath, info.mode & 0o7777)
+  const total = files.reduce((sum, file) => sum + file.size, 0)
+  options.onProgress?.(0, total)
+  await runLimited(files, FILE_CONCURRENCY, (file) =>
+    downloadFile(session, file.remote, file.size, file.mode, file.local, (bytes) => {
+      received += bytes
+      options.onProgress?.(received, total)
+    }),
+  )
+  for (const dir of dirs.reverse()) await chmod(dir.local, dir.mode)
+}
