@@ -10,13 +10,13 @@ import { existsSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import {
+  setDefault,
   ConfigError,
   context,
   DeployError,
   fail,
   has,
   LockHeldError,
-  set,
   sh,
   task,
   type Recipe,
@@ -42,10 +42,6 @@ import {
 
 export type { HostState, LedgerEntry }
 
-/** Sets a default unless the deployfile already set the key (so `use()` may come after `set()`). */
-function setDefault(key: Parameters<typeof set>[0], value: unknown): void {
-  if (!has(key)) set(key, value as never)
-}
 
 /** Everything this run learned about each host, by alias. */
 function states(ctx: TaskContext): Promise<Map<string, HostState>> {
@@ -141,7 +137,7 @@ export const common: Recipe = () => {
   setDefault('update_code_strategy', () => (has('repository') ? 'git' : 'upload'))
   setDefault('release_path', '{{deploy_path}}/releases/{{release_name}}')
   setDefault('current_path', '{{deploy_path}}/current')
-  set('release_name', () => nextReleaseName(context()))
+  setDefault('release_name', () => nextReleaseName(context()))
 
   task('deploy:info', async (ctx) => {
     const strategy = await ctx.get('update_code_strategy')

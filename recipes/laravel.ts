@@ -1,1 +1,182 @@
-export function laravel(): void {}
+/**
+ * The Laravel recipe, on top of the common one: shared storage/ and .env,
+ * writable dirs, composer vendors, storage:link, caches baked in the release
+ * directory, migrations once before the switch, reloads after it.
+ */
+import { ConfigError, after, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
+import { common } from './common.js'
+import { dotenvContent, secretValuesOf } from './laravel/dotenv.js'
+import { artisanScript, migrateScript, seedEnvScript, sqliteFileScript, storageSkeletonScript, vendorsScript } from './laravel/scripts.js'
+
+declare module 'deployfile' {
+  interface DeployConfig {
+    /** Copy vendor/ from the live release before `composer install` (faster installs). Default true. */
+    copy_vendors: boolean
+    /** Options of `composer install`. Default: Deployer's (no dev, optimized autoloader, no interaction). */
+    composer_options: string
+    /** Laravel version, as `artisan --version` reports it (found during deploy:vendors). */
+    laravel_version: string
+    /** Command run after the switch to reload PHP-FPM or reset OPcache, e.g. `sudo systemctl reload php8.2-fpm`. Off by default. */
+    php_fpm_reload_command: string
+    /** Run `artisan queue:restart` after the switch (when the app uses queue workers). Default false. */
+    queue_restart: boolean
+  }
+}
+
+
+/** Compares dotted versions: -1, 0 or 1. */
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number)
+  const pb = b.split('.').map(Number)
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const diff = (pa[i] ?? 0) - (pb[i] ?? 0)
+    if (diff !== 0) return Math.sign(diff)
+  }
+  return 0
+}
+
+/** The Laravel version of the release on this host (reported by deploy:vendors), if known. */
+async function laravelVersion(ctx: TaskContext): Promise<string | undefined> {
+  const version = await ctx.get('laravel_version', '')
+  return version || undefined
+}
+
+/**
+ * Defines `artisan:<command>`: runs `php artisan <command>` in the release
+ * directory. With a version range, a release outside it skips the task and says so.
+ */
+function artisanTask(
+  command: string,
+  options: { description: string; min?: string; max?: string; once?: boolean; queue?: boolean; phase?: 'prepare' | 'post-switch' } = { description: '' },
+): void {
+  task(`artisan:${command.split(' ')[0]}`, async (ctx) => {
+    const version = await laravelVersion(ctx)
+    if (version && ((options.min && compareVersions(version, options.min) < 0) || (options.max && compareVersions(version, options.max) > 0))) {
+      ctx.info(`skipped: artisan ${command} needs Laravel ${options.min ?? '*'}–${options.max ?? '*'}, this is ${version}`)
+      return
+    }
+    const script = artisanScript(await ctx.get('bin/php'), await ctx.get('release_path'), command)
+    if (options.queue) await ctx.queue(script)
+    else await ctx.run(script)
+  }, { description: options.description, once: options.once, phase: options.phase })
+}
+
+/** The Laravel recipe. */
+export const laravel: Recipe = () => {
+  use(common)
+  setDefault('shared_dirs', ['storage'])
+  setDefault('shared_files', ['.env'])
+  setDefault('writable_dirs', ['bootstrap/cache', 'storage'])
+  setDefault('writable_recursive', true)
+  setDefault('bin/php', 'php')
+  setDefault('copy_vendors', true)
+  setDefault('queue_restart', false)
+  setDefault('composer_options', '--prefer-dist --no-progress --no-interaction --no-dev --optimize-autoloader')
+
+  task('deploy:env', async (ctx) => {
+    const deployPath = await ctx.get('deploy_path')
+    if (ctx.has('dotenv')) {
+      const content = await dotenvContent(await ctx.get('dotenv'))
+      if (!content.trim()) throw new ConfigError('The dotenv setting gave an empty .env.', 'Check the file or the values it is built from.')
+      ctx.addSecrets(...secretValuesOf(content))
+      // Over SFTP with mode 0600: never on a command line, never printed.
+      await ctx.upload(Buffer.from(content), `${deployPath}/shared/.env`, { mode: 0o600 })
+    } else {
+      await ctx.queue(seedEnvScript(deployPath, await ctx.get('release_path')))
+    }
+    await ctx.queue(storageSkeletonScript(deployPath))
+    await ctx.queue(sqliteFileScript(deployPath))
+  }, { phase: 'prepare', description: 'Puts shared/.env in place (dotenv setting, else .env.example on a first deploy) and storage/' })
+
+  task('deploy:vendors', async (ctx) => {
+    const output = await ctx.run(
+      vendorsScript({
+        deployPath: await ctx.get('deploy_path'),
+        releasePath: await ctx.get('release_path'),
+        php: await ctx.get('bin/php'),
+        composer: (await ctx.get('bin/composer', '')) || undefined,
+        composerOptions: await ctx.get('composer_options'),
+        copyVendors: await ctx.get('copy_vendors'),
+      }),
+    )
+    const version = /@laravel_version (\S+)/.exec(output)?.[1]
+    if (version) ctx.set('laravel_version', version)
+  }, { phase: 'prepare', description: 'composer install (vendors copied from the live release first when copy_vendors is on)' })
+
+  artisanTask('storage:link', { description: 'Links public/storage to storage/app/public', min: '5.3', queue: true })
+  artisanTask('config:cache', { description: 'Caches the configuration', min: '5.0', queue: true })
+  artisanTask('route:cache', { description: 'Caches the routes', min: '5.0', queue: true })
+  artisanTask('view:cache', { description: 'Compiles the Blade views', min: '5.6', queue: true })
+  artisanTask('event:cache', { description: 'Caches the events and listeners', min: '5.8.9', queue: true })
+  artisanTask('optimize', { description: 'artisan optimize (config, routes; more on newer Laravel)' })
+  artisanTask('optimize:clear', { description: 'Clears the cached bootstrap files' })
+
+  task('artisan:migrate', async (ctx) => {
+    const output = await ctx.run(migrateScript(await ctx.get('bin/php'), await ctx.get('release_path'), 'migrate --force'))
+    const skipped = /@skip (.*)/.exec(output)
+    if (skipped) ctx.warning(`artisan:migrate skipped: ${skipped[1]}`)
+  }, { phase: 'prepare', once: true, description: 'Runs the migrations once (one host), before the switch' })
+
+  // Ready to hook in with before()/after(): each runs in the release directory.
+  artisanTask('down', { description: 'Puts the application into maintenance mode' })
+  artisanTask('up', { description: 'Brings the application out of maintenance mode' })
+  artisanTask('db:seed --force', { description: 'Seeds the database', once: true })
+  artisanTask('migrate:rollback --force', { description: 'Rolls the last migration batch back', once: true })
+  artisanTask('migrate:status', { description: 'Shows the status of each migration', once: true })
+  artisanTask('migrate:fresh --force', { description: 'Drops all tables and migrates again (careful)', once: true })
+  artisanTask('queue:restart', { description: 'Restarts queue workers after their current job', phase: 'post-switch' })
+  artisanTask('horizon:terminate', { description: 'Terminates Horizon (its supervisor restarts it)', min: '5.5', phase: 'post-switch' })
+  artisanTask('octane:reload', { description: 'Reloads Octane workers', min: '8.0', phase: 'post-switch' })
+  artisanTask('schedule:interrupt', { description: 'Interrupts running schedule:work', min: '10.0', phase: 'post-switch' })
+  artisanTask('key:generate', { description: 'Sets APP_KEY in .env' })
+  artisanTask('cache:clear', { description: 'Flushes the application cache' })
+  artisanTask('config:clear', { description: 'Removes the configuration cache' })
+  artisanTask('route:clear', { description: 'Removes the route cache' })
+  artisanTask('view:clear', { description: 'Removes compiled views' })
+  artisanTask('event:clear', { description: 'Removes the event cache', min: '5.8.9' })
+  artisanTask('queue:failed', { description: 'Lists failed queue jobs', once: true })
+  artisanTask('about', { description: 'Shows application information', min: '9.21' })
+
+  task('php-fpm:reload', async (ctx) => {
+    const command = await ctx.get('php_fpm_reload_command', '')
+    if (command) await ctx.run(command)
+  }, {
+    phase: 'post-switch',
+    description: 'Runs php_fpm_reload_command (off by default: serve current/public with $realpath_root and no reload is needed)',
+  })
+
+  task('laravel:queue_restart', async (ctx) => {
+    if (await ctx.get('queue_restart')) await ctx.invoke('artisan:queue:restart')
+  }, { phase: 'post-switch', hidden: true, description: 'artisan queue:restart when queue_restart is on' })
+
+  task('deploy', [
+    'deploy:info',
+    'deploy:setup',
+    'deploy:lock',
+    'deploy:release',
+    'deploy:update_code',
+    'deploy:env',
+    'deploy:shared',
+    'deploy:writable',
+    'deploy:vendors',
+    'artisan:storage:link',
+    'artisan:config:cache',
+    'artisan:route:cache',
+    'artisan:view:cache',
+    'artisan:event:cache',
+    'artisan:migrate',
+    'deploy:clear_paths',
+    'deploy:verify',
+    'deploy:prepared',
+    'deploy:symlink',
+    'php-fpm:reload',
+    'laravel:queue_restart',
+    'deploy:healthcheck',
+    'deploy:unlock',
+    'deploy:cleanup',
+    'deploy:success',
+  ], { description: 'Deploys the Laravel application with zero downtime' })
+
+  // Rolled-back hosts serve the old release again: reload PHP there too.
+  after('deploy:reverted', 'php-fpm:reload')
+}

@@ -5,7 +5,7 @@
  * settings, and `dep <task>` runs them.
  * @packageDocumentation
  */
-export { task, desc, before, after, fail, set, add, secret, host, localhost, use, TaskBuilder, HostList } from './api/dsl.js'
+export { task, desc, before, after, fail, set, setDefault, add, secret, host, localhost, use, TaskBuilder, HostList } from './api/dsl.js'
 export type { SettingValue, Recipe } from './api/dsl.js'
 export {
   run,

@@ -118,13 +118,22 @@ export function set<K extends ConfigKey>(key: K, value: SettingValue<DeployConfi
   else currentRegistry().config.set(key, value)
 }
 
+/**
+ * Sets a recipe default: any value the deployfile sets, before or after
+ * `use(recipe)`, beats it. For recipes.
+ */
+export function setDefault<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): void {
+  currentRegistry().defaults.set(key, value)
+}
+
 /** Appends to an array setting (or merges into an object setting). */
 export function add<K extends ConfigKey>(
   key: K,
   values: DeployConfig[K] extends unknown[] ? DeployConfig[K] : Partial<DeployConfig[K]>,
 ): void {
-  const config = currentRegistry().config
-  const current = config.has(key) ? config.get(key) : Array.isArray(values) ? [] : {}
+  const registry = currentRegistry()
+  const config = registry.config
+  const current = config.has(key) ? config.get(key) : registry.defaults.has(key) ? registry.defaults.get(key) : Array.isArray(values) ? [] : {}
   if (typeof current === 'function') throw new ConfigError(`add('${key}', …): the value is computed lazily; set it instead.`)
   config.set(key, mergeValues(key, current, values as unknown[] | Record<string, unknown>))
 }

@@ -1,5 +1,4 @@
 import type { ConfigKey, DeployConfig } from '../model/config-types.js'
-import { HostConfig } from '../model/config.js'
 import type { Host } from '../model/host.js'
 import { Command, type ShellValue } from '../shell/command.js'
 import type { RunOptions, TaskContext, UploadOptions } from '../executor/context.js'
@@ -105,12 +104,12 @@ export function get<K extends ConfigKey>(key: K, fallback?: DeployConfig[K]): Pr
   const ctx = taskContextStorage.getStore()
   if (ctx) return ctx.get(key, fallback)
   const registry = currentRegistry()
-  const config = new HostConfig('(global)', { overrides: new Map(), runtime: new Map(), host: new Map(), global: registry.config })
-  return config.get(key, fallback) as Promise<DeployConfig[K]>
+  return registry.hostConfig(undefined).get(key, fallback) as Promise<DeployConfig[K]>
 }
 
 /** True when a setting exists (for the current host inside a task, globally outside). */
 export function has(key: ConfigKey): boolean {
   const ctx = taskContextStorage.getStore()
-  return ctx ? ctx.has(key) : currentRegistry().config.has(key)
+  const registry = currentRegistry()
+  return ctx ? ctx.has(key) : registry.config.has(key) || registry.defaults.has(key)
 }

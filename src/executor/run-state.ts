@@ -1,5 +1,5 @@
 import type { ConfigKey } from '../model/config-types.js'
-import { HostConfig } from '../model/config.js'
+import type { HostConfig } from '../model/config.js'
 import type { EventInput, EventSink, RunEvent } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
@@ -66,12 +66,7 @@ export class RunState {
   configFor(host: Host): HostConfig {
     let config = this.hostConfigs.get(host.alias)
     if (!config) {
-      config = new HostConfig(
-        host.alias,
-        { overrides: this.options.overrides, runtime: new Map(), host: host.config, global: this.registry.config },
-        (value) => this.secrets.add(value),
-        this.registry.secretKeys,
-      )
+      config = this.registry.hostConfig(host, this.options.overrides, (value) => this.secrets.add(value))
       this.hostConfigs.set(host.alias, config)
     }
     return config

@@ -76,8 +76,12 @@ export interface DeployConfig {
   'bin/php': string
   /** The composer command on the host. */
   'bin/composer': string
-  /** Local file (or content) uploaded as shared `.env` with mode 0600. */
-  dotenv: string
+  /**
+   * The shared `.env` (Laravel recipe), uploaded over SFTP with mode 0600: a
+   * local file path, the content itself, or an object of values (e.g. built in
+   * CI from secrets). Its values are masked in all output.
+   */
+  dotenv: string | Record<string, string>
   /** tar patterns left out by the `upload` strategy. Default `['.git']`. */
   upload_exclude: string[]
   /** Set by `--force`: e.g. `deploy:unlock --force` removes another run's lock. */

@@ -27,13 +27,13 @@ export class HostConfig {
 
   constructor(
     readonly hostAlias: string,
-    private readonly layers: { overrides: Scope; runtime: Scope; host: Scope; global: Scope },
+    private readonly layers: { overrides: Scope; runtime: Scope; host: Scope; global: Scope; defaults?: Scope },
     private readonly onSecret: (value: string) => void = () => {},
     private readonly secretKeys: Set<string> = new Set(),
   ) {}
 
   private rawValue(key: string): { found: boolean; value: unknown } {
-    for (const layer of [this.layers.overrides, this.layers.runtime, this.layers.host, this.layers.global]) {
+    for (const layer of [this.layers.overrides, this.layers.runtime, this.layers.host, this.layers.global, this.layers.defaults ?? new Map()]) {
       if (layer.has(key)) return { found: true, value: layer.get(key) }
     }
     return { found: false, value: undefined }
@@ -45,7 +45,7 @@ export class HostConfig {
 
   keys(): string[] {
     const all = new Set<string>()
-    for (const layer of Object.values(this.layers)) for (const key of layer.keys()) all.add(key)
+    for (const layer of Object.values(this.layers)) for (const key of layer?.keys() ?? []) all.add(key)
     return [...all].sort()
   }
 

@@ -1,3 +1,4 @@
+import { HostConfig } from './config.js'
 import { ConfigError } from './errors.js'
 import { expandHostPattern, Host, type HostOptions } from './host.js'
 import type { TaskDefinition } from './task.js'
@@ -16,6 +17,8 @@ export class Registry {
   readonly fail = new Map<string, string>()
   readonly hosts = new Map<string, Host>()
   readonly config = new Map<string, unknown>()
+  /** Recipe defaults: any value the deployfile sets, before or after `use()`, beats them. */
+  readonly defaults = new Map<string, unknown>()
   /** Keys whose values are masked everywhere. */
   readonly secretKeys = new Set<string>()
   /** Values masked everywhere (literal secrets registered at load time). */
@@ -53,6 +56,23 @@ export class Registry {
       this.hosts.set(alias, host)
       return host
     })
+  }
+
+  /**
+   * The settings one host sees: `-o` overrides, then values set during the
+   * run, then the host's, then global ones, then recipe defaults.
+   */
+  hostConfig(
+    host: Host | undefined,
+    overrides: Map<string, unknown> = new Map(),
+    onSecret?: (value: string) => void,
+  ): HostConfig {
+    return new HostConfig(
+      host?.alias ?? '(global)',
+      { overrides, runtime: new Map(), host: host?.config ?? new Map(), global: this.config, defaults: this.defaults },
+      onSecret,
+      this.secretKeys,
+    )
   }
 
   getTask(name: string): TaskDefinition {

@@ -46,7 +46,7 @@ export function planTable(plan: Plan): string[] {
 export async function configLines(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string[]> {
   const lines: string[] = []
   for (const host of hosts) {
-    const config = new HostConfig(host.alias, { overrides, runtime: new Map(), host: host.config, global: registry.config })
+    const config = registry.hostConfig(host, overrides)
     lines.push(`${host.alias}:`)
     for (const key of config.keys()) {
       let shown: string
@@ -62,7 +62,7 @@ export async function configLines(registry: Registry, hosts: Host[], overrides: 
 }
 
 async function peek(config: HostConfig, host: Host, registry: Registry, overrides: Map<string, unknown>, key: string) {
-  const raw = overrides.has(key) ? overrides.get(key) : host.config.has(key) ? host.config.get(key) : registry.config.get(key)
+  const raw = [overrides, host.config, registry.config, registry.defaults].find((layer) => layer.has(key))?.get(key)
   if (typeof raw === 'function') return { value: undefined, lazy: true }
   try {
     return { value: await config.get(key), lazy: false }

@@ -1,7 +1,6 @@
 import { ConfigError, ExitCode } from '../../model/errors.js'
 import type { Host } from '../../model/host.js'
 import type { Registry } from '../../model/registry.js'
-import { HostConfig } from '../../model/config.js'
 import { selectHosts } from '../../plan/selector.js'
 
 /** `dep ssh [host]`: an interactive shell in the current release (else deploy_path). */
@@ -11,7 +10,7 @@ export async function runSsh(registry: Registry, hosts: Host[], args: string[], 
     throw new ConfigError('dep ssh needs a host when the deployfile has several.', `Hosts: ${candidates.map((h) => h.alias).join(', ')}`)
   }
   const host = candidates[0]
-  const config = new HostConfig(host.alias, { overrides, runtime: new Map(), host: host.config, global: registry.config })
+  const config = registry.hostConfig(host, overrides)
   const deployPath = config.has('deploy_path') ? String(await config.get('deploy_path')) : undefined
   if (host.local) {
     const { spawnSync } = await import('node:child_process')

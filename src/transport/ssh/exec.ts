@@ -40,19 +40,26 @@ export function remoteCommand(script: string, options: Pick<ExecOptions, 'cwd' |
   return command
 }
 
-/** Script that kills process groups: TERM, up to 2 s for them to go, then KILL. */
+/**
+ * Script that kills process groups: TERM, up to 2 s for them to go, then KILL.
+ * `kill -TERM -PGID` is the form every sh takes: dash rejects both `kill -- -PGID` and `kill -s TERM -PGID`.
+ */
 export function killScript(pgids: number[]): string {
   const list = pgids.map((pgid) => String(Math.trunc(pgid))).join(' ')
   return [
-    `for p in ${list}; do kill -TERM -- -$p 2>/dev/null; done`,
+    // Alive = a member that is not a zombie (an orphaned zombie waits for init to reap it, and
+    // `kill -0` still finds it); without ps, `kill -0` it is.
+    'alive() { a=$(ps -A -o pgid= -o stat= 2>/dev/null) || { kill -0 -$1 2>/dev/null; return; }; ' +
+      `printf '%s\\n' "$a" | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit f ? 0 : 1 }'; }`,
+    `for p in ${list}; do kill -TERM -$p 2>/dev/null; done`,
     'i=0',
     'while [ $i -lt 20 ]; do',
-    `  alive=; for p in ${list}; do kill -0 -- -$p 2>/dev/null && alive=1; done`,
-    '  [ -z "$alive" ] && exit 0',
+    `  left=; for p in ${list}; do alive $p && left=1; done`,
+    '  [ -z "$left" ] && exit 0',
     '  sleep 0.1 2>/dev/null || sleep 1',
     '  i=$((i+1))',
     'done',
-    `for p in ${list}; do kill -KILL -- -$p 2>/dev/null; done`,
+    `for p in ${list}; do kill -KILL -$p 2>/dev/null; done`,
     'exit 0',
   ].join('\n')
 }
@@ -96,6 +103,7 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
   const pgid = new Promise<number | undefined>((resolve) => (resolvePgid = resolve))
   let timer: NodeJS.Timeout | undefined
   let graceTimer: NodeJS.Timeout | undefined
+  let forceSettle: () => void = () => undefined
 
   const terminate = () => {
     if (terminating) return
@@ -113,7 +121,13 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
       }
     })()
     void killDone.then(() => {
-      graceTimer = setTimeout(() => open.close(), CLOSE_GRACE_MS)
+      // Normally the channel closes as soon as the group is gone. If not, hang up on it; sshd only
+      // answers that once its child exits, so after one more grace period stop waiting for it.
+      graceTimer = setTimeout(() => {
+        open.close()
+        graceTimer = setTimeout(() => forceSettle(), CLOSE_GRACE_MS)
+        graceTimer.unref()
+      }, CLOSE_GRACE_MS)
       graceTimer.unref()
     })
   }
@@ -184,8 +198,10 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
 
         let stderrEnded = false
         let closed = false
+        let settled = false
         const settle = () => {
-          if (!stderrEnded || !closed) return
+          if (settled || !stderrEnded || !closed) return
+          settled = true
           stderr.flush()
           resolvePgid(undefined)
           void killDone.then(() => {
@@ -212,6 +228,11 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
           stderrEnded = true
           settle()
         })
+        forceSettle = () => {
+          closed = true
+          stderrEnded = true
+          settle()
+        }
         opened.once('close', () => {
           closed = true
           // ssh2 ends stderr right before 'close'; give its 'end' a turn if it is still queued.

@@ -1,0 +1,59 @@
+import { readFile } from 'node:fs/promises'
+
+/** Keys whose values are plain settings, not secrets; every other value of a .env is masked in output. */
+const PUBLIC_KEYS = new Set([
+  'APP_NAME',
+  'APP_ENV',
+  'APP_DEBUG',
+  'LOG_CHANNEL',
+  'LOG_LEVEL',
+  'DB_CONNECTION',
+  'CACHE_DRIVER',
+  'CACHE_STORE',
+  'SESSION_DRIVER',
+  'QUEUE_CONNECTION',
+  'BROADCAST_DRIVER',
+  'FILESYSTEM_DRIVER',
+  'FILESYSTEM_DISK',
+  'MAIL_MAILER',
+])
+
+/** Quotes a value for a .env file when it needs it. */
+function envValue(value: string): string {
+  if (/^[A-Za-z0-9_./:@+,=-]*$/.test(value)) return value
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\$/g, '\\$')}"`
+}
+
+/** Renders `{ KEY: 'value' }` as .env lines. */
+export function renderDotenv(values: Record<string, string | number | boolean>): string {
+  return `${Object.entries(values)
+    .map(([key, value]) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new Error(`"${key}" is not a valid .env key`)
+      return `${key}=${envValue(String(value))}`
+    })
+    .join('\n')}\n`
+}
+
+/** The values of a .env text that must never be shown. */
+export function secretValuesOf(content: string): string[] {
+  const values: string[] = []
+  for (const line of content.split('\n')) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line)
+    if (!match || PUBLIC_KEYS.has(match[1])) continue
+    const value = match[2].trim().replace(/^(["'])(.*)\1$/, '$2')
+    if (value.length >= 4 && !/^(true|false|null|\d+)$/i.test(value)) values.push(value)
+  }
+  return values
+}
+
+/**
+ * The .env content the `dotenv` setting stands for: a path to a local file,
+ * an object of values (e.g. built in CI from secrets), or the text itself
+ * (anything with a newline or an `=`).
+ */
+export async function dotenvContent(setting: unknown): Promise<string> {
+  if (setting && typeof setting === 'object') return renderDotenv(setting as Record<string, string>)
+  const text = String(setting)
+  if (text.includes('\n') || /^[A-Za-z_][A-Za-z0-9_]*=/.test(text)) return text.endsWith('\n') ? text : `${text}\n`
+  return readFile(text, 'utf8')
+}

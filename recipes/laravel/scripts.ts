@@ -1,0 +1,80 @@
+import { raw, sh, type Command } from 'deployfile'
+
+/** The directories a fresh shared storage/ needs before Laravel can boot. */
+export const STORAGE_DIRS = [
+  'app/public',
+  'framework/cache/data',
+  'framework/sessions',
+  'framework/views',
+  'logs',
+]
+
+/** Creates Laravel's storage skeleton in shared/ (idempotent). */
+export function storageSkeletonScript(deployPath: string): Command {
+  return sh`mkdir -p ${STORAGE_DIRS.map((dir) => `${deployPath}/shared/storage/${dir}`)}`
+}
+
+/** Seeds shared/.env from the release's .env.example, only when no shared .env exists. */
+export function seedEnvScript(deployPath: string, releasePath: string): Command {
+  const shared = `${deployPath}/shared/.env`
+  const example = `${releasePath}/.env.example`
+  return sh`if [ ! -f ${shared} ] && [ -f ${example} ]; then (umask 077; cp ${example} ${shared}); fi`
+}
+
+/**
+ * Creates the SQLite database file named in the shared .env when missing
+ * (Laravel does not create it). Only absolute paths: a relative one would
+ * resolve inside a release and be lost at the next deploy.
+ */
+export function sqliteFileScript(deployPath: string): Command {
+  const env = `${deployPath}/shared/.env`
+  return sh`if [ -f ${env} ] && grep -Eq '^DB_CONNECTION=("|'"'"')?sqlite' ${env}; then
+  db=$(grep -E '^DB_DATABASE=' ${env} | tail -n 1 | cut -d= -f2- | sed -e 's/^["'"'"']//' -e 's/["'"'"']$//')
+  case "$db" in
+    /*) if [ ! -f "$db" ]; then mkdir -p "$(dirname "$db")" && touch "$db"; fi ;;
+    '') echo 'deployfile: DB_DATABASE is empty in shared/.env; set an absolute path in shared/ so the database survives releases' >&2 ;;
+    *) echo "deployfile: DB_DATABASE=$db is relative; use an absolute path in shared/ so the database survives releases" >&2 ;;
+  esac
+fi`
+}
+
+/**
+ * deploy:vendors: composer install with Deployer's options, vendors copied
+ * from the live release first when asked, and the Laravel version reported
+ * in the same round trip.
+ */
+export function vendorsScript(options: {
+  deployPath: string
+  releasePath: string
+  php: string
+  composer?: string
+  composerOptions: string
+  copyVendors: boolean
+}): Command {
+  const composer = options.composer
+    ? sh`COMPOSER_BIN=${options.composer}`
+    : sh`if command -v composer >/dev/null 2>&1; then COMPOSER_BIN=composer
+elif [ -f ${`${options.deployPath}/.dep/composer.phar`} ]; then COMPOSER_BIN=${`${options.php} ${options.deployPath}/.dep/composer.phar`}
+else echo 'deployfile: composer is not installed on this host; install it, or set bin/composer' >&2; exit 5; fi`
+  const copy = options.copyVendors
+    ? sh`if [ -d ${`${options.deployPath}/current/vendor`} ] && [ ! -d vendor ]; then cp -a ${`${options.deployPath}/current/vendor`} vendor; fi`
+    : sh`:`
+  return sh`set -e
+cd ${options.releasePath}
+${composer}
+${copy}
+$COMPOSER_BIN install ${raw(options.composerOptions)}
+printf '@laravel_version %s\\n' "$(${raw(options.php)} artisan --version 2>/dev/null | sed -n 's/.* \\([0-9][0-9.]*\\).*/\\1/p')"`
+}
+
+/** An artisan command run inside the release directory (never through `current`: caches bake paths). */
+export function artisanScript(php: string, releasePath: string, args: string): Command {
+  return sh`cd ${releasePath} && ${raw(php)} artisan ${raw(args)}`
+}
+
+/** artisan:migrate: skipped (and says so) when the release has no usable .env. */
+export function migrateScript(php: string, releasePath: string, args: string): Command {
+  const env = `${releasePath}/.env`
+  return sh`if [ ! -s ${env} ]; then echo '@skip .env is missing or empty'; exit 0; fi
+cd ${releasePath} && ${raw(php)} artisan ${raw(args)}`
+}
