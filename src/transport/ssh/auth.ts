@@ -1,5 +1,8 @@
 import { readFile } from 'node:fs/promises'
-import { utils, type AnyAuthMethod, type AuthenticationType, type AuthHandlerMiddleware, type ParsedKey } from 'ssh2'
+// ssh2 is CommonJS: Node's ESM loader only sees its default export.
+import ssh2, { type AnyAuthMethod, type AuthenticationType, type AuthHandlerMiddleware, type ParsedKey } from 'ssh2'
+
+const { utils } = ssh2
 import type { Endpoint, IdentityFile, SshContext } from './settings.js'
 
 /** An identity file after reading: a usable key, or why it cannot be used. */

@@ -1,7 +1,10 @@
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import pRetry from 'p-retry'
-import { Client, type ConnectConfig } from 'ssh2'
+// ssh2 is CommonJS: Node's ESM loader only sees its default export.
+import ssh2, { type Client, type ConnectConfig } from 'ssh2'
+
+const { Client: SshClient } = ssh2
 import { ConnectionError } from '../../model/errors.js'
 import { PASSPHRASE_ENV, planAuth, type IdentityStore } from './auth.js'
 import { HostKeyRejected, prepareHostKeyCheck } from './host-key.js'
@@ -187,7 +190,7 @@ function handshake(
     const agentSocket = ctx.env.SSH_AUTH_SOCK || undefined
     const auth = planAuth(endpoint, loaded, agentSocket)
     const forwardAgent = isTarget && settings.forwardAgent && agentSocket !== undefined
-    const client = new Client()
+    const client = new SshClient()
     return await new Promise<Client>((resolve, reject) => {
       let settled = false
       const settle = (error: AttemptError | undefined) => {

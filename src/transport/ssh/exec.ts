@@ -80,6 +80,45 @@ export interface RunHooks {
   connectionLost(): Error
   register(command: RunningCommand): void
   unregister(command: RunningCommand): void
+  /** A channel open was refused for lack of sessions and is tried again: one more round trip. */
+  retried(): void
+}
+
+/** sshd frees a closed session a little after it answers the close; a new one may briefly exceed MaxSessions. */
+const SESSION_RETRIES = 20
+
+/** Opens the exec channel, trying again while sshd says "open failed" (MaxSessions reached for a moment). */
+function openExec(
+  client: Client,
+  command: string,
+  hooks: RunHooks,
+  done: (error: Error | undefined, channel?: ClientChannel) => void,
+  attempt = 1,
+): void {
+  try {
+    client.exec(command, (error, channel) => {
+      const reason = (error as (Error & { reason?: number }) | undefined)?.reason
+      if (error && (reason === 1 || reason === 2 || reason === 4) && attempt < SESSION_RETRIES && hooks.connectionAlive()) {
+        hooks.retried()
+        setTimeout(() => openExec(client, command, hooks, done, attempt + 1), 5 * attempt)
+        return
+      }
+      if (error && (reason === 1 || reason === 2 || reason === 4)) {
+        done(
+          new Error(
+            `sshd refused a new session ${SESSION_RETRIES} times (${error.message}): its MaxSessions is lower than ` +
+              'the channels this host may use; lower maxChannels for this host.',
+            { cause: error },
+          ),
+        )
+        return
+      }
+      done(error ?? undefined, channel)
+    })
+  } catch (error) {
+    // ssh2 throws synchronously when the connection is already gone.
+    done(error as Error)
+  }
 }
 
 /**
@@ -160,10 +199,10 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
     hooks.register(handle)
 
     try {
-      client.exec(command, (error, opened) => {
-        if (error) {
+      openExec(client, command, hooks, (error, opened) => {
+        if (error || !opened) {
           cleanup()
-          reject(hooks.connectionAlive() ? error : hooks.connectionLost())
+          reject(hooks.connectionAlive() ? (error ?? new Error('no channel')) : hooks.connectionLost())
           return
         }
         channel = opened
@@ -245,9 +284,8 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
         feedStdin(opened, options.stdin)
       })
     } catch (error) {
-      // ssh2 throws synchronously when the connection is already gone.
       cleanup()
-      reject(hooks.connectionAlive() ? error : hooks.connectionLost())
+      reject(error)
     }
   })
   return result

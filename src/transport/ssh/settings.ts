@@ -167,7 +167,9 @@ export async function resolveSettings(host: Host, ctx: SshContext): Promise<SshS
   const config = await SshConfigFiles.load(host, ctx)
   const options = host.options
   const computed = config.compute(host.alias)
-  const hostname = options.hostname ?? first(computed.hostname) ?? host.alias
+  // HostName may use %h (the name given, here the alias), as in `HostName %h.internal`.
+  const configHostname = first(computed.hostname)
+  const hostname = options.hostname ?? (configHostname ? expandTokens(configHostname, { h: host.alias }) : host.alias)
   const port = options.port ?? parsePort(first(computed.port), `ssh config of ${host.alias}`) ?? 22
   const user = options.remoteUser ?? first(computed.user) ?? ctx.localUser
   const tokens = tokenMap(ctx, { hostname, port, user, alias: host.alias })
@@ -280,7 +282,8 @@ function resolveJump(
 ): Endpoint {
   const parsed = parseJumpSpec(spec)
   const computed = config.compute(parsed.host)
-  const hostname = first(computed.hostname) ?? parsed.host
+  const configHostname = first(computed.hostname)
+  const hostname = configHostname ? expandTokens(configHostname, { h: parsed.host }) : parsed.host
   const port = parsed.port ?? parsePort(first(computed.port), `ssh config of jump host ${parsed.host}`) ?? 22
   const user = parsed.user ?? first(computed.user) ?? host.options.remoteUser ?? ctx.localUser
   const tokens = tokenMap(ctx, { hostname, port, user, alias: parsed.host })

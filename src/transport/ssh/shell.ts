@@ -41,11 +41,11 @@ export async function openInteractiveShell(host: Host, opts: InteractiveShellOpt
   try {
     return await new Promise<number>((resolve, reject) => {
       const pty = tty
-        ? { term: ctx.env.TERM ?? 'xterm-256color', rows: output.rows ?? 24, cols: output.columns ?? 80 }
+        ? { term: ctx.env.TERM ?? 'xterm-256color', rows: output.rows || 24, cols: output.columns || 80 }
         : undefined
       connection.client.exec(command, pty ? { pty } : {}, (error, channel) => {
         if (error) return reject(error)
-        const onResize = () => channel.setWindow(output.rows ?? 24, output.columns ?? 80, 0, 0)
+        const onResize = () => channel.setWindow(output.rows || 24, output.columns || 80, 0, 0)
         if (tty) {
           input.setRawMode!(true)
           output.on('resize', onResize)

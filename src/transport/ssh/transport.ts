@@ -71,6 +71,13 @@ export class SshTransport implements Transport {
     const settings = await this.settings()
     this.limiter ??= new ChannelLimiter(settings.maxChannels)
     const limiter = this.limiter
+    // Connect before queueing: every waiting command shares one connection attempt (and its failure).
+    try {
+      await this.connect()
+    } catch (error) {
+      if (this.closing) return emptyResult({ aborted: true })
+      throw error
+    }
     try {
       await limiter.acquire(options.signal)
     } catch (error) {
@@ -91,12 +98,20 @@ export class SshTransport implements Transport {
 
   async put(source: string | Buffer, remotePath: string, options: PutOptions = {}): Promise<void> {
     this.assertOpen()
-    await put(await this.sftp(), source, remotePath, options)
+    const session = await this.sftp()
+    await put(session, source, remotePath, options).catch((error: unknown) => this.transferFailed(error))
   }
 
   async get(remotePath: string, localPath: string, options: GetOptions = {}): Promise<void> {
     this.assertOpen()
-    await get(await this.sftp(), remotePath, localPath, options)
+    const session = await this.sftp()
+    await get(session, remotePath, localPath, options).catch((error: unknown) => this.transferFailed(error))
+  }
+
+  /** An SFTP failure because the connection died is a ConnectionError, like for commands. */
+  private transferFailed(error: unknown): never {
+    if (!this.connection?.alive && this.lostError) throw this.lostError
+    throw error
   }
 
   /** Closes the connection; running commands have their process groups killed first. Idempotent. */
@@ -156,6 +171,9 @@ export class SshTransport implements Transport {
       connectionLost: () => this.lostError ?? new ConnectionError(`The connection to ${this.host.alias} was lost.`),
       register: (command) => this.running.add(command),
       unregister: (command) => this.running.delete(command),
+      retried: () => {
+        this.trips++
+      },
     }
   }
 
