@@ -22,7 +22,7 @@ import {
   type Recipe,
   type TaskContext,
 } from 'deployfile'
-import { compareReleases, isBad, releaseStatuses, type LedgerEntry } from './common/ledger.js'
+import { compareReleases, isBad, releaseStatuses, wentLive, type LedgerEntry } from './common/ledger.js'
 import { describeOwner, parseProbe, type HostState } from './common/host-state.js'
 import {
   atomicLink,
@@ -95,11 +95,17 @@ function recordStatus(state: HostState, entry: LedgerEntry): void {
   state.ledger.push(entry)
 }
 
+/** Releases on disk that went live and were not marked bad: the only rollback and keep candidates. */
+function goodReleases(state: HostState): string[] {
+  const statuses = releaseStatuses(state.ledger)
+  const live = wentLive(state.ledger)
+  return state.releases.filter((name) => live.has(name) && !isBad(statuses.get(name))).sort(compareReleases)
+}
+
 /** The newest good release older than `current` that is still on disk. */
 function previousGood(state: HostState, current: string | undefined): string | undefined {
-  const statuses = releaseStatuses(state.ledger)
-  return state.releases
-    .filter((name) => name !== current && !isBad(statuses.get(name)))
+  return goodReleases(state)
+    .filter((name) => name !== current)
     .filter((name) => current === undefined || compareReleases(name, current) < 0)
     .sort(compareReleases)
     .pop()
@@ -300,6 +306,8 @@ ${ledgerAppend(deployPath, entry)}`)
       return
     }
     const known = (await states(ctx)).get(ctx.host.alias)
+    // Undoing a failed run: a host this run never locked is not ours to unlock.
+    if (!known && ctx.failure) return
     if (known) {
       if (!known.lockTaken) return
       await ctx.queue(unlockScript(deployPath, ctx.runId))
@@ -328,10 +336,10 @@ ${ledgerAppend(deployPath, entry)}`)
     const statuses = releaseStatuses(state.ledger)
     const current = [...state.ledger].reverse().find((e) => e.status === 'live' && e.run_id === ctx.runId)?.release ?? state.current
     const previous = previousGood(state, current)
-    const good = state.releases.filter((name) => !isBad(statuses.get(name))).sort(compareReleases).reverse()
+    const good = goodReleases(state).reverse()
     const kept = new Set([current, previous, ...good.slice(0, keep)].filter(Boolean))
-    // Bad releases go first and never count towards keep_releases.
-    const removed = state.releases.filter((name) => !kept.has(name)).sort((a, b) => Number(isBad(statuses.get(b))) - Number(isBad(statuses.get(a))))
+    // Bad and never-live releases go first and never count towards keep_releases.
+    const removed = state.releases.filter((name) => !kept.has(name)).sort((a, b) => Number(good.includes(a)) - Number(good.includes(b)))
     const script = removeReleasesScript(await ctx.get('deploy_path'), removed)
     if (!script) return
     await ctx.queue(script)

@@ -42,6 +42,11 @@ export function compareReleases(a: string, b: string): number {
   return a.localeCompare(b)
 }
 
+/** Releases that were live at some point (a half-prepared release left by a killed run never was). */
+export function wentLive(entries: LedgerEntry[]): Set<string> {
+  return new Set(entries.filter((e) => e.status === 'live').map((e) => e.release))
+}
+
 /** A release that must never be switched to or kept for: it failed or was rolled back. */
 export function isBad(status: LedgerEntry['status'] | undefined): boolean {
   return status === 'failed' || status === 'rolled_back'

@@ -14,6 +14,14 @@
  * ```
  */
 export interface DeployConfig {
+  /** The host's alias (set for every host). */
+  alias: string
+  /** The host's address (set for every host). */
+  hostname: string
+  /** The host's SSH user, when given in its options. */
+  remote_user: string
+  /** The host's SSH port, when given in its options. */
+  port: number
   /** Where releases live on the host, e.g. `/var/www/site`. */
   deploy_path: string
   /** Git URL the code comes from (code strategy `git`). */

@@ -76,6 +76,11 @@ export class Host {
     readonly local = false,
   ) {
     validateHostOptions(alias, options)
+    // As in PHP Deployer, every host answers {{alias}} and {{hostname}}.
+    this.config.set('alias', alias)
+    this.config.set('hostname', options.hostname ?? alias)
+    if (options.remoteUser !== undefined) this.config.set('remote_user', options.remoteUser)
+    if (options.port !== undefined) this.config.set('port', options.port)
     for (const [key, value] of Object.entries(options.config ?? {})) this.config.set(key, value)
     if (options.deployPath !== undefined) this.config.set('deploy_path', options.deployPath)
   }

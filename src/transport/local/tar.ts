@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import type { Readable } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
 
 /**
  * A tar stream of a local directory's contents, made by the system's tar.
@@ -15,5 +15,8 @@ export function localTarStream(directory: string, options: { exclude?: string[] 
     child.on('error', reject)
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`tar of ${directory} failed (exit ${code}): ${stderr.trim()}`))))
   })
-  return { stream: child.stdout, done }
+  // Read the pipe from the start: a child's stdout handed on later (after the
+  // connection is up) was seen to lose its data once the child had exited.
+  const stream = child.stdout.pipe(new PassThrough())
+  return { stream, done }
 }
