@@ -31,6 +31,7 @@ import {
   createReleaseScript,
   forceUnlockScript,
   gitExportScript,
+  joinCommands,
   ledgerAppend,
   probeScript,
   removeReleasesScript,
@@ -420,7 +421,7 @@ ${ledgerAppend(deployPath, entry)}`)
     ]
     await ctx.run(sh`set -e
 ${atomicLink(`${deployPath}/current`, `releases/${target}`, state.mvT)}
-${entries.map((e) => ledgerAppend(deployPath, e))}`)
+${joinCommands(entries.map((e) => ledgerAppend(deployPath, e)))}`)
     entries.forEach((e) => recordStatus(state, e))
     ctx.info(`current → release ${target}${from ? ` (release ${from} marked bad)` : ''}`)
   }, { hidden: true, description: 'Switches current back to the previous good release (or rollback_to)' })

@@ -201,7 +201,8 @@ export function cleanRelative(path: string): string {
   return normal
 }
 
-function joinCommands(parts: Command[]): Command {
+/** Joins commands into one script, one per line. */
+export function joinCommands(parts: Command[]): Command {
   return parts.slice(1).reduce((all, part) => sh`${all}
 ${part}`, parts[0])
 }

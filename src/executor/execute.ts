@@ -127,11 +127,12 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
   for (const [index, step] of steps.entries()) {
     const failures = await runStep(state, step, undefined, finishIsWarning)
     // Queued commands must land before the phase ends: no host switches before every host is prepared.
-    if (failures.length === 0 && (index === steps.length - 1 || steps[index + 1].phase !== step.phase)) {
+    const bestEffort = step.phase === 'finish' && finishIsWarning
+    if ((failures.length === 0 || bestEffort) && (index === steps.length - 1 || steps[index + 1].phase !== step.phase)) {
       failures.push(...(await flushBatches(state, plan.hosts, step)))
     }
     if (failures.length === 0) continue
-    if (step.phase === 'finish' && finishIsWarning) {
+    if (bestEffort) {
       for (const { host, error } of failures) {
         const info = describeError(error, { host: host.alias, task: step.task.name })
         warnings.push(info)

@@ -83,7 +83,7 @@ for (const step of steps) {
 }
 before('deploy:symlink', async (ctx) => {
   if (process.env.SLOW_PREPARE) {
-    await ctx.run('touch ' + JSON.stringify(process.env.SLOW_PREPARE + '.' + ctx.host.alias) + ' && sleep 30')
+    await ctx.run('touch ' + JSON.stringify(process.env.SLOW_PREPARE + '.' + ctx.host.alias) + ' && sleep ' + (process.env.SLOW_SECONDS ?? '30'))
   }
 })
 after('deploy:symlink', async (ctx) => {
@@ -98,13 +98,14 @@ ${options.extra ?? ''}
 `
 }
 
-async function checkFleet(deployPaths: string[], expected: string): Promise<void> {
+async function checkFleet(deployPaths: string[], expected: string, label = ''): Promise<void> {
   for (const deployPath of deployPaths) {
-    expect(await currentOf(deployPath), deployPath).toBe(`releases/${expected}`)
-    expect(existsSync(path.join(deployPath, 'releases', expected, 'index.html')), `${deployPath} release complete`).toBe(true)
+    const where = `${label} ${deployPath}`
+    expect(await currentOf(deployPath), where).toBe(`releases/${expected}`)
+    expect(existsSync(path.join(deployPath, 'releases', expected, 'index.html')), `${where} release complete`).toBe(true)
     expect(existsSync(path.join(deployPath, 'releases', expected, 'REVISION'))).toBe(true)
-    expect(existsSync(path.join(deployPath, 'release')), `${deployPath} has no release link`).toBe(false)
-    expect(isLocked(deployPath), `${deployPath} unlocked`).toBe(false)
+    expect(existsSync(path.join(deployPath, 'release')), `${where} has no release link`).toBe(false)
+    expect(isLocked(deployPath), `${where} unlocked`).toBe(false)
   }
 }
 
@@ -227,7 +228,7 @@ describe('a fault injected at each step, on one host of three', () => {
         // release names are never reused, even those of failed releases that reached the ledger
         if (await statusOf(deployPathOf('web1', 'faults'), attempted)) failedReleases.push(attempted)
       }
-      await checkFleet(paths(), String(live))
+      await checkFleet(paths(), String(live), `${step}: ${result.output}`)
       for (const deployPath of paths()) {
         for (const failed of failedReleases) {
           expect(existsSync(path.join(deployPath, 'releases', failed)), `${step}: ${failed} removed`).toBe(false)
@@ -297,14 +298,15 @@ describe('the lock', () => {
 
   it('reverts and unlocks on SIGINT during prepare', async () => {
     const marker = path.join(servers.workDir, 'sigint-prepare')
-    const run = startDep(['deploy'], { cwd: dir, env: { SLOW_PREPARE: marker } })
+    const run = startDep(['deploy'], { cwd: dir, env: { SLOW_PREPARE: marker, SLOW_SECONDS: '37' } })
     await waitFor(() => ALIASES.every((a) => existsSync(`${marker}.${a}`)), 30_000, 'the slow prepare step')
+    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 37$" || true']).toString().trim()).toBe('3')
     run.child.kill('SIGINT')
     const result = await run.result
     expect(result.code, result.output).toBe(130)
     await checkFleet(paths(), '3')
     // the remote sleep was killed with its process group
-    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 30$" || true']).toString().trim()).toBe('0')
+    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 37$" || true']).toString().trim()).toBe('0')
   }, 60_000)
 
   it('reverts every switched host and unlocks on SIGINT after the switch', async () => {
