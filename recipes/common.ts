@@ -63,6 +63,8 @@ async function probe(ctx: TaskContext, lock: boolean): Promise<HostState> {
     : undefined
   const output = await ctx.run(probeScript(deployPath, owner), { quiet: true })
   const state: HostState = { ...parseProbe(output), releaseCreated: false }
+  // A dry run records the probe without running it: with no answer, act as if the lock were free.
+  if (ctx.dryRun && !output.includes('@lock')) state.lockTaken = lock
   if (!lock) state.lockTaken = false
   ;(await states(ctx)).set(ctx.host.alias, state)
   if (state.lockTaken) ctx.lockEvent('lock:taken', String(owner?.user))

@@ -12,8 +12,6 @@ import { currentRegistry } from './registry-scope.js'
 /** A value for `set()`: the value itself, or a function computing it once per host when first read. */
 export type SettingValue<T> = T | LazyValue<T>
 
-let pendingDescription: string | undefined
-
 /** A task just defined; chain options on it: `task('x', fn).once().desc('…')`. */
 export class TaskBuilder {
   constructor(private name: string) {}
@@ -53,7 +51,7 @@ export class TaskBuilder {
 
 /** Describes the next task defined (PHP Deployer's `desc()`). */
 export function desc(description: string): void {
-  pendingDescription = description
+  currentRegistry().pendingDescription = description
 }
 
 /**
@@ -71,9 +69,10 @@ export function task(name: string, body: TaskBody<TaskContext> | readonly string
   if (options.phase && !PHASES.includes(options.phase)) {
     throw new ConfigError(`Task "${name}": phase must be one of ${PHASES.join(', ')}, got "${options.phase}".`)
   }
-  const description = options.description ?? pendingDescription
-  pendingDescription = undefined
-  currentRegistry().defineTask({
+  const registry = currentRegistry()
+  const description = options.description ?? registry.pendingDescription
+  registry.pendingDescription = undefined
+  registry.defineTask({
     ...options,
     description,
     name,

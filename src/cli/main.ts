@@ -47,12 +47,9 @@ async function main(invocation: Invocation): Promise<number> {
       if (!args[0]) throw new ConfigError('dep tree needs a task name.', 'For example: dep tree deploy')
       out(treeLines(registry, args[0]))
       return ExitCode.Success
-    case 'config': {
-      const secrets = new SecretRegistry()
-      secrets.add(...registry.secretValues)
-      out((await configLines(registry, selectHosts(hostList, args), overrides)).map((line) => secrets.redact(line)))
+    case 'config':
+      out(await configLines(registry, selectHosts(hostList, args), overrides))
       return ExitCode.Success
-    }
     case 'ssh': {
       const { runSsh } = await import('./commands/ssh.js')
       return runSsh(registry, hostList, args, overrides)

@@ -384,6 +384,7 @@ export class TaskContext {
         stdout: state.secrets.redact(result.stdout),
         stderr: state.secrets.redact(result.stderr.replace(BATCH_MARKER_LINE, '')),
         timedOut: result.timedOut,
+        queuedBy: failedQueued.task,
       })
     }
     if (result.code !== 0 && !options.nothrow) {

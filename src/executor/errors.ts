@@ -8,7 +8,7 @@ export function describeError(error: unknown, where: { host?: string; task?: str
       name: error.name,
       message: error.message,
       host: error.details.host,
-      task: where.task,
+      task: error.details.queuedBy ?? where.task,
       command: error.details.command,
       exitCode: error.details.exitCode,
       stderr: tail(error.details.stderr || error.details.stdout, 20),

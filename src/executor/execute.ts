@@ -78,6 +78,12 @@ async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo, f
   return failures
 }
 
+/** The error with every known secret masked: it reaches the terminal outside the event stream. */
+function maskError(state: RunState, info: ErrorInfo): ErrorInfo {
+  const mask = (text: string | undefined) => (text === undefined ? undefined : state.secrets.redact(text))
+  return { ...info, message: mask(info.message)!, hint: mask(info.hint), command: mask(info.command), stderr: mask(info.stderr) }
+}
+
 /** Sends every host's queued commands (one round trip per host that has any). */
 async function flushBatches(state: RunState, hosts: Host[], step: PlanStep, failure?: FailureInfo): Promise<HostFailure[]> {
   const failures: HostFailure[] = []
@@ -134,7 +140,7 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     if (failures.length === 0) continue
     if (bestEffort) {
       for (const { host, error } of failures) {
-        const info = describeError(error, { host: host.alias, task: step.task.name })
+        const info = maskError(state, describeError(error, { host: host.alias, task: step.task.name }))
         warnings.push(info)
         state.emit({ type: 'log', level: 'warning', host: host.alias, task: step.task.name, message: `Finish step failed (the deploy stays live): ${info.message}` })
       }
@@ -173,8 +179,10 @@ async function recover(
     host: first.host.alias,
     phase: step.phase,
     interrupted,
-    error: describeError(first.error, { host: first.host.alias, task: step.task.name }),
+    error: maskError(state, describeError(first.error, { host: first.host.alias, task: step.task.name })),
   }
+  // A queued command fails in the step that sent it; the failure belongs to the task that queued it.
+  failure.task = failure.error.task ?? failure.task
   const recoveryErrors: ErrorInfo[] = []
   if (plan.failSteps.length > 0) {
     state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host })
@@ -183,7 +191,7 @@ async function recover(
       if (failStep.hosts.length === 0) continue
       const errors = await runStep(state, failStep, failure)
       errors.push(...(await flushBatches(state, plan.hosts, failStep, failure)))
-      recoveryErrors.push(...errors.map(({ host, error }) => describeError(error, { host: host.alias, task: failStep.task.name })))
+      recoveryErrors.push(...errors.map(({ host, error }) => maskError(state, describeError(error, { host: host.alias, task: failStep.task.name }))))
     }
     state.emit({
       type: 'recovery:end',

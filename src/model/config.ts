@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { ConfigError } from './errors.js'
 import { didYouMean } from './suggest.js'
 
@@ -18,18 +19,31 @@ export interface ConfigLookup {
   keys(): string[]
 }
 
+/** The lazy keys being computed in the current async context, to catch a value that reads itself. */
+const computing = new AsyncLocalStorage<string[]>()
+
+/** Options of a {@link HostConfig}. */
+export interface HostConfigOptions {
+  /** Refuse to compute lazy values (e.g. `dep config`, which must not run anything). */
+  noLazy?: boolean
+}
+
 /**
- * Resolves settings for one host: `-o` overrides beat host values, which beat
- * global ones; lazy values are computed once and cached; strings are templated.
+ * Resolves settings for one host: `-o` overrides beat values set during the
+ * run, host values, global values and recipe defaults; lazy values are
+ * computed once and cached; strings are templated on every read, so a
+ * template always sees the current values it refers to.
  */
 export class HostConfig {
-  private readonly cache = new Map<string, Promise<unknown>>()
+  /** Results of lazy values, before templating. */
+  private readonly lazyResults = new Map<string, Promise<unknown>>()
 
   constructor(
     readonly hostAlias: string,
     private readonly layers: { overrides: Scope; runtime: Scope; host: Scope; global: Scope; defaults?: Scope },
     private readonly onSecret: (value: string) => void = () => {},
     private readonly secretKeys: Set<string> = new Set(),
+    private readonly options: HostConfigOptions = {},
   ) {}
 
   private rawValue(key: string): { found: boolean; value: unknown } {
@@ -43,6 +57,11 @@ export class HostConfig {
     return this.rawValue(key).found
   }
 
+  /** True when the value of `key` is computed lazily (a function). */
+  isLazy(key: string): boolean {
+    return typeof this.rawValue(key).value === 'function'
+  }
+
   keys(): string[] {
     const all = new Set<string>()
     for (const layer of Object.values(this.layers)) for (const key of layer?.keys() ?? []) all.add(key)
@@ -52,7 +71,7 @@ export class HostConfig {
   /** Sets a value for this host only, for the rest of the run. */
   set(key: string, value: unknown): void {
     this.layers.runtime.set(key, value)
-    this.cache.delete(key)
+    this.lazyResults.delete(key)
   }
 
   isSecret(key: string): boolean {
@@ -60,8 +79,8 @@ export class HostConfig {
   }
 
   async get(key: string, fallback?: unknown, stack: string[] = []): Promise<unknown> {
-    if (stack.includes(key)) {
-      throw new ConfigError(`Setting "${key}" refers to itself: ${[...stack, key].join(' → ')}`)
+    if (stack.includes(key) || computing.getStore()?.includes(key)) {
+      throw new ConfigError(`Setting "${key}" refers to itself: ${[...(computing.getStore() ?? []), ...stack, key].join(' → ')}`)
     }
     const { found, value } = this.rawValue(key)
     if (!found) {
@@ -73,25 +92,32 @@ export class HostConfig {
           .join('. '),
       )
     }
-    let pending = this.cache.get(key)
-    if (!pending) {
-      pending = this.resolve(key, value, [...stack, key])
-      this.cache.set(key, pending)
-      // A failed lazy value is not cached: the next read tries again.
-      pending.catch(() => this.cache.delete(key))
-    }
-    return pending
-  }
-
-  private async resolve(key: string, value: unknown, stack: string[]): Promise<unknown> {
-    const computed = typeof value === 'function' ? await (value as LazyValue)({ alias: this.hostAlias }) : value
-    const resolved = await this.template(computed, stack)
+    const computed = typeof value === 'function' ? await this.computeLazy(key, value as LazyValue) : value
+    const resolved = await this.template(computed, [...stack, key])
     if (this.secretKeys.has(key)) this.markSecret(resolved)
     return resolved
   }
 
+  private computeLazy(key: string, fn: LazyValue): Promise<unknown> {
+    if (this.options.noLazy) return Promise.reject(new LazyValueRefused(key))
+    let pending = this.lazyResults.get(key)
+    if (!pending) {
+      const chain = [...(computing.getStore() ?? []), key]
+      pending = computing.run(chain, async () => fn({ alias: this.hostAlias }))
+      this.lazyResults.set(key, pending)
+      // A failed lazy value is not cached: the next read tries again.
+      pending.catch(() => this.lazyResults.delete(key))
+    }
+    return pending
+  }
+
+  private readonly reportedSecrets = new Set<string>()
+
   private markSecret(value: unknown): void {
-    if (typeof value === 'string') this.onSecret(value)
+    if (typeof value === 'string') {
+      if (!this.reportedSecrets.has(value)) this.onSecret(value)
+      this.reportedSecrets.add(value)
+    }
     else if (Array.isArray(value)) value.forEach((v) => this.markSecret(v))
     else if (value && typeof value === 'object') Object.values(value).forEach((v) => this.markSecret(v))
   }
@@ -150,4 +176,11 @@ export function parseOverride(option: string): [string, unknown] {
     }
   }
   return [key, text]
+}
+
+/** Thrown instead of computing a lazy value when a HostConfig must not run anything. */
+export class LazyValueRefused extends Error {
+  constructor(readonly key: string) {
+    super(`"${key}" is computed at run time`)
+  }
 }

@@ -71,6 +71,8 @@ export class CommandError extends DeployError {
       stdout: string
       stderr: string
       timedOut?: boolean
+      /** The task that queued the command, when it was sent with another task's round trip. */
+      queuedBy?: string
     },
   ) {
     super(message, { exitCode: ExitCode.TaskFailed })

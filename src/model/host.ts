@@ -128,7 +128,10 @@ function validateHostOptions(alias: string, options: HostOptions): void {
  */
 export function expandHostPattern(pattern: string): string[] {
   const match = /\[([^\]]+)\]/.exec(pattern)
-  if (!match) return [pattern]
+  if (!match) {
+    if (/[[\]]/.test(pattern)) throw new ConfigError(`Host pattern "${pattern}" has an unmatched bracket.`, 'Ranges look like web[1:3].')
+    return [pattern]
+  }
   const [whole, body] = match
   const range = /^\s*([0-9]+|[a-zA-Z])\s*:\s*([0-9]+|[a-zA-Z])\s*$/.exec(body)
   if (!range) throw new ConfigError(`Host pattern "${pattern}": "${whole}" is not a range like [1:3], [01:10] or [a:c].`)
@@ -140,7 +143,7 @@ export function expandHostPattern(pattern: string): string[] {
     const end = Number(to)
     if (end < start) throw new ConfigError(`Host pattern "${pattern}": the range ends before it starts.`)
     for (let n = start; n <= end; n++) values.push(String(n).padStart(width, '0'))
-  } else if (/^[a-zA-Z]$/.test(from) && /^[a-zA-Z]$/.test(to)) {
+  } else if ((/^[a-z]$/.test(from) && /^[a-z]$/.test(to)) || (/^[A-Z]$/.test(from) && /^[A-Z]$/.test(to))) {
     const start = from.charCodeAt(0)
     const end = to.charCodeAt(0)
     if (end < start) throw new ConfigError(`Host pattern "${pattern}": the range ends before it starts.`)

@@ -1,4 +1,4 @@
-import { HostConfig } from './config.js'
+import { HostConfig, type HostConfigOptions } from './config.js'
 import { ConfigError } from './errors.js'
 import { expandHostPattern, Host, type HostOptions } from './host.js'
 import type { TaskDefinition } from './task.js'
@@ -25,6 +25,8 @@ export class Registry {
   readonly secretValues = new Set<string>()
   /** Recipes already applied, so `use()` twice is harmless. */
   readonly recipes = new Set<unknown>()
+  /** The description given by `desc()` for the next task defined. */
+  pendingDescription?: string
   private anonymous = 0
 
   defineTask(task: TaskDefinition): TaskDefinition {
@@ -66,12 +68,14 @@ export class Registry {
     host: Host | undefined,
     overrides: Map<string, unknown> = new Map(),
     onSecret?: (value: string) => void,
+    options?: HostConfigOptions,
   ): HostConfig {
     return new HostConfig(
       host?.alias ?? '(global)',
       { overrides, runtime: new Map(), host: host?.config ?? new Map(), global: this.config, defaults: this.defaults },
       onSecret,
       this.secretKeys,
+      options,
     )
   }
 

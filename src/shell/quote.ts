@@ -9,6 +9,7 @@ const SAFE_WORD = /^[A-Za-z0-9_\/.:=@%+,-]+$/
  */
 export function quote(value: string | number | boolean): string {
   const text = String(value)
-  if (text !== '' && SAFE_WORD.test(text)) return text
+  // `X=1` bare would be an assignment in command position, not a word.
+  if (text !== '' && SAFE_WORD.test(text) && !/^[A-Za-z_][A-Za-z0-9_]*=/.test(text)) return text
   return `'${text.replace(/'/g, `'\\''`)}'`
 }

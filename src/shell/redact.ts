@@ -21,6 +21,8 @@ export class SecretRegistry {
       if (typeof value !== 'string') continue
       // Very short values would mask ordinary text everywhere; they are still never logged by us.
       if (value.length >= 3) this.values.add(value)
+      // Output is masked line by line: every line of a multi-line secret (a key file) is a secret too.
+      if (value.includes('\n')) for (const line of value.split('\n')) if (line.trim().length >= 8) this.values.add(line.trim())
     }
   }
 

@@ -1,7 +1,7 @@
 import type { Host } from '../../model/host.js'
 import type { Registry } from '../../model/registry.js'
-import { HostConfig } from '../../model/config.js'
-import { MASK } from '../../shell/redact.js'
+import { LazyValueRefused, type HostConfig } from '../../model/config.js'
+import { MASK, SecretRegistry } from '../../shell/redact.js'
 import type { Plan } from '../../plan/plan.js'
 import { buildTree, type TreeNode } from '../../plan/plan.js'
 
@@ -42,32 +42,32 @@ export function planTable(plan: Plan): string[] {
   return lines
 }
 
-/** `dep config`: resolved settings per host; lazy values are not computed, secrets are masked. */
+/**
+ * `dep config`: resolved settings per host. Nothing runs: lazy values (and
+ * templates that need them) show as computed at run time. Every secret,
+ * literal or reached through a template, is masked.
+ */
 export async function configLines(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string[]> {
+  const secrets = new SecretRegistry()
+  secrets.add(...registry.secretValues)
   const lines: string[] = []
   for (const host of hosts) {
-    const config = registry.hostConfig(host, overrides)
+    const config = registry.hostConfig(host, overrides, (value) => secrets.add(value), { noLazy: true })
+    // Secret keys first, so their values are known before anything that templates them is shown.
+    for (const key of config.keys().filter((k) => registry.secretKeys.has(k))) await config.get(key).catch(() => undefined)
     lines.push(`${host.alias}:`)
     for (const key of config.keys()) {
-      let shown: string
-      if (registry.secretKeys.has(key)) shown = MASK
-      else {
-        const { value, lazy } = await peek(config, host, registry, overrides, key)
-        shown = lazy ? '<computed at run time>' : JSON.stringify(value)
-      }
-      lines.push(`  ${key}: ${shown}`)
+      lines.push(`  ${key}: ${registry.secretKeys.has(key) ? MASK : await shown(config, key)}`)
     }
   }
-  return lines
+  return lines.map((line) => secrets.redact(line))
 }
 
-async function peek(config: HostConfig, host: Host, registry: Registry, overrides: Map<string, unknown>, key: string) {
-  const raw = [overrides, host.config, registry.config, registry.defaults].find((layer) => layer.has(key))?.get(key)
-  if (typeof raw === 'function') return { value: undefined, lazy: true }
+async function shown(config: HostConfig, key: string): Promise<string> {
+  if (config.isLazy(key)) return '<computed at run time>'
   try {
-    return { value: await config.get(key), lazy: false }
-  } catch {
-    // A template that needs a lazy or run-time value.
-    return { value: raw, lazy: false }
+    return JSON.stringify(await config.get(key))
+  } catch (error) {
+    return error instanceof LazyValueRefused ? '<computed at run time>' : `<error: ${(error as Error).message}>`
   }
 }

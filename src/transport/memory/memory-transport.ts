@@ -37,7 +37,9 @@ export class MemoryTransport implements Transport {
 
   async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
     const { onStdout, onStderr, signal, ...rest } = options
-    this.operations.push({ kind: 'exec', script, options: rest })
+    // Nothing reads a streamed stdin here: drain it, or its producer (a tar of a big tree) waits forever.
+    if (rest.stdin && typeof rest.stdin === 'object' && !Buffer.isBuffer(rest.stdin)) rest.stdin.resume()
+    this.operations.push({ kind: 'exec', script, options: { ...rest, stdin: rest.stdin && typeof rest.stdin === 'object' && !Buffer.isBuffer(rest.stdin) ? '(stream)' : rest.stdin } })
     const responder = this.responders.find((r) => (typeof r.match === 'function' ? r.match(script) : r.match.test(script)))
     const answer = responder ? (typeof responder.result === 'function' ? responder.result(script) : responder.result) : {}
     const result: ExecResult = { code: 0, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false, ...answer }

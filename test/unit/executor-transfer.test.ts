@@ -1,0 +1,62 @@
+/** upload() and download() from tasks. */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { host, localhost, set, task } from '../../src/api/dsl.js'
+import { download, queue, upload } from '../../src/api/runtime.js'
+import { declare, ofType, runPlan } from './helpers.js'
+
+const sandbox = mkdtempSync(join(tmpdir(), 'df-transfer-'))
+afterAll(() => rmSync(sandbox, { recursive: true, force: true }))
+
+describe('upload() on the MemoryTransport', () => {
+  it('puts content with its mode at a templated path, after the queued commands', async () => {
+    const registry = await declare(() => {
+      host('h', { deployPath: '/srv/app' })
+      task('t', async () => {
+        await queue`mkdir -p /srv/app/shared`
+        await upload(Buffer.from('APP_KEY=x\n'), '{{deploy_path}}/shared/.env', { mode: 0o600 })
+      })
+    })
+    const { transports, events } = await runPlan(registry, 't')
+    const ops = transports.get('h')!.operations
+    expect(ops).toHaveLength(2)
+    expect(ops[0]).toMatchObject({ kind: 'exec' })
+    expect(ops[1]).toEqual({ kind: 'put', source: '(10 bytes of content)', remotePath: '/srv/app/shared/.env', mode: 0o600 })
+    expect(ofType(events, 'command:start').map((e) => e.command)).toContain('upload (content) → /srv/app/shared/.env')
+  })
+
+  it('download() gets a templated remote path', async () => {
+    const registry = await declare(() => {
+      host('h', { deployPath: '/srv/app' })
+      task('t', async () => download('{{deploy_path}}/.dep/releases_log', '/tmp/local-copy'))
+    })
+    const { transports } = await runPlan(registry, 't')
+    expect(transports.get('h')!.operations).toEqual([{ kind: 'get', remotePath: '/srv/app/.dep/releases_log', localPath: '/tmp/local-copy' }])
+  })
+})
+
+describe('upload() of a directory through real sh (local transport)', () => {
+  it('sends one tar stream (one round trip) and extracts it, excluded patterns left out', async () => {
+    const source = join(sandbox, 'source')
+    mkdirSync(join(source, 'sub'), { recursive: true })
+    mkdirSync(join(source, '.git'), { recursive: true })
+    writeFileSync(join(source, 'a.txt'), 'A')
+    writeFileSync(join(source, 'sub', "it's.txt"), 'B')
+    writeFileSync(join(source, '.git', 'HEAD'), 'ref')
+    const target = join(sandbox, 'target dir', 'releases', '1')
+    const registry = await declare(() => {
+      localhost('local')
+      set('upload_path', source)
+      task('t', async (ctx) => ctx.upload('{{upload_path}}', target, { exclude: ['.git'] }))
+    })
+    const { outcome, events } = await runPlan(registry, 't', { local: true })
+    expect(outcome.error).toBeUndefined()
+    expect(readFileSync(join(target, 'a.txt'), 'utf8')).toBe('A')
+    expect(readFileSync(join(target, 'sub', "it's.txt"), 'utf8')).toBe('B')
+    expect(() => statSync(join(target, '.git'))).toThrow()
+    expect(ofType(events, 'step:end')[0].roundTrips).toBe(1)
+    expect(ofType(events, 'transfer').at(-1)).toMatchObject({ direction: 'upload', path: target, done: true })
+  })
+})

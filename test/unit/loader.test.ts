@@ -1,0 +1,186 @@
+/** Finding and loading deployfile.ts (cosmiconfig + jiti). */
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { findDeployfile, loadDeployfile } from '../../src/config/load.js'
+import { ConfigError } from '../../src/model/errors.js'
+import { buildPlan } from '../../src/plan/plan.js'
+
+const sandbox = realpathSync(mkdtempSync(join(tmpdir(), 'df-load-')))
+afterAll(() => rmSync(sandbox, { recursive: true, force: true }))
+
+function project(name: string, files: Record<string, string>): string {
+  const dir = join(sandbox, name)
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true })
+    writeFileSync(join(dir, path), text)
+  }
+  return dir
+}
+
+describe('loadDeployfile', () => {
+  it('loads a TypeScript deployfile that imports a local module and deployfile', async () => {
+    const dir = project('with-module', {
+      'deployfile.ts': `
+import { host, set, task, after } from 'deployfile'
+import { registerTasks, APP } from './tasks'
+
+set('keep_releases', 3)
+host('web[1:2]', { labels: { stage: 'prod' } })
+registerTasks()
+after('build', 'notify')
+export const name: string = APP
+`,
+      'tasks.ts': `
+import { task } from 'deployfile'
+export const APP = 'demo'
+interface Typed { n: number }
+const typed: Typed = { n: 1 }
+export function registerTasks(): void {
+  task('build', async () => {}, { description: 'Builds ' + typed.n })
+  task('notify', async () => {})
+}
+`,
+    })
+    const { path, registry } = await loadDeployfile(join(dir, 'deployfile.ts'))
+    expect(path).toBe(join(dir, 'deployfile.ts'))
+    expect([...registry.hosts.keys()]).toEqual(['web1', 'web2'])
+    expect(registry.config.get('keep_releases')).toBe(3)
+    expect(registry.getTask('build').description).toBe('Builds 1')
+    const plan = buildPlan(registry, 'build', [...registry.hosts.values()])
+    expect(plan.steps.map((s) => s.task.name)).toEqual(['build', 'notify'])
+  })
+
+  it('runs a default-exported function as a recipe', async () => {
+    const dir = project('default-export', {
+      'deployfile.ts': `
+import { task } from 'deployfile'
+export default function () { task('from-default', async () => {}) }
+`,
+    })
+    const { registry } = await loadDeployfile(join(dir, 'deployfile.ts'))
+    expect(registry.tasks.has('from-default')).toBe(true)
+  })
+
+  it('two deployfiles in one process give two independent registries', async () => {
+    const a = project('first', {
+      'deployfile.ts': `import { host, task, set } from 'deployfile'
+host('alpha'); set('branch', 'a'); task('only-in-a', async () => {})`,
+    })
+    const b = project('second', {
+      'deployfile.ts': `import { host, task, set } from 'deployfile'
+host('beta'); set('branch', 'b'); task('only-in-b', async () => {})`,
+    })
+    const first = await loadDeployfile(join(a, 'deployfile.ts'))
+    const second = await loadDeployfile(join(b, 'deployfile.ts'))
+    expect(first.registry).not.toBe(second.registry)
+    expect([...first.registry.hosts.keys()]).toEqual(['alpha'])
+    expect([...second.registry.hosts.keys()]).toEqual(['beta'])
+    expect([...first.registry.tasks.keys()]).toEqual(['only-in-a'])
+    expect([...second.registry.tasks.keys()]).toEqual(['only-in-b'])
+    expect(first.registry.config.get('branch')).toBe('a')
+    expect(second.registry.config.get('branch')).toBe('b')
+  })
+
+  it('loading the same file twice reads it afresh (no module cache)', async () => {
+    const dir = project('reload', { 'deployfile.ts': `import { task } from 'deployfile'\ntask('v1', async () => {})` })
+    const path = join(dir, 'deployfile.ts')
+    expect([...(await loadDeployfile(path)).registry.tasks.keys()]).toEqual(['v1'])
+    writeFileSync(path, `import { task } from 'deployfile'\ntask('v2', async () => {})`)
+    expect([...(await loadDeployfile(path)).registry.tasks.keys()]).toEqual(['v2'])
+  })
+
+  it('a syntax error is a ConfigError naming the file (and the line)', async () => {
+    const dir = project('syntax', {
+      'deployfile.ts': `import { task } from 'deployfile'
+
+task('ok', async () => {})
+const broken = {
+`,
+    })
+    const path = join(dir, 'deployfile.ts')
+    const error = await loadDeployfile(path).catch((e) => e)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect(error.exitCode).toBe(2)
+    expect(error.message).toContain(path)
+    expect(error.message).toMatch(/failed to load/)
+    expect(error.message).toMatch(/:\d+/)
+  })
+
+  it('a deployfile that throws at load is a ConfigError naming the file and line', async () => {
+    const dir = project('throws', {
+      'deployfile.ts': `import { task } from 'deployfile'
+task('ok', async () => {})
+throw new Error('exploded while loading')
+`,
+    })
+    const path = join(dir, 'deployfile.ts')
+    const error = await loadDeployfile(path).catch((e) => e)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect(error.message).toContain(path)
+    expect(error.message).toContain('exploded while loading')
+    expect(error.message).toContain(`${path}:3`)
+    expect(error.hint).toBe('Fix the deployfile and run again.')
+  })
+
+  it('a ConfigError thrown while loading (e.g. a bad host option) passes through as is', async () => {
+    const dir = project('bad-host', {
+      'deployfile.ts': `import { host } from 'deployfile'
+host('web1', { prot: 22 } as never)
+`,
+    })
+    const error = await loadDeployfile(join(dir, 'deployfile.ts')).catch((e) => e)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect(error.message).toBe('Unknown option "prot" for host web1.')
+    expect(error.hint).toContain('Did you mean "port"')
+  })
+
+  it('a missing import is a ConfigError', async () => {
+    const dir = project('missing-import', { 'deployfile.ts': `import { x } from './nope'\nconsole.log(x)\n` })
+    await expect(loadDeployfile(join(dir, 'deployfile.ts'))).rejects.toThrow(ConfigError)
+  })
+})
+
+describe('findDeployfile', () => {
+  it('finds deployfile.ts searching upward from a subdirectory', async () => {
+    const dir = project('upward', { 'deployfile.ts': '', 'src/deep/er/.keep': '' })
+    expect(await findDeployfile(join(dir, 'src', 'deep', 'er'))).toBe(join(dir, 'deployfile.ts'))
+  })
+
+  it('prefers the nearest deployfile', async () => {
+    const dir = project('nearest', { 'deployfile.ts': '', 'sub/deployfile.ts': '', 'sub/x/.keep': '' })
+    expect(await findDeployfile(join(dir, 'sub', 'x'))).toBe(join(dir, 'sub', 'deployfile.ts'))
+  })
+
+  it('finds .mjs and .js deployfiles too, .ts first', async () => {
+    const js = project('js-only', { 'deployfile.mjs': '' })
+    expect(await findDeployfile(js)).toBe(join(js, 'deployfile.mjs'))
+    const both = project('both', { 'deployfile.js': '', 'deployfile.ts': '' })
+    expect(await findDeployfile(both)).toBe(join(both, 'deployfile.ts'))
+  })
+
+  it('-f names a file relative to cwd', async () => {
+    const dir = project('named', { 'deploy/prod.ts': '' })
+    expect(await findDeployfile(dir, 'deploy/prod.ts')).toBe(join(dir, 'deploy', 'prod.ts'))
+  })
+
+  it('-f of a missing file is a ConfigError', async () => {
+    const error = await findDeployfile(sandbox, 'missing.ts').catch((e) => e)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect(error.message).toContain(join(sandbox, 'missing.ts'))
+  })
+
+  it('no deployfile anywhere is a ConfigError with a hint', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'df-none-'))
+    try {
+      const error = await findDeployfile(empty).catch((e) => e)
+      expect(error).toBeInstanceOf(ConfigError)
+      expect(error.message).toContain(`No deployfile found in ${empty}`)
+      expect(error.hint).toMatch(/dep init/)
+      expect(error.hint).toContain('deployfile.ts')
+    } finally {
+      rmSync(empty, { recursive: true, force: true })
+    }
+  })
+})
