@@ -57,6 +57,8 @@ async function main(invocation: Invocation): Promise<number> {
     case 'run': {
       const { defineAdHocCommand } = await import('./commands/run-command.js')
       const taskName = defineAdHocCommand(registry, args[0])
+      // The point of `dep run` is its output: show it without -v.
+      options.verbose = Math.max(1, options.verbose)
       return runNamedTask(taskName, args.slice(1))
     }
     default:

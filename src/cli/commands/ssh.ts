@@ -20,5 +20,5 @@ export async function runSsh(registry: Registry, hosts: Host[], args: string[], 
     return result.status ?? ExitCode.TaskFailed
   }
   const { openInteractiveShell } = await import('../../transport/ssh/index.js')
-  return openInteractiveShell(host, { cwd: deployPath })
+  return openInteractiveShell(host, { cwd: deployPath ? [`${deployPath}/current`, deployPath] : undefined })
 }

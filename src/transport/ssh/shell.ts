@@ -6,8 +6,8 @@ import { openConnection } from './connect.js'
 import { defaultContext, resolveSettings } from './settings.js'
 
 export interface InteractiveShellOptions {
-  /** Directory to start in (a missing one leaves the shell in the home dir, with a warning). */
-  cwd?: string
+  /** Directory to start in, or candidates tried in order (none existing leaves the shell in the home dir, with a warning). */
+  cwd?: string | string[]
   env?: NodeJS.ProcessEnv
   homeDir?: string
   promptPassphrase?: (file: string) => Promise<string>
@@ -33,8 +33,9 @@ export async function openInteractiveShell(host: Host, opts: InteractiveShellOpt
   const errors = opts.stderr ?? process.stderr
   const tty = input.isTTY === true && typeof input.setRawMode === 'function'
 
-  const cd = opts.cwd
-    ? `cd ${quote(opts.cwd)} 2>/dev/null || echo ${quote(`deployfile: ${opts.cwd} does not exist; staying in the home directory.`)} >&2; `
+  const dirs = [opts.cwd ?? []].flat()
+  const cd = dirs.length
+    ? `${dirs.map((dir) => `cd ${quote(dir)} 2>/dev/null`).join(' || ')} || echo ${quote(`deployfile: ${dirs.join(' nor ')} exists; staying in the home directory.`)} >&2; `
     : ''
   const command = `${cd}exec "\${SHELL:-/bin/sh}" -l`
 
