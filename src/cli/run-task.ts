@@ -6,10 +6,9 @@ import type { Registry } from '../model/registry.js'
 import { executePlan, type RunOutcome } from '../executor/execute.js'
 import { RunState } from '../executor/run-state.js'
 import type { Plan } from '../plan/plan.js'
-import { createLocalTransport } from '../transport/local/local-transport.js'
 import { MemoryTransport } from '../transport/memory/memory-transport.js'
 import type { SecretRegistry } from '../shell/redact.js'
-import { transportFactory } from './transports.js'
+import { localTransportModule, transportFactory } from './transports.js'
 
 /** What a run needs besides the plan. */
 export interface RunTaskOptions {
@@ -46,7 +45,7 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     runId: randomUUID(),
     overrides: options.overrides,
     transportFor: await transportFactory(options.hosts, options.dryRun ?? false),
-    localTransportFor: options.dryRun ? (host) => new MemoryTransport(host) : createLocalTransport,
+    localTransportFor: options.dryRun ? (host) => new MemoryTransport(host) : (await localTransportModule()).createLocalTransport,
     sink: options.sink,
     secrets: options.secrets,
     signal: abort.signal,

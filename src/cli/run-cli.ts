@@ -1,0 +1,135 @@
+import { CommanderError } from 'commander'
+import { findDeployfile, loadDeployfile } from '../config/load.js'
+import { parseOverride } from '../model/config.js'
+import { ConfigError, DeployError, ExitCode } from '../model/errors.js'
+import { buildPlan } from '../plan/plan.js'
+import { selectHosts } from '../plan/selector.js'
+import { formatError } from '../report/format.js'
+import { describeError } from '../executor/errors.js'
+import { SecretRegistry } from '../shell/redact.js'
+import { MemoryTransport } from '../transport/memory/memory-transport.js'
+import { configLines, listTasks, planTable, treeLines } from './commands/inspect.js'
+import type { CliOptions, Invocation } from './options.js'
+import { parseArgv } from './program.js'
+import { createReporters, useColor } from './reporters.js'
+import { runTask } from './run-task.js'
+
+const out = (lines: string[]) => process.stdout.write(lines.map((l) => `${l}\n`).join(''))
+
+/** Settings given on the command line: -o key=value, --branch, --tag, --revision, --force. */
+function overridesOf(options: CliOptions): Map<string, unknown> {
+  const overrides = new Map<string, unknown>(options.option.map(parseOverride))
+  if (options.branch) overrides.set('branch', options.branch)
+  if (options.tag) overrides.set('tag', options.tag)
+  if (options.revision) overrides.set('revision', options.revision)
+  if (options.force) overrides.set('force', true)
+  return overrides
+}
+
+async function main(invocation: Invocation): Promise<number> {
+  const { name, args, options } = invocation
+  if (name === 'help') return ExitCode.Success
+  if (name === 'init') {
+    const { runInit } = await import('./commands/init.js')
+    return runInit(args, options)
+  }
+  const path = await findDeployfile(process.cwd(), options.file)
+  const { registry } = await loadDeployfile(path)
+  const overrides = overridesOf(options)
+  const hostList = [...registry.hosts.values()]
+
+  switch (name) {
+    case 'list':
+      out(listTasks(registry))
+      return ExitCode.Success
+    case 'tree':
+      if (!args[0]) throw new ConfigError('dep tree needs a task name.', 'For example: dep tree deploy')
+      out(treeLines(registry, args[0]))
+      return ExitCode.Success
+    case 'config':
+      out(await configLines(registry, selectHosts(hostList, args), overrides))
+      return ExitCode.Success
+    case 'ssh': {
+      const { runSsh } = await import('./commands/ssh.js')
+      return runSsh(registry, hostList, args, overrides)
+    }
+    case 'run': {
+      const { defineAdHocCommand } = await import('./commands/run-command.js')
+      const taskName = defineAdHocCommand(registry, args[0])
+      // The point of `dep run` is its output: show it without -v.
+      options.verbose = Math.max(1, options.verbose)
+      return runNamedTask(taskName, args.slice(1))
+    }
+    default:
+      return runNamedTask(name, args)
+  }
+
+  async function runNamedTask(taskName: string, selectors: string[]): Promise<number> {
+    registry.getTask(taskName)
+    const hosts = selectHosts(hostList, selectors)
+    const plan = buildPlan(registry, taskName, hosts, { limit: options.limit })
+    if (options.plan) {
+      out(planTable(plan))
+      return ExitCode.Success
+    }
+    const secrets = new SecretRegistry()
+    const logFile = options.log ?? (typeof overrides.get('log_file') === 'string' ? (overrides.get('log_file') as string) : undefined) ?? (typeof registry.config.get('log_file') === 'string' ? (registry.config.get('log_file') as string) : undefined)
+    const reporters = createReporters(options, logFile)
+    let recorded: Map<string, MemoryTransport> | undefined
+    try {
+      const outcome = await runTask({
+        registry,
+        plan,
+        hosts,
+        overrides,
+        sink: reporters.sink,
+        secrets,
+        dryRun: options.dryRun,
+        onState: (state) => {
+          if (!options.dryRun) return
+          recorded = new Map(hosts.map((h) => [h.alias, state.transportFor(h) as MemoryTransport]))
+        },
+      })
+      if (options.dryRun && recorded && !options.json) printDryRun(recorded, secrets)
+      if (outcome.failure && !options.json) {
+        process.stderr.write(`\n${formatError(outcome.failure.error, useColor(options, process.stderr)).join('\n')}\n`)
+        for (const e of outcome.recoveryErrors) process.stderr.write(`${formatError(e, false).join('\n')}\n`)
+      }
+      return outcome.exitCode
+    } finally {
+      await reporters.close()
+    }
+  }
+}
+
+function printDryRun(recorded: Map<string, MemoryTransport>, secrets: SecretRegistry): void {
+  for (const [alias, transport] of recorded) {
+    out([`# ${alias}`])
+    for (const op of transport.operations) {
+      if (op.kind === 'exec') out([secrets.redact(op.options.cwd ? `(cd ${op.options.cwd}) ${op.script}` : op.script)])
+      else if (op.kind === 'put') out([`# upload ${op.source} → ${op.remotePath}${op.mode ? ` (mode ${op.mode.toString(8)})` : ''}`])
+      else out([`# download ${op.remotePath} → ${op.localPath}`])
+    }
+    out([''])
+  }
+}
+
+/** Parses argv, runs the command, and sets the exit code. */
+export async function cli(): Promise<void> {
+  let invocation: Invocation
+  try {
+    invocation = parseArgv(process.argv.slice(2))
+  } catch (error) {
+    if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : ExitCode.ConfigError)
+    throw error
+  }
+  try {
+    process.exitCode = await main(invocation)
+  } catch (error) {
+    const info = describeError(error)
+    process.stderr.write(`${formatError(info, useColor(invocation.options, process.stderr)).join('\n')}\n`)
+    if (invocation.options.verbose >= 2 && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
+    process.exitCode = error instanceof DeployError ? error.exitCode : ExitCode.TaskFailed
+  }
+}
+
