@@ -104,8 +104,9 @@ async function main(invocation: Invocation): Promise<number> {
 
 function printDryRun(recorded: Map<string, MemoryTransport>, secrets: SecretRegistry): void {
   for (const [alias, transport] of recorded) {
-    out([`# ${alias}`])
-    for (const op of transport.operations) {
+    out([`# ${alias}: ${transport.operations.length} round trip(s)`])
+    for (const [index, op] of transport.operations.entries()) {
+      out([`# --- ${index + 1} ---`])
       if (op.kind === 'exec') out([secrets.redact(op.options.cwd ? `(cd ${op.options.cwd}) ${op.script}` : op.script)])
       else if (op.kind === 'put') out([`# upload ${op.source} → ${op.remotePath}${op.mode ? ` (mode ${op.mode.toString(8)})` : ''}`])
       else out([`# download ${op.remotePath} → ${op.localPath}`])
