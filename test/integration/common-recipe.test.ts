@@ -347,3 +347,56 @@ after('deploy:success', 'show:value')
     expect(existsSync(pwned)).toBe(false)
   }, 60_000)
 })
+
+describe('the git strategy', () => {
+  it('mirrors the repository and exports the wanted branch, tag or revision', async () => {
+    const dir = path.join(base, 'git')
+    const repo = path.join(servers.workDir, 'repo.git')
+    const work = path.join(base, 'git-work')
+    const git = (args: string[], cwd = work) =>
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.test', ...args], { cwd, encoding: 'utf8' }).trim()
+    await mkdir(work, { recursive: true })
+    git(['init', '-q', '-b', 'main'])
+    await writeFile(path.join(work, 'index.html'), 'v1\n')
+    git(['add', '.'])
+    git(['commit', '-qm', 'v1'])
+    const v1 = git(['rev-parse', 'HEAD'])
+    git(['tag', 'v1.0'])
+    await writeFile(path.join(work, 'index.html'), 'v2\n')
+    git(['commit', '-qam', 'v2'])
+    const v2 = git(['rev-parse', 'HEAD'])
+    git(['checkout', '-qb', 'feature'])
+    await writeFile(path.join(work, 'index.html'), 'feature\n')
+    git(['commit', '-qam', 'feature'])
+    const feature = git(['rev-parse', 'HEAD'])
+    git(['clone', '-q', '--bare', work, repo], base)
+    execFileSync('chown', ['-R', servers.user, repo])
+
+    const deployPath = (alias: string) => path.join(servers.workDir, 'git-deploys', alias)
+    await writeDeployfile(
+      dir,
+      deployfileText({ deployPath, extra: `set('update_code_strategy', 'git')\nset('repository', ${JSON.stringify(repo)})\nset('branch', 'main')` }),
+    )
+    const expectRelease = async (release: string, content: string, revision: string) => {
+      for (const alias of ALIASES) {
+        expect(await currentOf(deployPath(alias))).toBe(`releases/${release}`)
+        expect(await readFile(path.join(deployPath(alias), 'releases', release, 'index.html'), 'utf8')).toBe(content)
+        expect((await readFile(path.join(deployPath(alias), 'releases', release, 'REVISION'), 'utf8')).trim()).toBe(revision)
+        expect((await ledgerOf(deployPath(alias))).pop()?.revision).toBe(revision)
+      }
+    }
+    expect((await dep(['deploy'], { cwd: dir })).code).toBe(0)
+    await expectRelease('1', 'v2\n', v2)
+    expect(existsSync(path.join(deployPath('web1'), '.dep/repo/HEAD'))).toBe(true)
+    expect((await dep(['deploy', '--tag', 'v1.0'], { cwd: dir })).code).toBe(0)
+    await expectRelease('2', 'v1\n', v1)
+    expect((await dep(['deploy', '--branch', 'feature'], { cwd: dir })).code).toBe(0)
+    await expectRelease('3', 'feature\n', feature)
+    expect((await dep(['deploy', '--revision', v1.slice(0, 10)], { cwd: dir })).code).toBe(0)
+    await expectRelease('4', 'v1\n', v1)
+    const missing = await dep(['deploy', '--branch', 'no-such-branch'], { cwd: dir })
+    expect(missing.code).toBe(1)
+    expect(missing.output).toMatch(/revision "no-such-branch" not found/)
+    await checkFleet(ALIASES.map(deployPath), '4')
+  }, 60_000)
+})
