@@ -197,6 +197,15 @@ describe('happy deploys and rollback', () => {
     for (const deployPath of paths()) expect(await releasesOf(deployPath)).toEqual(['4', '5', '6'])
     await checkFleet(paths(), '6')
   })
+
+  it('dep releases points out hosts that disagree', async () => {
+    const web2 = deployPathOf('web2', 'happy')
+    execFileSync('sh', ['-c', 'ln -sfn releases/5 current.tmp && mv -T current.tmp current'], { cwd: web2 })
+    const result = await dep(['releases'], { cwd: dir })
+    expect(result.code, result.output).toBe(0)
+    expect(result.output).toMatch(/hosts disagree on the live release: web1=6, web2=5, web3=6/)
+    execFileSync('sh', ['-c', 'ln -sfn releases/6 current.tmp && mv -T current.tmp current'], { cwd: web2 })
+  })
 })
 
 describe('a fault injected at each step, on one host of three', () => {
