@@ -255,6 +255,20 @@ describe('a fault injected at each step, on one host of three', () => {
   }, 180_000)
 })
 
+describe('health checks', () => {
+  it('a failing healthcheck_command in the new release stops the deploy before any switch', async () => {
+    const dir = path.join(base, 'verify')
+    const paths = ALIASES.map((alias) => deployPathOf(alias, 'verify'))
+    await writeDeployfile(dir, deployfileText({ root: 'verify' }))
+    expect((await dep(['deploy', '-o', 'healthcheck_command=test -f index.html'], { cwd: dir })).code).toBe(0)
+    const failed = await dep(['deploy', '-o', 'healthcheck_command=test -f no-such-file'], { cwd: dir })
+    expect(failed.code, failed.output).toBe(1)
+    expect(failed.output).toMatch(/deploy:verify/)
+    await checkFleet(paths, '1')
+    for (const deployPath of paths) expect(await statusOf(deployPath, '2')).toBe('failed')
+  }, 60_000)
+})
+
 describe('the lock', () => {
   let dir: string
   const paths = () => ALIASES.map((alias) => deployPathOf(alias, 'lock'))
