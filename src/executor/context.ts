@@ -6,9 +6,9 @@ import type { Phase } from '../model/task.js'
 import { Command, sh, type ShellValue } from '../shell/command.js'
 import { quote } from '../shell/quote.js'
 import type { Readable } from 'node:stream'
+import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { Transport } from '../transport/types.js'
-import { localTarStream } from '../transport/local/tar.js'
 import { compileSelector } from '../plan/selector.js'
 import { taskContextStorage } from './current.js'
 import { wrapScript } from '../shell/wrap.js'
@@ -288,13 +288,11 @@ export class TaskContext {
 
   /** A directory goes as one tar stream into `tar -x` on the host: one round trip for the whole tree. */
   private async uploadDirectory(path: string, target: string, options: UploadOptions): Promise<void> {
-    const tar = localTarStream(path, { exclude: options.exclude })
+    const archive = await this.state.archiveOf(path, options.exclude)
+    const { size } = await stat(archive)
     const extract = sh`mkdir -p ${target} && tar -x -f - -C ${target} --no-same-owner`
-    const [result] = await Promise.all([
-      this.execute(this.transport(), extract, { stdin: tar.stream, quiet: true }, false),
-      tar.done,
-    ])
-    this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: 0, done: result.code === 0 })
+    const result = await this.execute(this.transport(), extract, { stdin: createReadStream(archive), quiet: true }, false)
+    this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: size, totalBytes: size, done: result.code === 0 })
   }
 
   /** Copies a remote file or directory to this machine. The source is templated. */

@@ -1,4 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { ConfigKey } from '../model/config-types.js'
+import { createTarArchive } from '../transport/local/tar.js'
 import type { HostConfig } from '../model/config.js'
 import type { EventInput, EventSink, RunEvent } from '../model/events.js'
 import type { Host } from '../model/host.js'
@@ -23,6 +27,9 @@ export class RunState {
   readonly shared = new Map<string, unknown>()
   /** Commands queued per host, sent with the host's next command or at the end of the phase. */
   readonly batches = new Map<string, QueuedCommand[]>()
+  /** Tar archives of uploaded directories, made once per run and shared by every host. */
+  private readonly archives = new Map<string, Promise<string>>()
+  private archiveDir?: Promise<string>
 
   constructor(
     readonly registry: Registry,
@@ -102,12 +109,29 @@ export class RunState {
     return this.transports.get(host.alias)?.roundTrips ?? 0
   }
 
-  /** Closes every connection the run opened. */
+  /** A tar archive of `directory` (made on first use, then reused by every host of the run). */
+  archiveOf(directory: string, exclude: string[] = []): Promise<string> {
+    const key = JSON.stringify([directory, exclude])
+    let archive = this.archives.get(key)
+    if (!archive) {
+      this.archiveDir ??= mkdtemp(join(tmpdir(), 'deployfile-upload-'))
+      archive = this.archiveDir.then(async (dir) => {
+        const file = join(dir, `${this.archives.size}.tar`)
+        await createTarArchive(directory, file, { exclude })
+        return file
+      })
+      this.archives.set(key, archive)
+    }
+    return archive
+  }
+
+  /** Closes every connection the run opened, and removes its temporary archives. */
   async close(): Promise<void> {
     const all = [...this.transports.values(), ...this.localTransports.values()]
     this.transports.clear()
     this.localTransports.clear()
     await Promise.allSettled(all.map((t) => t.close()))
+    if (this.archiveDir) await rm(await this.archiveDir, { recursive: true, force: true })
   }
 
   /** Typed read of a global (not host-level) value known to the run. */
