@@ -76,6 +76,11 @@ async function hostState(ctx: TaskContext): Promise<HostState> {
   return (await states(ctx)).get(ctx.host.alias) ?? probe(ctx, false)
 }
 
+/** True while this run prepares a release on the host (its directory exists); recipes use it to pick the app path. */
+export async function isPreparingRelease(ctx: TaskContext): Promise<boolean> {
+  return (await states(ctx)).get(ctx.host.alias)?.releaseCreated ?? false
+}
+
 /** One release name for the whole deploy: one more than the highest on any selected host. */
 async function nextReleaseName(ctx: TaskContext): Promise<string> {
   return ctx.shared('common:release_name', async () => {

@@ -4,9 +4,18 @@
  * directory, migrations once before the switch, reloads after it.
  */
 import { ConfigError, after, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
-import { common } from './common.js'
+import { common, isPreparingRelease } from './common.js'
 import { dotenvContent, secretValuesOf } from './laravel/dotenv.js'
-import { artisanScript, migrateScript, seedEnvScript, sqliteFileScript, storageSkeletonScript, vendorsScript } from './laravel/scripts.js'
+import {
+  artisanScript,
+  envUploadPath,
+  migrateScript,
+  replaceEnvScript,
+  seedEnvScript,
+  sqliteFileScript,
+  storageSkeletonScript,
+  vendorsScript,
+} from './laravel/scripts.js'
 
 declare module 'deployfile' {
   interface DeployConfig {
@@ -42,12 +51,31 @@ async function laravelVersion(ctx: TaskContext): Promise<string | undefined> {
 }
 
 /**
+ * Where artisan runs: the release this run is preparing (caches bake its
+ * paths), or, outside a deploy (`dep artisan:migrate:status`, `dep
+ * artisan:down`), the live release.
+ */
+async function appPath(ctx: TaskContext): Promise<string> {
+  return (await isPreparingRelease(ctx)) ? ctx.get('release_path') : ctx.get('current_path')
+}
+
+/**
  * Defines `artisan:<command>`: runs `php artisan <command>` in the release
- * directory. With a version range, a release outside it skips the task and says so.
+ * directory (the live release outside a deploy). With a version range, a
+ * release outside it skips the task and says so.
  */
 function artisanTask(
   command: string,
-  options: { description: string; min?: string; max?: string; once?: boolean; queue?: boolean; phase?: 'prepare' | 'post-switch' } = { description: '' },
+  options: {
+    description: string
+    min?: string
+    max?: string
+    once?: boolean
+    queue?: boolean
+    /** Print what the command prints (status and listing commands), not only with -v. */
+    showOutput?: boolean
+    phase?: 'prepare' | 'post-switch'
+  } = { description: '' },
 ): void {
   task(`artisan:${command.split(' ')[0]}`, async (ctx) => {
     const version = await laravelVersion(ctx)
@@ -55,8 +83,9 @@ function artisanTask(
       ctx.info(`skipped: artisan ${command} needs Laravel ${options.min ?? '*'}–${options.max ?? '*'}, this is ${version}`)
       return
     }
-    const script = artisanScript(await ctx.get('bin/php'), await ctx.get('release_path'), command)
+    const script = artisanScript(await ctx.get('bin/php'), await appPath(ctx), command)
     if (options.queue) await ctx.queue(script)
+    else if (options.showOutput) ctx.info(await ctx.run(script, { quiet: true }))
     else await ctx.run(script)
   }, { description: options.description, once: options.once, phase: options.phase })
 }
@@ -66,8 +95,23 @@ export const laravel: Recipe = () => {
   use(common)
   setDefault('shared_dirs', ['storage'])
   setDefault('shared_files', ['.env'])
-  setDefault('writable_dirs', ['bootstrap/cache', 'storage'])
-  setDefault('writable_recursive', true)
+  // Each directory by name, not recursively: files the web server wrote in
+  // shared storage/ (sessions, logs, cache) belong to its user, and a
+  // recursive chmod/setfacl by the deploy user fails on them at every later
+  // deploy. ACL mode sets default ACLs, so what is created later inherits them.
+  setDefault('writable_dirs', [
+    'bootstrap/cache',
+    'storage',
+    'storage/app',
+    'storage/app/public',
+    'storage/framework',
+    'storage/framework/cache',
+    'storage/framework/cache/data',
+    'storage/framework/sessions',
+    'storage/framework/views',
+    'storage/logs',
+  ])
+  setDefault('writable_recursive', false)
   setDefault('bin/php', 'php')
   setDefault('copy_vendors', true)
   setDefault('queue_restart', false)
@@ -79,8 +123,11 @@ export const laravel: Recipe = () => {
       const content = await dotenvContent(await ctx.get('dotenv'))
       if (!content.trim()) throw new ConfigError('The dotenv setting gave an empty .env.', 'Check the file or the values it is built from.')
       ctx.addSecrets(...secretValuesOf(content))
-      // Over SFTP with mode 0600: never on a command line, never printed.
-      await ctx.upload(Buffer.from(content), `${deployPath}/shared/.env`, { mode: 0o600 })
+      // Over SFTP into a file created 0600 (never on a command line, never printed), then
+      // renamed over shared/.env with the next round trip: a dropped connection never
+      // leaves a truncated .env. shared/ exists since the probe, so the queue need not go first.
+      await ctx.upload(Buffer.from(content), envUploadPath(deployPath), { mode: 0o600, afterQueued: false })
+      await ctx.queue(replaceEnvScript(deployPath))
     } else {
       await ctx.queue(seedEnvScript(deployPath, await ctx.get('release_path')))
     }
@@ -103,16 +150,25 @@ export const laravel: Recipe = () => {
     if (version) ctx.set('laravel_version', version)
   }, { phase: 'prepare', description: 'composer install (vendors copied from the live release first when copy_vendors is on)' })
 
-  artisanTask('storage:link', { description: 'Links public/storage to storage/app/public', min: '5.3', queue: true })
-  artisanTask('config:cache', { description: 'Caches the configuration', min: '5.0', queue: true })
-  artisanTask('route:cache', { description: 'Caches the routes', min: '5.0', queue: true })
-  artisanTask('view:cache', { description: 'Compiles the Blade views', min: '5.6', queue: true })
-  artisanTask('event:cache', { description: 'Caches the events and listeners', min: '5.8.9', queue: true })
+  // Queued: sent together by laravel:caches, on every host at once (one round trip each).
+  artisanTask('storage:link', { description: 'Links public/storage to storage/app/public', min: '5.3', queue: true, phase: 'prepare' })
+  artisanTask('config:cache', { description: 'Caches the configuration', min: '5.0', queue: true, phase: 'prepare' })
+  artisanTask('route:cache', { description: 'Caches the routes', min: '5.0', queue: true, phase: 'prepare' })
+  artisanTask('view:cache', { description: 'Compiles the Blade views', min: '5.6', queue: true, phase: 'prepare' })
+  artisanTask('event:cache', { description: 'Caches the events and listeners', min: '5.8.9', queue: true, phase: 'prepare' })
   artisanTask('optimize', { description: 'artisan optimize (config, routes; more on newer Laravel)' })
   artisanTask('optimize:clear', { description: 'Clears the cached bootstrap files' })
 
+  task('laravel:caches', async (ctx) => {
+    await ctx.flush()
+  }, {
+    phase: 'prepare',
+    hidden: true,
+    description: 'Sends the queued artisan commands (caches, storage:link) on every host before the migrations run',
+  })
+
   task('artisan:migrate', async (ctx) => {
-    const output = await ctx.run(migrateScript(await ctx.get('bin/php'), await ctx.get('release_path'), 'migrate --force'))
+    const output = await ctx.run(migrateScript(await ctx.get('bin/php'), await appPath(ctx), 'migrate --force'))
     const skipped = /@skip (.*)/.exec(output)
     if (skipped) ctx.warning(`artisan:migrate skipped: ${skipped[1]}`)
   }, { phase: 'prepare', once: true, description: 'Runs the migrations once (one host), before the switch' })
@@ -122,7 +178,7 @@ export const laravel: Recipe = () => {
   artisanTask('up', { description: 'Brings the application out of maintenance mode' })
   artisanTask('db:seed --force', { description: 'Seeds the database', once: true })
   artisanTask('migrate:rollback --force', { description: 'Rolls the last migration batch back', once: true })
-  artisanTask('migrate:status', { description: 'Shows the status of each migration', once: true })
+  artisanTask('migrate:status', { description: 'Shows the status of each migration', once: true, showOutput: true })
   artisanTask('migrate:fresh --force', { description: 'Drops all tables and migrates again (careful)', once: true })
   artisanTask('queue:restart', { description: 'Restarts queue workers after their current job', phase: 'post-switch' })
   artisanTask('horizon:terminate', { description: 'Terminates Horizon (its supervisor restarts it)', min: '5.5', phase: 'post-switch' })
@@ -134,8 +190,8 @@ export const laravel: Recipe = () => {
   artisanTask('route:clear', { description: 'Removes the route cache' })
   artisanTask('view:clear', { description: 'Removes compiled views' })
   artisanTask('event:clear', { description: 'Removes the event cache', min: '5.8.9' })
-  artisanTask('queue:failed', { description: 'Lists failed queue jobs', once: true })
-  artisanTask('about', { description: 'Shows application information', min: '9.21' })
+  artisanTask('queue:failed', { description: 'Lists failed queue jobs', once: true, showOutput: true })
+  artisanTask('about', { description: 'Shows application information', min: '9.21', showOutput: true })
 
   task('php-fpm:reload', async (ctx) => {
     const command = await ctx.get('php_fpm_reload_command', '')
@@ -164,6 +220,9 @@ export const laravel: Recipe = () => {
     'artisan:route:cache',
     'artisan:view:cache',
     'artisan:event:cache',
+    // Every host has built its caches before the database changes: a cache that
+    // fails to build stops the deploy while the schema is still the old one.
+    'laravel:caches',
     'artisan:migrate',
     'deploy:clear_paths',
     'deploy:verify',

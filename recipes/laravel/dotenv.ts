@@ -1,21 +1,49 @@
 import { readFile } from 'node:fs/promises'
 
-/** Keys whose values are plain settings, not secrets; every other value of a .env is masked in output. */
+/**
+ * Keys whose values are plain settings, not secrets; every other value of a
+ * .env is masked in output. Masking is by value, everywhere: a host name, a
+ * database name or a URL masked as a "secret" would turn every mention of it
+ * (in paths, repository URLs, messages) into `***`, so those stay readable.
+ */
 const PUBLIC_KEYS = new Set([
   'APP_NAME',
   'APP_ENV',
   'APP_DEBUG',
+  'APP_URL',
+  'APP_TIMEZONE',
+  'APP_LOCALE',
+  'APP_FALLBACK_LOCALE',
+  'ASSET_URL',
   'LOG_CHANNEL',
+  'LOG_STACK',
   'LOG_LEVEL',
+  'LOG_DEPRECATIONS_CHANNEL',
   'DB_CONNECTION',
+  'DB_HOST',
+  'DB_PORT',
+  'DB_DATABASE',
   'CACHE_DRIVER',
   'CACHE_STORE',
   'SESSION_DRIVER',
+  'SESSION_LIFETIME',
+  'SESSION_DOMAIN',
   'QUEUE_CONNECTION',
   'BROADCAST_DRIVER',
+  'BROADCAST_CONNECTION',
   'FILESYSTEM_DRIVER',
   'FILESYSTEM_DISK',
+  'REDIS_CLIENT',
+  'REDIS_HOST',
+  'REDIS_PORT',
   'MAIL_MAILER',
+  'MAIL_HOST',
+  'MAIL_PORT',
+  'MAIL_ENCRYPTION',
+  'MAIL_FROM_ADDRESS',
+  'MAIL_FROM_NAME',
+  'AWS_DEFAULT_REGION',
+  'AWS_BUCKET',
 ])
 
 /** Quotes a value for a .env file when it needs it. */

@@ -14,6 +14,16 @@ export function storageSkeletonScript(deployPath: string): Command {
   return sh`mkdir -p ${STORAGE_DIRS.map((dir) => `${deployPath}/shared/storage/${dir}`)}`
 }
 
+/** Where the new .env is uploaded before it replaces shared/.env. */
+export function envUploadPath(deployPath: string): string {
+  return `${deployPath}/shared/.env.deployfile-new`
+}
+
+/** Puts the uploaded .env in place with one rename: the live release never reads a half-written one. */
+export function replaceEnvScript(deployPath: string): Command {
+  return sh`chmod 600 ${envUploadPath(deployPath)} && mv -f ${envUploadPath(deployPath)} ${`${deployPath}/shared/.env`}`
+}
+
 /** Seeds shared/.env from the release's .env.example, only when no shared .env exists. */
 export function seedEnvScript(deployPath: string, releasePath: string): Command {
   const shared = `${deployPath}/shared/.env`

@@ -52,6 +52,12 @@ export interface UploadOptions {
   mode?: number
   /** For a directory: tar patterns to leave out, e.g. `['node_modules', '.git']`. */
   exclude?: string[]
+  /**
+   * Send the host's queued commands first, so the upload lands after them
+   * (default true). False saves that round trip when the upload does not
+   * depend on them.
+   */
+  afterQueued?: boolean
 }
 
 type Template = TemplateStringsArray
@@ -266,7 +272,7 @@ export class TaskContext {
       return this.uploadDirectory(path, target, options)
     }
     // SFTP writes must not overtake queued commands (say, the mkdir of the target's directory).
-    await this.flush()
+    if (options.afterQueued !== false) await this.flush()
     this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `upload ${path} → ${target}` })
     const started = Date.now()
     await this.transport().put(typeof source === 'string' ? path : source, target, {

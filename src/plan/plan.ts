@@ -56,7 +56,12 @@ export function buildTree(registry: Registry, name: string): TreeNode {
     const task = registry.getTask(taskName)
     const phase = task.phase ?? inherited
     const next = [...path, taskName]
-    const members = (task.group ?? []).map((member) => visit(member, undefined, phase, next))
+    // A member without a phase of its own takes the group's, else the one of the member before it.
+    const members: TreeNode[] = []
+    for (const member of task.group ?? []) {
+      const previous = members.length ? lastPhaseOf(members[members.length - 1]) : undefined
+      members.push(visit(member, undefined, phase ?? previous, next))
+    }
     // Hooks of a group without a phase of its own take the phase of its first or last member.
     const firstPhase = phase ?? members.map(firstPhaseOf).find(Boolean)
     const lastPhase = phase ?? [...members].reverse().map(lastPhaseOf).find(Boolean)

@@ -42,6 +42,9 @@ export function planTable(plan: Plan): string[] {
   return lines
 }
 
+/** Settings whose whole value is sensitive (a .env holds passwords), masked in `dep config` without masking each value everywhere. */
+const HIDDEN_KEYS = new Set(['dotenv'])
+
 /**
  * `dep config`: resolved settings per host. Nothing runs: lazy values (and
  * templates that need them) show as computed at run time. Every secret,
@@ -57,7 +60,7 @@ export async function configLines(registry: Registry, hosts: Host[], overrides: 
     for (const key of config.keys().filter((k) => registry.secretKeys.has(k))) await config.get(key).catch(() => undefined)
     lines.push(`${host.alias}:`)
     for (const key of config.keys()) {
-      lines.push(`  ${key}: ${registry.secretKeys.has(key) ? MASK : await shown(config, key)}`)
+      lines.push(`  ${key}: ${registry.secretKeys.has(key) || HIDDEN_KEYS.has(key) ? MASK : await shown(config, key)}`)
     }
   }
   return lines.map((line) => secrets.redact(line))

@@ -129,7 +129,7 @@ export class Pipeline {
 
 type Source = { kind: 'file'; path: string; size: number } | { kind: 'buffer'; data: Buffer }
 
-/** Writes one remote file: open with the final mode (never wider), fsetstat + writes pipelined, close. */
+/** Writes one remote file: open with the final mode (never wider), then fsetstat, writes and close pipelined. */
 async function uploadFile(
   session: SftpSession,
   source: Source,
@@ -142,6 +142,7 @@ async function uploadFile(
   // existing file, before any byte is written (O_TRUNC emptied it first).
   const handle = await session.open(remotePath, 'w', mode)
   let local: FileHandle | undefined
+  let closed = false
   try {
     const pipe = session.pipeline()
     await pipe.add((done) => session.sftp.fsetstat(handle, { mode }, done))
@@ -165,14 +166,16 @@ async function uploadFile(
         }),
       )
     }
+    // The close travels in the same window as the writes: one wait for all of them.
+    await pipe.add((done) => session.sftp.close(handle, done))
+    closed = true
     await pipe.drain()
   } catch (error) {
-    await session.close(handle).catch(() => undefined)
+    if (!closed) await session.close(handle).catch(() => undefined)
     throw withPath(error, 'upload to', remotePath)
   } finally {
     await local?.close()
   }
-  await session.close(handle)
 }
 
 /** Reads one remote file into `localPath` with pipelined reads, then sets the remote mode. */
