@@ -12,29 +12,29 @@
  *
  * ## Turn-arounds
  *
- * Per connection, the proxy notes the direction of every chunk as it arrives
- * (before the delay). A turn-around is counted when server→client bytes
- * arrive and client→server bytes arrived since the previous server→client
- * chunk: "the client said something, then the server answered". Bytes the
- * server sends on its own first (its SSH banner) do not count, so:
+ * Per connection, the proxy counts the times the server answered something
+ * new from the client. Client→server chunks are numbered as they arrive; the
+ * first one since the last turn-around is "pending". A turn-around is counted
+ * when server→client bytes arrive after the pending chunk was delivered to the
+ * server (after its delay): those bytes may be its answer. Bytes the server
+ * sent before it could have seen the pending chunk are not an answer to it and
+ * leave it pending. So:
  *
- * - one SSH request the client waits for (channel open → confirmation) is one;
- * - a pipelined burst (many SFTP writes, then many answers) is one;
- * - several answers in a row to one request (exec success, output,
- *   exit-status, EOF, close) are one.
+ * - one request the client waits for (channel open → confirmation) is one;
+ * - a pipelined burst (many SFTP writes, then their answers) is one;
+ * - several answers to one request (exec success, output, exit status, EOF,
+ *   close) are one, and so are the server's banner and key exchange init;
+ * - a message the client sends on its own (the EOF of stdin once an exec was
+ *   accepted, its CHANNEL_CLOSE reply, a global request nobody waits for)
+ *   makes no turn-around as long as the server's next bytes left before the
+ *   message reached it.
  *
- * Noise, documented because the tests tolerate it:
- * - a message the client sends on its own while the server works (the EOF of
- *   stdin after an exec was accepted, its CHANNEL_CLOSE reply, a window adjust,
- *   a keepalive) makes the server's next bytes count as another turn-around,
- *   although nobody waited for them; with a 50 ms delay this happens when the
- *   server's answer comes > 50 ms after the request (a slow command);
- * - the server's own window adjusts during a large upload do the same in the
- *   other direction (a turn per window, roughly, which is also what it costs);
- * - messages of parallel channels interleave, so concurrent commands on one
- *   connection count more than once each.
- * So the count is an upper bound of the round trips a client waited for, and
- * exact for one command at a time whose answers come back within `delayMs`.
+ * Noise, documented because the tests tolerate it: a command that answers in
+ * parts more than 2 × delayMs apart (its exit status after a slow run, say),
+ * with such a client message delivered in between, counts twice; a window
+ * adjust or keepalive reply does the same; commands running at once on one
+ * connection interleave and may count once each or together. So the count is
+ * exact for one short command at a time, and an upper bound otherwise.
  */
 import net from 'node:net'
 
@@ -53,6 +53,8 @@ export interface ConnectionStats {
   turnArounds: number
   /** Arrival time (ms since the connection opened) of the first answer chunk of each turn-around. */
   readonly turnTimes: number[]
+  /** With `trace`: every chunk as it arrived (ms since the connection opened, direction, bytes). */
+  readonly trace: Array<{ at: number; dir: 'up' | 'down'; bytes: number }>
 }
 
 export interface DelayProxy {
@@ -66,6 +68,8 @@ export interface DelayProxy {
   turnArounds(): number
   /** Forgets the stats of closed connections (open ones keep counting). */
   reset(): void
+  /** Resolves once every connection accepted so far has closed (both sides), or after `timeoutMs`. */
+  waitIdle(timeoutMs?: number): Promise<void>
   /** Stops listening and drops every connection. */
   close(): Promise<void>
 }
@@ -77,14 +81,26 @@ export interface DelayProxyOptions {
   delayMs: number
   /** Port to listen on (default: a free one). */
   port?: number
+  /** Record every chunk in `ConnectionStats.trace` (for debugging a count). */
+  trace?: boolean
 }
 
 /** Bytes queued in one direction before the sending side is paused. */
 const HIGH_WATER = 8 * 1024 * 1024
 
-/** Forwards `from` → `to`, each chunk `delayMs` after it arrived; calls `onChunk` on arrival. */
-function delayedPipe(from: net.Socket, to: net.Socket, delayMs: number, onChunk: (chunk: Buffer) => void): void {
-  const queue: Array<{ due: number; chunk: Buffer }> = []
+/**
+ * Forwards `from` → `to`, each chunk `delayMs` after it arrived; calls `onChunk` on arrival with the
+ * chunk's number (from 1), and `onDelivered` with it once it is written to `to`.
+ */
+function delayedPipe(
+  from: net.Socket,
+  to: net.Socket,
+  delayMs: number,
+  onChunk: (chunk: Buffer, seq: number) => void,
+  onDelivered: (seq: number) => void = () => undefined,
+): void {
+  const queue: Array<{ due: number; chunk: Buffer; seq: number }> = []
+  let seq = 0
   let queued = 0
   let timer: NodeJS.Timeout | undefined
   let ended = false
@@ -93,9 +109,10 @@ function delayedPipe(from: net.Socket, to: net.Socket, delayMs: number, onChunk:
     timer = undefined
     const now = performance.now()
     while (queue.length > 0 && queue[0].due <= now + 0.5) {
-      const { chunk } = queue.shift()!
+      const { chunk, seq: delivered } = queue.shift()!
       queued -= chunk.length
       if (!to.destroyed) to.write(chunk)
+      onDelivered(delivered)
     }
     if (queued < HIGH_WATER / 2 && from.isPaused()) from.resume()
     if (queue.length > 0) timer = setTimeout(pump, Math.max(0, queue[0].due - performance.now()))
@@ -103,8 +120,9 @@ function delayedPipe(from: net.Socket, to: net.Socket, delayMs: number, onChunk:
   }
 
   from.on('data', (chunk: Buffer) => {
-    onChunk(chunk)
-    queue.push({ due: performance.now() + delayMs, chunk })
+    seq++
+    onChunk(chunk, seq)
+    queue.push({ due: performance.now() + delayMs, chunk, seq })
     queued += chunk.length
     if (queued > HIGH_WATER) from.pause()
     timer ??= setTimeout(pump, delayMs)
@@ -136,10 +154,15 @@ export async function startDelayProxy(options: DelayProxyOptions): Promise<Delay
       chunksDown: 0,
       turnArounds: 0,
       turnTimes: [],
+      trace: [],
+    }
+    const note = (dir: 'up' | 'down', bytes: number) => {
+      if (options.trace) stats.trace.push({ at: Math.round((performance.now() - started) * 10) / 10, dir, bytes })
     }
     connections.push(stats)
-    // The client spoke since the server last did.
-    let clientSpoke = false
+    // The first client chunk the server has not answered yet, and the last one delivered to it.
+    let pending: number | undefined
+    let delivered = 0
     const upstream = net.connect({ host: targetHost, port: targetPort })
     for (const socket of [client, upstream]) {
       sockets.add(socket)
@@ -163,18 +186,28 @@ export async function startDelayProxy(options: DelayProxyOptions): Promise<Delay
       client.destroy()
       onClose()
     })
-    delayedPipe(client, upstream, delayMs, (chunk) => {
-      stats.bytesUp += chunk.length
-      stats.chunksUp++
-      clientSpoke = true
-    })
+    delayedPipe(
+      client,
+      upstream,
+      delayMs,
+      (chunk, seq) => {
+        stats.bytesUp += chunk.length
+        stats.chunksUp++
+        note('up', chunk.length)
+        pending ??= seq
+      },
+      (seq) => {
+        delivered = seq
+      },
+    )
     delayedPipe(upstream, client, delayMs, (chunk) => {
       stats.bytesDown += chunk.length
       stats.chunksDown++
-      if (clientSpoke) {
+      note('down', chunk.length)
+      if (pending !== undefined && delivered >= pending) {
         stats.turnArounds++
         stats.turnTimes.push(Math.round(performance.now() - started))
-        clientSpoke = false
+        pending = undefined
       }
     })
   })
@@ -198,6 +231,12 @@ export async function startDelayProxy(options: DelayProxyOptions): Promise<Delay
     },
     reset() {
       connections = connections.filter((c) => c.closedAt === undefined)
+    },
+    async waitIdle(timeoutMs = 5_000) {
+      const deadline = Date.now() + timeoutMs
+      while (connections.some((c) => c.closedAt === undefined) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
     },
     close() {
       for (const socket of sockets) socket.destroy()

@@ -1,0 +1,365 @@
+/**
+ * `npm run bench`: how fast a deploy is, against real sshd daemons on loopback.
+ *
+ * - the common recipe (upload strategy, ~50 small files) to 1, 10 and 30 hosts: the first deploy, then the
+ *   median of several steady-state deploys; round trips per host (the run:end event of `--json`); peak RSS
+ *   of the dep process (GNU time);
+ * - the same to 1 and 10 hosts through a delay proxy (+100 ms per round trip), and the time that adds;
+ * - start-up: `dep --version` and `dep list` on the repository's deployfile;
+ * - the Laravel recipe (examples/laravel-app) to 1 host, when php and composer are installed.
+ *
+ * Prints a table and writes bench/results.json (gitignored: numbers of one machine; docs/benchmarks.md
+ * keeps the reference numbers). A benchmark, not a test: it asserts nothing about time.
+ *
+ * Environment: BENCH_RUNS (steady-state runs per row, default 5), BENCH_HOSTS (default 1,10,30),
+ * BENCH_DELAY_HOSTS (default 1,10), BENCH_DELAY_MS (one-way delay, default 50), BENCH_LARAVEL=0 to skip it.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { startDelayProxy, type DelayProxy } from '../test/support/delay-proxy.js'
+import { startSshServers, type SshServer, type SshServers } from '../test/support/sshd.js'
+import { copyLaravelApp } from '../test/support/web.js'
+import {
+  assertOk,
+  createCpuGroup,
+  commonDeployfile,
+  formatTrips,
+  generateApp,
+  laravelDeployfile,
+  median,
+  REPO_ROOT,
+  runDep,
+  snapshotBuild,
+  TIME_BIN,
+  tripsRange,
+  type DepRun,
+  type HostSpec,
+} from './lib.js'
+
+const STEADY_RUNS = Number(process.env.BENCH_RUNS ?? 5)
+const HOST_COUNTS = (process.env.BENCH_HOSTS ?? '1,10,30').split(',').map(Number).filter(Boolean)
+const DELAY_HOSTS = (process.env.BENCH_DELAY_HOSTS ?? '1,10').split(',').map(Number).filter(Boolean)
+const DELAY_MS = Number(process.env.BENCH_DELAY_MS ?? 50)
+const STARTUP_RUNS = 10
+const LARAVEL_RUNS = Math.max(1, Math.min(STEADY_RUNS, 3))
+
+interface DeployRow {
+  hosts: number
+  firstMs: number
+  steadyMs: number
+  steadyRunsMs: number[]
+  /** Time inside the executor (run:end durationMs), median of the steady runs. */
+  steadyRunMs: number
+  /** CPU time (user + system) of the dep process, median of the steady runs. */
+  steadyCpuMs: number | undefined
+  /** CPU time of the server side (sshd sessions and what they ran), median of the steady runs. */
+  steadyServerCpuMs: number | undefined
+  tripsFirst: { min: number; max: number } | undefined
+  tripsSteady: { min: number; max: number } | undefined
+  peakRssMb: number | undefined
+}
+
+interface DelayRow extends DeployRow {
+  delayMs: number
+  /** Steady median with delay minus steady median without. */
+  addedMs: number | undefined
+  /** Wire turn-arounds per host counted at the proxy over the steady runs (see test/support/delay-proxy.ts). */
+  wireTurnArounds: { min: number; max: number } | undefined
+}
+
+const log = (message: string) => process.stderr.write(`${message}\n`)
+const seconds = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1000).toFixed(2))
+const mb = (kb: number | undefined) => (kb === undefined ? undefined : Math.round(kb / 102.4) / 10)
+
+/** The first deploy, then `runs` steady-state deploys, of the deployfile in `dir`. */
+async function deployRow(
+  cli: string,
+  dir: string,
+  daemons: SshServer[],
+  runs: number,
+  what: string,
+  afterRun?: (run: DepRun) => Promise<void>,
+): Promise<DeployRow> {
+  const hosts = daemons.length
+  const first = await runDep(cli, ['deploy', '--json'], dir)
+  assertOk(first, `${what}: first deploy`)
+  await afterRun?.(first)
+  const steady: DepRun[] = []
+  const serverCpuRuns: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const before = await serverCpuMs()
+    const run = await runDep(cli, ['deploy', '--json'], dir)
+    assertOk(run, `${what}: steady deploy ${i + 1}`)
+    serverCpuRuns.push((await serverCpuMs()) - before)
+    await afterRun?.(run)
+    steady.push(run)
+  }
+  const all = [first, ...steady]
+  const rss = all.map((r) => r.peakRssKb).filter((kb): kb is number => kb !== undefined)
+  const row: DeployRow = {
+    hosts,
+    firstMs: first.wallMs,
+    steadyMs: median(steady.map((r) => r.wallMs)),
+    steadyRunsMs: steady.map((r) => Math.round(r.wallMs)),
+    steadyRunMs: median(steady.map((r) => r.runEnd?.durationMs ?? 0)),
+    steadyCpuMs: steady.every((r) => r.cpuMs !== undefined) ? median(steady.map((r) => r.cpuMs!)) : undefined,
+    steadyServerCpuMs: serverCpuRuns.every(Number.isFinite) ? median(serverCpuRuns) : undefined,
+    tripsFirst: tripsRange(first.runEnd?.roundTrips),
+    tripsSteady: mergeRanges(steady.map((r) => tripsRange(r.runEnd?.roundTrips))),
+    peakRssMb: rss.length > 0 ? mb(Math.max(...rss)) : undefined,
+  }
+  log(`  ${what}: first ${seconds(row.firstMs)} s, steady ${seconds(row.steadyMs)} s (${row.steadyRunsMs.join(', ')} ms), CPU ${seconds(row.steadyCpuMs)} s (server side ${seconds(row.steadyServerCpuMs)} s), trips ${formatTrips(row.tripsFirst)}/${formatTrips(row.tripsSteady)}, RSS ${row.peakRssMb ?? '?'} MB`)
+  return row
+}
+
+/** The smallest min and the largest max of several ranges. */
+function mergeRanges(ranges: Array<{ min: number; max: number } | undefined>): { min: number; max: number } | undefined {
+  const known = ranges.filter((r): r is { min: number; max: number } => r !== undefined)
+  if (known.length === 0) return undefined
+  return { min: Math.min(...known.map((r) => r.min)), max: Math.max(...known.map((r) => r.max)) }
+}
+
+/** CPU of the server side so far (every sshd and what its sessions ran), ms; NaN without a cgroup. */
+let serverCpu: () => Promise<number> = async () => Number.NaN
+
+/** Waits a moment for the sessions of a finished run to end, then reads the server side's CPU. */
+async function serverCpuMs(): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  return serverCpu()
+}
+
+function hostSpecs(servers: SshServers, count: number, root: string, port?: (index: number) => number): HostSpec[] {
+  return Array.from({ length: count }, (_, i) => ({
+    alias: `h${i + 1}`,
+    options: { ...servers.hostOptions(i), ...(port ? { port: port(i) } : {}) },
+    deployPath: path.join(servers.workDir, root, `h${i + 1}`),
+  }))
+}
+
+async function timeCommand(
+  cli: string,
+  args: string[] | ((run: number) => Promise<string[]>),
+  runs: number,
+): Promise<{ medianMs: number; runsMs: number[]; peakRssMb: number | undefined }> {
+  const argsOf = typeof args === 'function' ? args : async () => args
+  await runDep(cli, await argsOf(-1), REPO_ROOT) // warm the file cache
+  const results: DepRun[] = []
+  for (let i = 0; i < runs; i++) {
+    const argv = await argsOf(i)
+    const run = await runDep(cli, argv, REPO_ROOT)
+    if (run.code !== 0) throw new Error(`dep ${argv.join(' ')} failed: ${run.stderr}`)
+    results.push(run)
+  }
+  const rss = results.map((r) => r.peakRssKb).filter((kb): kb is number => kb !== undefined)
+  return {
+    medianMs: median(results.map((r) => r.wallMs)),
+    runsMs: results.map((r) => Math.round(r.wallMs)),
+    peakRssMb: rss.length ? mb(Math.max(...rss)) : undefined,
+  }
+}
+
+function commandVersion(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim()
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? ''
+    return stderr.split('\n')[0].trim() || 'unknown'
+  }
+}
+
+async function main(): Promise<void> {
+  const started = performance.now()
+  const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100)
+  const { cli, root: buildCopy } = await snapshotBuild()
+  const base = await mkdtemp(path.join(os.tmpdir(), 'deployfile-bench-'))
+  const maxHosts = Math.max(1, ...HOST_COUNTS, ...DELAY_HOSTS)
+  const hasTime = existsSync(TIME_BIN)
+  if (!hasTime) log(`${TIME_BIN} is missing (apt-get install time): peak RSS comes from polling /proc/<pid>/status VmHWM`)
+
+  log(`starting ${maxHosts} sshd daemons…`)
+  const sshdStart = performance.now()
+  const servers = await startSshServers(maxHosts)
+  const sshdStartMs = performance.now() - sshdStart
+  log(`  ${servers.servers.length} daemons up in ${seconds(sshdStartMs)} s`)
+  const proxies: DelayProxy[] = []
+  const cpuGroup = await createCpuGroup('deployfile-bench-sshd')
+
+  try {
+    try {
+      if (!cpuGroup) throw new Error('no writable cgroup v1 cpuacct hierarchy')
+      for (const server of servers.servers) await cpuGroup.add(server.pid!)
+      serverCpu = () => cpuGroup.usageMs()
+    } catch (error) {
+      log(`the server side CPU is not measured: ${(error as Error).message}`)
+    }
+    const appDir = path.join(base, 'app')
+    const files = await generateApp(appDir)
+
+    // 1. No added latency.
+    const plain: DeployRow[] = []
+    for (const count of HOST_COUNTS) {
+      const dir = path.join(base, `plain-${count}`)
+      await mkdir(dir, { recursive: true })
+      await writeFile(path.join(dir, 'deployfile.ts'), commonDeployfile(appDir, hostSpecs(servers, count, `plain-${count}`)))
+      plain.push(await deployRow(cli, dir, servers.servers.slice(0, count), STEADY_RUNS, `${count} host(s)`))
+    }
+
+    // 2. +2×DELAY_MS per round trip, through one proxy per host.
+    const delayed: DelayRow[] = []
+    for (const count of DELAY_HOSTS) {
+      const hostProxies: DelayProxy[] = []
+      for (let i = 0; i < count; i++) {
+        const proxy = await startDelayProxy({ targetPort: servers.servers[i].port, delayMs: DELAY_MS })
+        proxies.push(proxy)
+        hostProxies.push(proxy)
+        // known_hosts names the port: the proxy's port needs the daemon's key too.
+        await appendFile(servers.knownHostsFile, `[127.0.0.1]:${proxy.port} ${servers.servers[i].hostKeyPub}\n`)
+      }
+      const dir = path.join(base, `delay-${count}`)
+      await mkdir(dir, { recursive: true })
+      await writeFile(path.join(dir, 'deployfile.ts'), commonDeployfile(appDir, hostSpecs(servers, count, `delay-${count}`, (i) => hostProxies[i].port)))
+      const turns: Array<{ min: number; max: number }> = []
+      let runIndex = 0
+      const row = await deployRow(cli, dir, servers.servers.slice(0, count), STEADY_RUNS, `${count} host(s), +${2 * DELAY_MS} ms RTT`, async () => {
+        await Promise.all(hostProxies.map((p) => p.waitIdle()))
+        const perHost = hostProxies.map((p) => p.turnArounds())
+        if (runIndex++ > 0) turns.push({ min: Math.min(...perHost), max: Math.max(...perHost) }) // steady runs only
+        for (const p of hostProxies) p.reset()
+      })
+      const reference = plain.find((r) => r.hosts === count)
+      delayed.push({
+        ...row,
+        delayMs: 2 * DELAY_MS,
+        addedMs: reference ? row.steadyMs - reference.steadyMs : undefined,
+        wireTurnArounds: mergeRanges(turns),
+      })
+    }
+
+    // 3. Start-up.
+    log('start-up…')
+    const version = await timeCommand(cli, ['--version'], STARTUP_RUNS)
+    const list = await timeCommand(cli, ['list'], STARTUP_RUNS)
+    // A deployfile never seen before: jiti's on-disk transpile cache misses (the first run after an edit).
+    const rootDeployfile = await readFile(path.join(REPO_ROOT, 'deployfile.ts'), 'utf8')
+    const listCold = await timeCommand(
+      cli,
+      async (run) => {
+        const file = path.join(base, `edited-${run + 1}`, 'deployfile.ts')
+        await mkdir(path.dirname(file), { recursive: true })
+        await writeFile(file, `${rootDeployfile}\n// edit ${run} ${Date.now()} ${Math.random()}\n`)
+        return ['list', '-f', file]
+      },
+      STARTUP_RUNS,
+    )
+    log(`  --version ${version.medianMs.toFixed(0)} ms, list ${list.medianMs.toFixed(0)} ms, list after an edit ${listCold.medianMs.toFixed(0)} ms`)
+
+    // 4. Laravel.
+    let laravel: DeployRow | undefined
+    let laravelSkipped: string | undefined
+    const hasPhp = existsSync('/usr/bin/php') || commandVersion('sh', ['-c', 'command -v php']) !== 'unknown'
+    const hasComposer = commandVersion('sh', ['-c', 'command -v composer || echo missing']) !== 'missing'
+    if (process.env.BENCH_LARAVEL === '0') laravelSkipped = 'BENCH_LARAVEL=0'
+    else if (!hasPhp || !hasComposer) laravelSkipped = 'php or composer is not installed'
+    else {
+      const laravelApp = path.join(base, 'laravel-app')
+      await copyLaravelApp(laravelApp)
+      const dir = path.join(base, 'laravel')
+      await mkdir(dir, { recursive: true })
+      await writeFile(path.join(dir, 'deployfile.ts'), laravelDeployfile(laravelApp, hostSpecs(servers, 1, 'laravel')[0]))
+      laravel = await deployRow(cli, dir, servers.servers.slice(0, 1), LARAVEL_RUNS, 'Laravel, 1 host')
+    }
+
+    // 5. Report.
+    const machine = {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memoryGb: Math.round(os.totalmem() / 2 ** 30),
+      /** 1/5/15-minute load averages when the benchmark started and ended: anything else running skews the numbers. */
+      loadavg: { before: loadBefore, after: os.loadavg().map((l) => Math.round(l * 100) / 100) },
+      kernel: os.release(),
+      node: process.version,
+      sshd: commandVersion('sh', ['-c', '/usr/sbin/sshd -V 2>&1; true']),
+      php: laravel ? commandVersion('php', ['-r', 'echo PHP_VERSION;']) : undefined,
+    }
+    const one = plain.find((r) => r.hosts === 1)
+    const thirty = plain.find((r) => r.hosts === 30)
+    const results = {
+      date: new Date().toISOString(),
+      commit: commandVersion('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']),
+      dirty: commandVersion('sh', ['-c', `git -C '${REPO_ROOT}' status --porcelain -- src recipes | wc -l`]) !== '0',
+      machine,
+      app: { files, strategy: 'upload', recipe: 'common', shared_dirs: ['logs'], shared_files: ['config/app.env'], writable_dirs: ['cache'], writable_mode: 'chmod' },
+      steadyRuns: STEADY_RUNS,
+      sshdStartMs: Math.round(sshdStartMs),
+      peakRssSource: hasTime ? 'GNU time -v' : '/proc/<pid>/status VmHWM polling',
+      deploys: plain,
+      delayed,
+      startup: { version, list, listAfterEdit: listCold },
+      laravel: laravel ?? { skipped: laravelSkipped },
+      targets: {
+        plainTripsPerHost: { target: '<= 6', value: Math.max(...plain.map((r) => Math.max(r.tripsFirst?.max ?? 0, r.tripsSteady?.max ?? 0))) },
+        laravelSteadyTrips: { target: '<= 12', value: laravel?.tripsSteady?.max },
+        thirtyVsOne: { target: '<= 1.5', value: one && thirty ? Math.round((thirty.steadyMs / one.steadyMs) * 100) / 100 : undefined },
+        addedBy100msRtt: { target: '<= 1500 ms', value: delayed.find((r) => r.hosts === 1)?.addedMs },
+        depList: { target: '<= 300 ms', value: Math.round(list.medianMs) },
+        depVersion: { target: '<= 150 ms', value: Math.round(version.medianMs) },
+        peakRss30: { target: '< 200 MB', value: thirty?.peakRssMb },
+      },
+      totalMs: Math.round(performance.now() - started),
+    }
+    const file = path.join(REPO_ROOT, 'bench/results.json')
+    await writeFile(file, `${JSON.stringify(results, null, 2)}\n`)
+
+    const lines: string[] = []
+    lines.push('')
+    lines.push(`deployfile benchmark — ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, ${machine.sshd}; load average ${machine.loadavg.before[0]} → ${machine.loadavg.after[0]}`)
+    lines.push(`common recipe, upload strategy, ${files} files; wall = spawn to exit of \`dep deploy --json\`; steady = median of ${STEADY_RUNS};`)
+    lines.push('run = inside the executor (run:end durationMs); CPU = user + system of the dep process; sshd CPU = the sessions')
+    lines.push('on the daemons (sshd, sh, tar…), which share the same cores as dep')
+    lines.push('')
+    lines.push('hosts  RTT added  first s  steady s  run s  CPU s  sshd CPU s  trips/host first  steady  wire turns/host  peak RSS MB  added vs no delay')
+    for (const row of [...plain, ...delayed]) {
+            const d = 'delayMs' in row ? (row as DelayRow) : undefined
+      const delay = d ? `+${d.delayMs} ms` : '-'
+      const wire = d ? formatTrips(d.wireTurnArounds) : '-'
+      const added = d?.addedMs !== undefined ? `+${seconds(d.addedMs)} s` : '-'
+      lines.push(
+        `${String(row.hosts).padStart(5)}  ${delay.padStart(9)}  ${seconds(row.firstMs).padStart(7)}  ${seconds(row.steadyMs).padStart(8)}  ${seconds(row.steadyRunMs).padStart(5)}  ${seconds(row.steadyCpuMs).padStart(5)}  ${seconds(row.steadyServerCpuMs).padStart(10)}  ${formatTrips(row.tripsFirst).padStart(16)}  ${formatTrips(row.tripsSteady).padStart(6)}  ${wire.padStart(15)}  ${String(row.peakRssMb ?? '?').padStart(11)}  ${added.padStart(17)}`,
+      )
+    }
+    lines.push('')
+    lines.push(`start-up (median of ${STARTUP_RUNS}): dep --version ${version.medianMs.toFixed(0)} ms (RSS ${version.peakRssMb} MB), dep list ${list.medianMs.toFixed(0)} ms (RSS ${list.peakRssMb} MB), dep list after an edit (transpile cache miss) ${listCold.medianMs.toFixed(0)} ms`)
+    if (laravel) {
+      lines.push(
+        `Laravel (examples/laravel-app, 1 host): first ${seconds(laravel.firstMs)} s, steady ${seconds(laravel.steadyMs)} s (median of ${LARAVEL_RUNS}), trips/host ${formatTrips(laravel.tripsFirst)} first, ${formatTrips(laravel.tripsSteady)} steady, peak RSS ${laravel.peakRssMb} MB`,
+      )
+    } else {
+      lines.push(`Laravel: skipped (${laravelSkipped})`)
+    }
+    lines.push('')
+    lines.push('targets:')
+    const t = results.targets
+    const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a ' : ok ? 'met ' : 'MISSED')
+    lines.push(`  ${verdict(t.plainTripsPerHost.value <= 6)}  plain release deploy <= 6 round trips/host: ${t.plainTripsPerHost.value}`)
+    lines.push(`  ${verdict(t.laravelSteadyTrips.value === undefined ? undefined : t.laravelSteadyTrips.value <= 12)}  steady Laravel deploy <= 12 round trips/host: ${t.laravelSteadyTrips.value ?? '-'}`)
+    lines.push(`  ${verdict(t.thirtyVsOne.value === undefined ? undefined : t.thirtyVsOne.value <= 1.5)}  30 hosts <= 1.5x the wall time of 1 host: ${t.thirtyVsOne.value ?? '-'}x`)
+    lines.push(`  ${verdict(t.addedBy100msRtt.value === undefined ? undefined : t.addedBy100msRtt.value <= 1500)}  +100 ms RTT adds <= 1.5 s (1 host): ${t.addedBy100msRtt.value === undefined ? '-' : `+${seconds(t.addedBy100msRtt.value)} s`}`)
+    lines.push(`  ${verdict(t.depList.value <= 300)}  dep list <= 300 ms: ${t.depList.value} ms`)
+    lines.push(`  ${verdict(t.depVersion.value <= 150)}  dep --version <= 150 ms: ${t.depVersion.value} ms`)
+    lines.push(`  ${verdict(t.peakRss30.value === undefined ? undefined : t.peakRss30.value < 200)}  peak RSS of a 30-host deploy < 200 MB: ${t.peakRss30.value ?? '-'} MB`)
+    lines.push('')
+    lines.push(`results: ${path.relative(process.cwd(), file)}; total ${seconds(results.totalMs)} s`)
+    process.stdout.write(`${lines.join('\n')}\n`)
+  } finally {
+    await Promise.all(proxies.map((p) => p.close()))
+    await servers.stopAll()
+    await cpuGroup?.remove()
+    await rm(base, { recursive: true, force: true })
+    await rm(buildCopy, { recursive: true, force: true })
+  }
+}
+
+await main()

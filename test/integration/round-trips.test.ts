@@ -1,0 +1,252 @@
+/**
+ * The round-trip budget of a plain deploy (common recipe, upload strategy) on
+ * three real sshd hosts, through the built `dep`. Counts, never seconds:
+ *
+ * 1. the transport's own counter (run:end `roundTrips` of `--json`) stays
+ *    within the budget, and equals the current count exactly, so a change that
+ *    adds a round trip fails here and has to say so;
+ * 2. the same deploy through a delay proxy (test/support/delay-proxy.ts),
+ *    which counts request/response turn-arounds on the wire without trusting
+ *    the transport: the two counts must agree under the model below.
+ *
+ * The timing benchmark is `npm run bench` (docs/benchmarks.md).
+ */
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startDelayProxy, type DelayProxy } from '../support/delay-proxy.js'
+import { dep, writeDeployfile, type DepResult } from '../support/dep.js'
+import { startSshServers, type SshServers } from '../support/sshd.js'
+
+const ALIASES = ['web1', 'web2', 'web3']
+
+/** The issue's budget for a plain release deploy, per host. */
+const BUDGET = 6
+
+/**
+ * The exact round trips per host of today's plain deploy, first and steady
+ * state, and where they happen (step:end `roundTrips`; "(flushes)" are the
+ * queued commands sent when a phase ends, outside any step):
+ *
+ * - deploy:lock         the probe: layout, lock, current, releases, ledger
+ * - deploy:update_code  the tar stream into `tar -x` (release dir + link queued before it)
+ * - (flush, prepare)    REVISION, shared, writable, ledger "prepared"
+ * - deploy:symlink      the atomic switch + ledger "live"
+ * - (flush, finish)     unlock, cleanup
+ *
+ * A change that adds or removes a round trip fails here on purpose. If the
+ * change is right, update these numbers (and the README's "5 round trips per
+ * host" and docs/benchmarks.md) in the same commit, saying why it is worth it.
+ */
+const EXPECTED_TRIPS = 5
+const EXPECTED_STEPS: Record<string, number> = {
+  'deploy:lock': 1,
+  'deploy:update_code': 1,
+  'deploy:symlink': 1,
+  '(flushes)': 2,
+}
+/** Commands of the plain deploy that stream stdin (the tar upload): each costs one more wire turn. */
+const STDIN_COMMANDS = 1
+
+/** One-way delay of the proxy: large, so the wire count is clean (see the model below). */
+const DELAY_MS = 100
+
+let servers: SshServers
+let base: string
+let appDir: string
+
+interface RunEvents {
+  status: string | undefined
+  roundTrips: Record<string, number>
+  /** Per host: round trips by step, plus "(flushes)" for the rest. */
+  steps: Record<string, Record<string, number>>
+}
+
+function eventsOf(result: DepResult): RunEvents {
+  const events = result.stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { type: string; host?: string; task?: string; roundTrips?: unknown; status?: string })
+  const end = events.find((e) => e.type === 'run:end')
+  const roundTrips = (end?.roundTrips ?? {}) as Record<string, number>
+  const steps: Record<string, Record<string, number>> = {}
+  for (const alias of Object.keys(roundTrips)) {
+    const perStep: Record<string, number> = {}
+    let inSteps = 0
+    for (const e of events) {
+      if (e.type !== 'step:end' || e.host !== alias || !e.roundTrips) continue
+      perStep[e.task!] = (perStep[e.task!] ?? 0) + (e.roundTrips as number)
+      inSteps += e.roundTrips as number
+    }
+    if (roundTrips[alias] > inSteps) perStep['(flushes)'] = roundTrips[alias] - inSteps
+    steps[alias] = perStep
+  }
+  return { status: end?.status, roundTrips, steps }
+}
+
+function deployfileText(root: string, port: (index: number) => number): string {
+  const hosts = ALIASES.map((alias, index) => {
+    const options = { ...servers.hostOptions(index), port: port(index) }
+    return `host(${JSON.stringify(alias)}, { ...${JSON.stringify(options)}, deployPath: ${JSON.stringify(path.join(servers.workDir, root, alias))} })`
+  })
+  return `
+import { host, set, use } from 'deployfile'
+import { common } from 'deployfile/recipes/common'
+
+use(common)
+set('update_code_strategy', 'upload')
+set('upload_path', ${JSON.stringify(appDir)})
+set('shared_dirs', ['logs'])
+set('shared_files', ['config/app.env'])
+set('writable_dirs', ['cache'])
+set('writable_mode', 'chmod')
+set('keep_releases', 3)
+${hosts.join('\n')}
+`
+}
+
+async function deploy(dir: string, args: string[] = ['deploy', '--json']): Promise<RunEvents> {
+  const result = await dep(args, { cwd: dir, env: { SSH_AUTH_SOCK: '' } })
+  expect(result.code, result.output).toBe(0)
+  const events = eventsOf(result)
+  expect(events.status, result.output).toBe('success')
+  return events
+}
+
+beforeAll(async () => {
+  servers = await startSshServers(ALIASES.length)
+  base = await mkdtemp(path.join(tmpdir(), 'deployfile-round-trips-'))
+  appDir = path.join(base, 'app')
+  for (const dir of ['css', 'js', 'logs', 'config', 'img']) await mkdir(path.join(appDir, dir), { recursive: true })
+  await writeFile(path.join(appDir, 'index.html'), '<h1>round trips</h1>\n')
+  await writeFile(path.join(appDir, 'config/app.env'), 'MODE=test\n')
+  await writeFile(path.join(appDir, 'logs/.keep'), '')
+  for (let i = 0; i < 10; i++) {
+    await writeFile(path.join(appDir, `css/s${i}.css`), `.c${i}{color:red}\n`)
+    await writeFile(path.join(appDir, `js/m${i}.js`), `export const x${i} = ${i}\n`.repeat(30))
+  }
+})
+
+afterAll(async () => {
+  await servers?.stopAll()
+  if (base) await rm(base, { recursive: true, force: true })
+})
+
+describe('the transport counter', () => {
+  let dir: string
+  let first: RunEvents
+  let steady: RunEvents
+
+  beforeAll(async () => {
+    dir = path.join(base, 'direct')
+    await writeDeployfile(dir, deployfileText('direct', (i) => servers.servers[i].port))
+    first = await deploy(dir)
+    steady = await deploy(dir)
+  }, 60_000)
+
+  it(`keeps a plain deploy within ${BUDGET} round trips per host, first and steady state`, () => {
+    for (const run of [first, steady]) {
+      expect(Object.keys(run.roundTrips).sort()).toEqual(ALIASES)
+      for (const alias of ALIASES) expect(run.roundTrips[alias], `${alias}: ${JSON.stringify(run.steps[alias])}`).toBeLessThanOrEqual(BUDGET)
+    }
+  })
+
+  it(`makes exactly ${EXPECTED_TRIPS} round trips per host today (update EXPECTED_* when a change means it)`, () => {
+    for (const [label, run] of [['first', first], ['steady', steady]] as const) {
+      for (const alias of ALIASES) {
+        expect({ run: label, host: alias, total: run.roundTrips[alias], steps: run.steps[alias] }).toEqual({
+          run: label,
+          host: alias,
+          total: EXPECTED_TRIPS,
+          steps: EXPECTED_STEPS,
+        })
+      }
+    }
+  })
+})
+
+/**
+ * Counting on the wire, independently of the transport.
+ *
+ * Definition (test/support/delay-proxy.ts): per TCP connection, a turn-around
+ * is server→client bytes arriving after the first client→server chunk not yet
+ * answered has been delivered to the server, i.e. bytes that may answer
+ * something new from the client. Bytes the server sent before it could have
+ * seen the client's latest message (its banner; an exit status that overtakes
+ * the client's stdin EOF) are not counted.
+ *
+ * Model: an SSH command costs the client two waits: the session channel open
+ * (the server must confirm it before a request can name the channel) and the
+ * exec request (its answer comes with the output, exit status and close). A
+ * command that reads stdin costs one more (the data and EOF go once the exec
+ * was accepted; the answer follows them). The connection (banners, key
+ * exchange, NEWKEYS + service request, public key query, signature) costs a
+ * fixed number H, measured per host with `dep run ':'`, whose counter is 1:
+ *
+ *     wire turn-arounds = H + 2 × (transport round trips) + (stdin commands)
+ *
+ * Noise the check tolerates (+2, −1): a command whose exit status comes more
+ * than 2 × DELAY_MS after its request (a slow, loaded machine) lets the
+ * client's stdin EOF reach the server in between, and counts twice; if that
+ * happens to the calibration command, H is one too high. ssh2 answers sshd's
+ * hostkeys-00 with a hostkeys-prove request right after login that nobody
+ * waits for; it goes with the first channel open and its answer with the
+ * confirmation, so it adds nothing. No window adjusts (small outputs) and no
+ * keepalives (ssh2 sends one after 15 s idle; a run here lasts ~4 s).
+ */
+describe('the wire count at a delay proxy', () => {
+  let dir: string
+  let proxies: DelayProxy[]
+
+  /** Wire turn-arounds and connections per host since the last call. */
+  async function wire(): Promise<Array<{ turns: number; connections: number }>> {
+    await Promise.all(proxies.map((proxy) => proxy.waitIdle()))
+    const counts = proxies.map((proxy) => ({ turns: proxy.turnArounds(), connections: proxy.connections.length }))
+    for (const proxy of proxies) proxy.reset()
+    return counts
+  }
+
+  beforeAll(async () => {
+    proxies = await Promise.all(servers.servers.map((server) => startDelayProxy({ targetPort: server.port, delayMs: DELAY_MS })))
+    // known_hosts names the port: the proxies' ports need the daemons' keys too.
+    await appendFile(servers.knownHostsFile, proxies.map((proxy, i) => `[127.0.0.1]:${proxy.port} ${servers.servers[i].hostKeyPub}\n`).join(''))
+    dir = path.join(base, 'proxied')
+    await writeDeployfile(dir, deployfileText('proxied', (i) => proxies[i].port))
+  })
+
+  afterAll(async () => {
+    await Promise.all((proxies ?? []).map((proxy) => proxy.close()))
+  })
+
+  it('sees one connection per host and as many waits as the transport counts (2 per command, +1 with stdin)', async () => {
+    const calibration = await deploy(dir, ['run', ':', '--json'])
+    const calibrationWire = await wire()
+    const runs: Array<{ label: string; events: RunEvents; wire: Array<{ turns: number; connections: number }> }> = []
+    for (const label of ['first', 'steady']) {
+      const events = await deploy(dir)
+      runs.push({ label, events, wire: await wire() })
+    }
+
+    const table: string[] = []
+    ALIASES.forEach((alias, i) => {
+      const counted = calibration.roundTrips[alias]
+      expect(counted, 'dep run makes one round trip').toBe(1)
+      expect(calibrationWire[i].connections).toBe(1)
+      const handshake = calibrationWire[i].turns - 2 * counted
+      // A connection costs a handful of waits (OpenSSH 9.2 + ssh2: about 5).
+      expect(handshake, `${alias}: handshake turn-arounds`).toBeGreaterThanOrEqual(3)
+      expect(handshake).toBeLessThanOrEqual(8)
+      for (const run of runs) {
+        const trips = run.events.roundTrips[alias]
+        const { turns, connections } = run.wire[i]
+        const predicted = handshake + 2 * trips + STDIN_COMMANDS
+        table.push(`${alias} ${run.label}: transport ${trips}, wire ${turns}, predicted ${predicted} (handshake ${handshake})`)
+        expect(connections, `${alias} ${run.label}: one connection for the whole run`).toBe(1)
+        expect(turns - predicted, `${alias} ${run.label}: wire ${turns} vs predicted ${predicted}`).toBeGreaterThanOrEqual(-1)
+        expect(turns - predicted, `${alias} ${run.label}: wire ${turns} vs predicted ${predicted}`).toBeLessThanOrEqual(2)
+      }
+    })
+    console.log(`round trips, transport vs wire (+${2 * DELAY_MS} ms RTT):\n  ${table.join('\n  ')}`)
+  }, 60_000)
+})
