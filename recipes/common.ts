@@ -126,10 +126,13 @@ function validReleaseName(name: string): string {
   return name
 }
 
+/** The revision of an uploaded directory: the `revision` setting, its git HEAD, or the time; asked once per run. */
 async function localRevision(ctx: TaskContext, directory: string): Promise<string> {
   if (ctx.has('revision')) return String(await ctx.get('revision'))
-  const rev = await ctx.runLocally(sh`git -C ${directory} rev-parse HEAD 2>/dev/null || true`, { quiet: true })
-  return rev.trim() || `upload ${new Date().toISOString()}`
+  return ctx.shared(`common:revision:${directory}`, async () => {
+    const rev = await ctx.runLocally(sh`git -C ${directory} rev-parse HEAD 2>/dev/null || true`, { quiet: true })
+    return rev.trim() || `upload ${new Date().toISOString()}`
+  })
 }
 
 /** The common recipe. */
@@ -216,6 +219,12 @@ export const common: Recipe = () => {
       return
     }
     if (strategy !== 'upload') throw new ConfigError(`update_code_strategy must be "git" or "upload", got "${strategy}".`)
+    if (!ctx.has('upload_path')) {
+      throw new ConfigError(
+        `Nothing to deploy to ${ctx.host.alias}: neither "repository" nor "upload_path" is set.`,
+        "Set repository (a git URL: set('repository', 'git@github.com:acme/app.git')) or upload_path (a local directory to upload).",
+      )
+    }
     const source = resolve(await ctx.parse(await ctx.get('upload_path')))
     if (!existsSync(source)) throw new ConfigError(`upload_path ${source} does not exist.`, 'Build it first, or fix upload_path.')
     await ctx.upload(source, releasePath, { exclude: await ctx.get('upload_exclude') })
@@ -306,6 +315,8 @@ ${ledgerAppend(deployPath, entry)}`)
   }, { phase: 'post-switch', description: 'Checks healthcheck_url after the switch (retries, timeout)' })
 
   task('deploy:unlock', async (ctx) => {
+    // Undoing a failed run: a host this run never locked is not ours to unlock (and may lack settings).
+    if (ctx.failure && !(await states(ctx)).get(ctx.host.alias)) return
     const deployPath = await ctx.get('deploy_path')
     if (await ctx.get('force', false)) {
       const output = await ctx.run(forceUnlockScript(deployPath))

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import { ExitCode } from '../model/errors.js'
 import type { EventSink } from '../model/events.js'
@@ -29,6 +30,8 @@ export interface RunTaskOptions {
  */
 export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   const abort = new AbortController()
+  // Every running command listens on this signal: with many hosts that is more than Node's default of 10.
+  setMaxListeners(0, abort.signal)
   let signals = 0
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1
@@ -52,6 +55,8 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     dryRun: options.dryRun,
   })
   options.onState?.(state)
+  // Every host connects at once, not when its first command comes (the lock goes to one host first).
+  if (!options.dryRun) for (const host of options.hosts) state.transportFor(host).warmUp?.()
   try {
     return await executePlan(state, options.plan)
   } finally {

@@ -61,6 +61,11 @@ export interface Transport {
   readonly roundTrips: number
   /** Closes the connection; pending commands are killed. */
   close(): Promise<void>
+  /**
+   * Starts connecting now, without waiting, so every host's handshake
+   * overlaps the first steps; an error surfaces on first use.
+   */
+  warmUp?(): void
 }
 
 /** Creates the transport for a host (connections open lazily on first use). */
