@@ -208,6 +208,129 @@ describe('exec', () => {
   })
 })
 
+describe('spare channels (the script on stdin of a pre-opened channel)', () => {
+  /** Every awkward byte a script may hold, repeated to over 300 KiB. */
+  function awkwardText(): string {
+    const unit = `quotes ' " '\\'' $HOME \${x} $(id) \`id\` back\\slash \\n crlf\r\n tab\t unicode é ü 漢字 🚀 %s %% !\n`
+    return unit.repeat(Math.ceil((300 * 1024) / Buffer.byteLength(unit)))
+  }
+
+  it('keeps spares open and runs a 300 KiB script of awkward bytes exactly, with and without stdin', async () => {
+    const t = transportTo(0)
+    expect((await t.exec('echo first')).stdout).toBe('first\n')
+    expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
+
+    const text = awkwardText()
+    expect(Buffer.byteLength(text)).toBeGreaterThan(300 * 1024)
+    // A quoted here-document prints its body byte for byte; the shell variables of the bootstrap are gone.
+    const script = `printf '%s|' "\${__df_s-unset}" "\${__df_n-unset}"\ncat <<'DF_EOF'\n${text}DF_EOF\n\n\n`
+    const plain = await t.exec(script)
+    expect(plain.stderr).toBe('')
+    expect(plain.code).toBe(0)
+    expect(plain.stdout === `unset|unset|${text}`).toBe(true)
+
+    const stdin = Buffer.concat([Buffer.from('12 1\n#@@deployfile-end@@\n'), randomBytes(200_000), Buffer.from('\n\n')])
+    const withStdin = await t.exec(`${script}sha256sum | cut -d' ' -f1`, { stdin })
+    expect(withStdin.code).toBe(0)
+    expect(withStdin.stdout === `unset|unset|${text}${createHash('sha256').update(stdin).digest('hex')}\n`).toBe(true)
+  })
+
+  it('gives a command exactly its stdin after the script (string, Buffer, stream, none)', async () => {
+    const t = transportTo(0)
+    await t.exec('true')
+    expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
+    const count = 'od -An -c | tr -s " " | tr -d "\\n"; echo'
+    expect((await t.exec('cat', { stdin: 'line\nno newline at the end' })).stdout).toBe('line\nno newline at the end')
+    expect((await t.exec('wc -c', { stdin: Buffer.from('5 1\nabc') })).stdout.trim()).toBe('7')
+    expect((await t.exec('wc -c', { stdin: '' })).stdout.trim()).toBe('0')
+    expect((await t.exec('wc -c')).stdout.trim()).toBe('0')
+    expect((await t.exec(count, { stdin: '\n\n' })).stdout.trim()).toBe('\\n \\n')
+    const stream = Readable.from([Buffer.alloc(70_000, 7), Buffer.from('tail')])
+    expect((await t.exec('wc -c', { stdin: stream })).stdout.trim()).toBe('70004')
+  })
+
+  it('keeps spares within the channel cap: 30 commands at once after warmUp, and maxChannels 2', async () => {
+    const t = transportTo(0)
+    t.warmUp()
+    expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
+    const dir = path.posix.join(ssh.workDir, 'concurrency-spares')
+    const run = (transport: SshTransport, n: number) =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          transport.exec(`mkdir -p ${dir}; touch ${dir}/$$-${i}; n=$(ls ${dir} | wc -l); sleep 0.2; rm ${dir}/$$-${i}; echo $n`),
+        ),
+      )
+    const results = await run(t, 30)
+    expect(results.map((r) => r.code)).toEqual(Array(30).fill(0))
+    expect(Math.max(...results.map((r) => Number(r.stdout.trim())))).toBeLessThanOrEqual(8)
+    expect(t.peakChannels).toBe(8)
+    expect(t.roundTrips).toBeGreaterThanOrEqual(30)
+    expect(t.roundTrips).toBeLessThan(40)
+
+    const small = transportTo(0, { maxChannels: 2 })
+    const few = await run(small, 6)
+    expect(few.map((r) => r.code)).toEqual(Array(6).fill(0))
+    expect(small.peakChannels).toBe(2)
+  })
+
+  it('falls back to a channel of its own when its spare was killed', async () => {
+    const t = transportTo(0)
+    const sshd = Number((await t.exec('echo $PPID')).stdout.trim())
+    expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
+    // The idle bootstrap shells of this connection: children of its sshd, waiting in `read`.
+    const spares = () =>
+      execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
+        .split('\n')
+        .map((line) => line.trim().split(/\s+/))
+        .filter((fields) => Number(fields[1]) === sshd && fields.join(' ').includes('__df_n'))
+        .map((fields) => Number(fields[0]))
+    expect(await waitUntil(() => spares().length === 2)).toBe(true)
+    // Killed while idle, and used before the client has heard of it: the script is sent to a dead
+    // channel, never starts, and runs again on a channel of its own.
+    for (const pid of spares()) process.kill(pid, 'SIGKILL')
+    const before = t.roundTrips
+    const result = await t.exec('echo fallback; echo err >&2', { stdin: 'x' })
+    expect(result).toMatchObject({ code: 0, stdout: 'fallback\n', stderr: 'err\n' })
+    // The command, and its second run (deterministic: the client reads no socket between the
+    // kill and the exec, so it cannot have heard of the death yet).
+    expect(t.roundTrips - before).toBe(2)
+    // Spares come back, and work.
+    expect(await waitUntil(() => t.spareChannels === 2 && spares().length === 2)).toBe(true)
+    for (let i = 0; i < 3; i++) expect((await t.exec(`echo ${i}`)).stdout).toBe(`${i}\n`)
+    // Killed and noticed: commands simply do not get them.
+    for (const pid of spares()) process.kill(pid, 'SIGKILL')
+    expect(await waitUntil(() => spares().length === 0)).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect((await t.exec('echo after')).stdout).toBe('after\n')
+  })
+
+  it('warmUp() connects ahead, and keeps a failure for the first real use', async () => {
+    const t = transportTo(0)
+    t.warmUp()
+    t.warmUp()
+    expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
+    expect(t.roundTrips).toBe(0)
+    expect((await t.exec('echo warm')).stdout).toBe('warm\n')
+    expect(t.roundTrips).toBe(1)
+
+    const never = transportTo(3, { connectRetries: 1 })
+    never.warmUp()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const error = await expectConnectionError(never.exec('true'))
+    expect(error.message).toContain('ECONNREFUSED')
+  })
+
+  it('kills a command on a spare on timeout, its process group included', async () => {
+    const t = transportTo(0)
+    await t.exec('true')
+    expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
+    const result = await t.exec('sleep 1238 & sleep 1238; echo never', { timeoutMs: 300, stdin: 'in' })
+    expect(result).toMatchObject({ timedOut: true, code: null, stdout: '' })
+    expect(await waitUntil(() => !processes().includes('sleep 1238'), 2000)).toBe(true)
+    expect((await t.exec('echo alive')).stdout).toBe('alive\n')
+  })
+})
+
 describe('files over SFTP', () => {
   it('uploads and downloads a directory tree with modes kept', async () => {
     const t = transportTo(0)
@@ -279,14 +402,14 @@ describe('files over SFTP', () => {
   it('counts SFTP round trips', async () => {
     const t = transportTo(0)
     await t.put(Buffer.from('hello'), path.join(ssh.workDir, 'count.txt'))
-    // SFTP session 1 + open 1 + (fsetstat+write) 1 + close 1
-    expect(t.roundTrips).toBe(4)
+    // SFTP session 1 + open 1 + (fsetstat + write + close, pipelined) 1
+    expect(t.roundTrips).toBe(3)
     await t.put(Buffer.alloc(3 * 1024 * 1024), path.join(ssh.workDir, 'count.bin'))
-    // open + 48 writes of 64 KiB in windows of 32 (2) + close
-    expect(t.roundTrips).toBe(4 + 4)
+    // open 1 + fsetstat, 48 writes of 64 KiB and close: 50 requests in windows of 32 (2)
+    expect(t.roundTrips).toBe(3 + 3)
     await t.get(path.join(ssh.workDir, 'count.txt'), path.join(scratch, 'count.txt'))
     // stat + open + read + close
-    expect(t.roundTrips).toBe(8 + 4)
+    expect(t.roundTrips).toBe(6 + 4)
   })
 
   it('uploads a 200 MB file with flat memory', async () => {

@@ -14,7 +14,7 @@ const PGID_PREAMBLE = [
   '__df_pg=$$',
   'if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=${__df_st##*) } && set -- $__df_st && __df_pg=${3:-$$}; set --; fi',
   `printf '@@deployfile-pgid:%s@@\\n' "$__df_pg" >&2`,
-  'unset __df_pg __df_st',
+  'unset __df_pg __df_st __df_s',
 ].join('\n')
 const PGID_MARKER = /@@deployfile-pgid:(\d+)@@\n/
 /** Stop looking for the marker after this much stderr (a login shell may print before it). */
@@ -26,18 +26,73 @@ const CLOSE_GRACE_MS = 3_000
 /** How long to wait for the process group number when a command is killed right at its start. */
 const PGID_WAIT_MS = 3_000
 
-/** The command line sent in the exec request: the script under /bin/sh whatever the login shell is. */
-export function remoteCommand(script: string, options: Pick<ExecOptions, 'cwd' | 'env'> = {}): string {
-  const body = `${PGID_PREAMBLE}\n${wrapScript(script, { cwd: options.cwd, env: options.env })}`
+/** What the remote /bin/sh runs: the process-group report, then the script with its cwd and env. */
+function remoteBody(script: string, options: Pick<ExecOptions, 'cwd' | 'env'>): string {
+  return `${PGID_PREAMBLE}\n${wrapScript(script, { cwd: options.cwd, env: options.env })}`
+}
+
+/** The inline exec command, or undefined when it is too long for one argument. */
+function inlineCommand(body: string): string | undefined {
   const command = `exec /bin/sh -c ${quote(body)}`
-  const bytes = Buffer.byteLength(command)
-  if (bytes > MAX_COMMAND_BYTES) {
+  return Buffer.byteLength(command) > MAX_COMMAND_BYTES ? undefined : command
+}
+
+/**
+ * The command line sent in the exec request: the script under /bin/sh whatever the login shell is.
+ * (The transport sends scripts over this size on stdin, through BOOTSTRAP; this form has the limit.)
+ */
+export function remoteCommand(script: string, options: Pick<ExecOptions, 'cwd' | 'env'> = {}): string {
+  const command = inlineCommand(remoteBody(script, options))
+  if (command === undefined) {
+    const bytes = Buffer.byteLength(`exec /bin/sh -c ${quote(remoteBody(script, options))}`)
     throw new Error(
       `The script is ${bytes} bytes; one remote command can hold about ${MAX_COMMAND_BYTES} (Linux MAX_ARG_STRLEN). ` +
         'Upload it with put() and run the file instead.',
     )
   }
   return command
+}
+
+/**
+ * Ends every script sent on stdin: a script cut short (the connection or the client died while
+ * sending it) does not end with it, and is refused instead of running its first half.
+ */
+const SCRIPT_TRAILER = '\n#@@deployfile-end@@'
+/** Exit code of the bootstrap when the script arrived incomplete (it never ran). */
+export const INCOMPLETE_SCRIPT_EXIT = 86
+
+/**
+ * The command of a pre-opened ("spare") session channel, and of a command whose script is too long
+ * for an argument. It waits on stdin for one line `<bytes> <mode>`, then reads the script:
+ * - mode 0: the script is all that follows (read to EOF with `cat`: fast, for any size);
+ * - mode 1: the command's own stdin follows the script, so exactly `<bytes>` are read with
+ *   `dd bs=1` (one read(2) per byte never takes more from the pipe than asked; slow for huge
+ *   scripts, ~0.5 s for 300 KiB, fine for the usual few KiB).
+ * `$(…; echo .)` then `${s%.}` keeps trailing newlines. The script runs with `eval` in this same
+ * shell (not `sh -c "$s"`, which would bring back the 128 KiB argument limit): its process group
+ * is the session's, so the PGID preamble at its head and the kill work as for an inline command.
+ * A channel that gets EOF before any line (a spare closed unused) exits 0.
+ */
+const BOOTSTRAP_BODY = [
+  'IFS=" " read -r __df_n __df_m || exit 0',
+  'if [ "$__df_m" = 1 ]; then __df_s=$(dd bs=1 count="$__df_n" 2>/dev/null; echo .); else __df_s=$(cat; echo .); fi',
+  '__df_s=${__df_s%.}',
+  `case $__df_s in *'${SCRIPT_TRAILER.slice(1)}') ;; *) echo 'deployfile: the script arrived incomplete; it did not run.' >&2; exit ${INCOMPLETE_SCRIPT_EXIT};; esac`,
+  'unset __df_n __df_m',
+  'eval "$__df_s"',
+].join('\n')
+export const BOOTSTRAP = `exec /bin/sh -c ${quote(BOOTSTRAP_BODY)}`
+
+/** What a BOOTSTRAP channel is sent before the command's own stdin: header line, script, trailer. */
+function bootstrapPayload(body: string, withStdin: boolean): Buffer {
+  const script = Buffer.from(`${body}${SCRIPT_TRAILER}`, 'utf8')
+  return Buffer.concat([Buffer.from(`${script.length} ${withStdin ? 1 : 0}\n`), script])
+}
+
+/** Can this channel still take a script? (ssh2 keeps no public flag; these fields are stable in 1.x.) */
+export function channelUsable(channel: ClientChannel): boolean {
+  const state = channel as unknown as { incoming?: { state?: string }; outgoing?: { state?: string } }
+  return state.outgoing?.state === 'open' && state.incoming?.state !== 'closed' && channel.writable
 }
 
 /**
@@ -80,8 +135,11 @@ export interface RunHooks {
   connectionLost(): Error
   register(command: RunningCommand): void
   unregister(command: RunningCommand): void
-  /** A channel open was refused for lack of sessions and is tried again: one more round trip. */
+  /** A channel open was refused for lack of sessions and is tried again, or a spare channel died
+   *  before the script started and it runs again on a new channel: one more round trip. */
   retried(): void
+  /** A spare channel could not run the bootstrap (no `dd`, say): stop using spares on this connection. */
+  sparesBroken?(): void
 }
 
 /** sshd frees a closed session a little after it answers the close; a new one may briefly exceed MaxSessions. */
@@ -122,14 +180,30 @@ function openExec(
 }
 
 /**
- * Runs a script on a new channel of `client`: streams output, feeds stdin, and on timeout or abort
+ * Runs a script on a channel of `client`: streams output, feeds stdin, and on timeout or abort
  * kills the remote process group before resolving.
+ *
+ * With `spare` (a pre-opened channel running BOOTSTRAP, or undefined once it died), the script
+ * goes on that channel's stdin: one network turn. Without (or when the spare died before it could
+ * be used), it opens its own channel with the script inline in the exec request (two turns, three
+ * with stdin), or through BOOTSTRAP when the script is too long for an argument. A spare that dies
+ * after the script was sent but before it started (no process-group report, no output) is replaced
+ * the same way, when the stdin can be sent again (string or Buffer).
  */
-export function runCommand(client: Client, script: string, options: ExecOptions, hooks: RunHooks): Promise<ExecResult> {
-  const command = remoteCommand(script, options)
+export function runCommand(
+  client: Client,
+  script: string,
+  options: ExecOptions,
+  hooks: RunHooks,
+  spare?: Promise<ClientChannel | undefined>,
+): Promise<ExecResult> {
+  const body = remoteBody(script, options)
+  const inline = inlineCommand(body)
+  const withStdin = options.stdin !== undefined
+  const stdinResendable = options.stdin === undefined || typeof options.stdin === 'string' || Buffer.isBuffer(options.stdin)
   const collect = options.collect !== false
-  const stdoutChunks: Buffer[] = []
-  const stderrChunks: Buffer[] = []
+  let stdoutChunks: Buffer[] = []
+  let stderrChunks: Buffer[] = []
 
   let channel: ClientChannel | undefined
   let timedOut = false
@@ -139,7 +213,11 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
   let exitCode: number | null | undefined
   let exitSignal: string | null = null
   let resolvePgid!: (pgid: number | undefined) => void
-  const pgid = new Promise<number | undefined>((resolve) => (resolvePgid = resolve))
+  let pgid!: Promise<number | undefined>
+  const newPgid = () => {
+    pgid = new Promise<number | undefined>((resolve) => (resolvePgid = resolve))
+  }
+  newPgid()
   let timer: NodeJS.Timeout | undefined
   let graceTimer: NodeJS.Timeout | undefined
   let forceSettle: () => void = () => undefined
@@ -150,10 +228,11 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
     if (timer) clearTimeout(timer)
     if (!channel) return // killed as soon as the channel opens
     const open = channel
+    const group = pgid
     killDone = (async () => {
-      const group = await Promise.race([pgid, delay(PGID_WAIT_MS).then(() => undefined)])
-      if (group !== undefined) {
-        await hooks.killGroup(group).catch(() => undefined)
+      const found = await Promise.race([group, delay(PGID_WAIT_MS).then(() => undefined)])
+      if (found !== undefined) {
+        await hooks.killGroup(found).catch(() => undefined)
       } else {
         // No group number (the shell never started): ask sshd to signal the session, then hang up.
         open.signal('KILL')
@@ -198,91 +277,148 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
     options.signal?.addEventListener('abort', onAbort, { once: true })
     hooks.register(handle)
 
-    try {
-      openExec(client, command, hooks, (error, opened) => {
+    /** Runs the command on an open channel; `payload` is what BOOTSTRAP reads first. */
+    const start = (opened: ClientChannel, payload: Buffer | undefined, fromSpare: boolean) => {
+      channel = opened
+      if (!timer && options.timeoutMs !== undefined && options.timeoutMs > 0) {
+        timer = setTimeout(() => {
+          if (terminating) return
+          timedOut = true
+          terminate()
+        }, options.timeoutMs)
+      }
+      if (terminating) {
+        terminating = false
+        terminate()
+      }
+
+      let started = false
+      let sawStdout = false
+      const stderr = new MarkerFilter(
+        (chunk) => {
+          started = true
+          options.onStderr?.(chunk)
+          if (collect) stderrChunks.push(chunk)
+        },
+        (group) => {
+          started = true
+          resolvePgid(group)
+        },
+      )
+      opened.on('data', (chunk: Buffer) => {
+        sawStdout = true
+        options.onStdout?.(chunk)
+        if (collect) stdoutChunks.push(chunk)
+      })
+      opened.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
+      let attemptCode: number | null | undefined
+      let attemptSignal: string | undefined
+      opened.on('exit', (code: number | null, signal?: string) => {
+        attemptCode = code
+        attemptSignal = signal
+        exitCode = code
+        exitSignal = code === null ? (signal ?? null) : null
+      })
+
+      let stderrEnded = false
+      let closed = false
+      let settled = false
+      const settle = () => {
+        if (settled || !stderrEnded || !closed) return
+        settled = true
+        // A spare that died before the script started (killed while idle, or the bootstrap refused
+        // an incomplete script): nothing ran, so run it again on a channel of its own.
+        const neverStarted = !started && !sawStdout && (attemptCode === undefined || attemptCode === null || attemptCode === INCOMPLETE_SCRIPT_EXIT)
+        if (fromSpare && neverStarted && !terminating && hooks.connectionAlive()) {
+          if (attemptCode === INCOMPLETE_SCRIPT_EXIT && attemptSignal === undefined) hooks.sparesBroken?.()
+          if (stdinResendable) {
+            channel = undefined
+            exitCode = undefined
+            exitSignal = null
+            stdoutChunks = []
+            stderrChunks = []
+            newPgid()
+            hooks.retried()
+            openOwn()
+            return
+          }
+          cleanup()
+          reject(new Error('The SSH channel of the command closed before the command started, and its stdin stream cannot be sent again.'))
+          return
+        }
+        stderr.flush()
+        resolvePgid(undefined)
+        void killDone.then(() => {
+          cleanup()
+          if (exitCode === undefined && !terminating && !hooks.connectionAlive()) {
+            reject(hooks.connectionLost())
+            return
+          }
+          resolve({
+            code: exitCode ?? null,
+            signal: exitSignal,
+            stdout: collect ? Buffer.concat(stdoutChunks).toString('utf8') : '',
+            stderr: collect ? Buffer.concat(stderrChunks).toString('utf8') : '',
+            timedOut,
+            aborted,
+          })
+        })
+      }
+      opened.stderr.once('end', () => {
+        stderrEnded = true
+        settle()
+      })
+      opened.stderr.once('close', () => {
+        stderrEnded = true
+        settle()
+      })
+      forceSettle = () => {
+        closed = true
+        stderrEnded = true
+        settle()
+      }
+      opened.once('close', () => {
+        closed = true
+        // ssh2 ends stderr right before 'close'; give its 'end' a turn if it is still queued.
+        setImmediate(() => {
+          stderrEnded = true
+          settle()
+        })
+      })
+
+      feedStdin(opened, options.stdin, payload)
+    }
+
+    const openOwn = () => {
+      if (terminating && !channel) {
+        // Aborted while waiting for a spare that died: nothing ran.
+        cleanup()
+        resolve(emptyResult({ aborted, timedOut }))
+        return
+      }
+      openExec(client, inline ?? BOOTSTRAP, hooks, (error, opened) => {
         if (error || !opened) {
           cleanup()
           reject(hooks.connectionAlive() ? (error ?? new Error('no channel')) : hooks.connectionLost())
           return
         }
-        channel = opened
-        if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
-          timer = setTimeout(() => {
-            if (terminating) return
-            timedOut = true
-            terminate()
-          }, options.timeoutMs)
-        }
-        if (terminating) {
-          terminating = false
-          terminate()
-        }
-
-        const stderr = new MarkerFilter(
-          (chunk) => {
-            options.onStderr?.(chunk)
-            if (collect) stderrChunks.push(chunk)
-          },
-          (group) => resolvePgid(group),
-        )
-        opened.on('data', (chunk: Buffer) => {
-          options.onStdout?.(chunk)
-          if (collect) stdoutChunks.push(chunk)
-        })
-        opened.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
-        opened.on('exit', (code: number | null, signal?: string) => {
-          exitCode = code
-          exitSignal = code === null ? (signal ?? null) : null
-        })
-
-        let stderrEnded = false
-        let closed = false
-        let settled = false
-        const settle = () => {
-          if (settled || !stderrEnded || !closed) return
-          settled = true
-          stderr.flush()
-          resolvePgid(undefined)
-          void killDone.then(() => {
-            cleanup()
-            if (exitCode === undefined && !terminating && !hooks.connectionAlive()) {
-              reject(hooks.connectionLost())
-              return
-            }
-            resolve({
-              code: exitCode ?? null,
-              signal: exitSignal,
-              stdout: collect ? Buffer.concat(stdoutChunks).toString('utf8') : '',
-              stderr: collect ? Buffer.concat(stderrChunks).toString('utf8') : '',
-              timedOut,
-              aborted,
-            })
-          })
-        }
-        opened.stderr.once('end', () => {
-          stderrEnded = true
-          settle()
-        })
-        opened.stderr.once('close', () => {
-          stderrEnded = true
-          settle()
-        })
-        forceSettle = () => {
-          closed = true
-          stderrEnded = true
-          settle()
-        }
-        opened.once('close', () => {
-          closed = true
-          // ssh2 ends stderr right before 'close'; give its 'end' a turn if it is still queued.
-          setImmediate(() => {
-            stderrEnded = true
-            settle()
-          })
-        })
-
-        feedStdin(opened, options.stdin)
+        start(opened, inline === undefined ? bootstrapPayload(body, withStdin) : undefined, false)
       })
+    }
+
+    try {
+      if (spare) {
+        spare.then(
+          (opened) => {
+            if (opened && terminating) opened.end() // aborted while the spare started: it runs nothing
+            if (opened && !terminating && channelUsable(opened)) start(opened, bootstrapPayload(body, withStdin), true)
+            else openOwn()
+          },
+          () => openOwn(),
+        )
+      } else {
+        openOwn()
+      }
     } catch (error) {
       cleanup()
       reject(error)
@@ -291,7 +427,8 @@ export function runCommand(client: Client, script: string, options: ExecOptions,
   return result
 }
 
-function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin']): void {
+function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin'], payload: Buffer | undefined): void {
+  if (payload) channel.write(payload)
   if (stdin === undefined) {
     channel.end()
   } else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) {

@@ -28,6 +28,18 @@ export class ChannelLimiter {
     return this.highest
   }
 
+  /** Commands waiting for a channel. */
+  get queued(): number {
+    return this.waiting.length
+  }
+
+  /** Takes a channel if one is free and nobody waits for one (spare channels never jump the queue). */
+  tryAcquire(): boolean {
+    if (this.closed || this.waiting.length > 0 || this.active >= this.max) return false
+    this.take()
+    return true
+  }
+
   /** Resolves when a channel may be opened; rejects with `signal.reason` or LimiterClosed. */
   acquire(signal?: AbortSignal): Promise<void> {
     if (this.closed) return Promise.reject(new LimiterClosed())

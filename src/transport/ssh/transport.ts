@@ -7,6 +7,7 @@ import { openConnection, type SshConnection } from './connect.js'
 import { emptyResult, killScript, runCommand, type RunHooks, type RunningCommand } from './exec.js'
 import { ChannelLimiter, LimiterClosed } from './limiter.js'
 import { get, put, SftpSession } from './sftp.js'
+import { SparePool } from './spare.js'
 import { defaultContext, describeEndpoint, resolveSettings, type SshContext, type SshSettings } from './settings.js'
 
 export interface SshTransportOptions {
@@ -22,8 +23,12 @@ export interface SshTransportOptions {
 const CLOSE_KILL_TIMEOUT = 5_000
 
 /**
- * Transport over one ssh2 connection per host, opened on first use and kept: commands run on
- * channels of it (at most `maxChannels` at once, the rest queue), files go over one SFTP session.
+ * Transport over one ssh2 connection per host, opened on first use (or on warmUp()) and kept:
+ * commands run on channels of it (at most `maxChannels` at once, spare channels included, the rest
+ * queue), files go over one SFTP session. Up to two spare session channels are kept open, each
+ * already running a bootstrap shell that reads its script from stdin (see BOOTSTRAP in exec.ts),
+ * so a command costs one network turn instead of two (three with stdin); a spare is replaced in
+ * the background as soon as a command takes it.
  */
 export class SshTransport implements Transport {
   private readonly ctx: SshContext
@@ -36,8 +41,26 @@ export class SshTransport implements Transport {
   private readonly running = new Set<RunningCommand>()
   private readonly connectAbort = new AbortController()
   private closing: Promise<void> | undefined
+  /**
+   * Round trips waited on, as `roundTrips` reports them:
+   * - a command counts 1, whether it ran on a spare channel (its script, stdin and EOF go at once;
+   *   the answer is the output and exit status: one turn) or had to open its channel itself
+   *   because no spare was ready (channel open + exec request: two turns on the wire, still
+   *   counted 1 as before spares existed; the wire-level model is in test/integration/round-trips.test.ts);
+   * - opening a spare is not counted: it happens in the background and nobody waits on it;
+   * - one more for each channel open sshd refused for a moment (MaxSessions) and tried again, and
+   *   for a command run again because its spare died before the script started;
+   * - the kill exec of timed-out or aborted commands counts 1; SFTP: see SftpSession.
+   */
   private trips = 0
   private lostError: Error | undefined
+  /** The spare channels of the current connection. */
+  private pool: SparePool | undefined
+  /** A warmUp() connect failure nobody has seen yet: thrown by the first real use. */
+  private warmError: Error | undefined
+  private warming: Promise<void> | undefined
+  /** A real use (exec, put, get) has started: warmUp() errors reach it directly. */
+  private used = false
 
   /** Kill requests waiting for the next kill exec (one exec kills them all). */
   private pendingKills: Array<{ pgid: number; done: () => void }> = []
@@ -59,18 +82,36 @@ export class SshTransport implements Transport {
     return this.limiter?.peak ?? 0
   }
 
+  /** Spare channels open or opening now (for tests). */
+  get spareChannels(): number {
+    return this.pool?.size ?? 0
+  }
+
   /** The resolved settings (host options over ssh config over defaults). */
   settings(): Promise<SshSettings> {
     this.settingsPromise ??= resolveSettings(this.host, this.ctx)
     return this.settingsPromise
   }
 
+  /**
+   * Starts connecting (and opening the first spare channels) without waiting, so the connection
+   * is up when the first command comes. A failure is kept and thrown by the first real use.
+   */
+  warmUp(): void {
+    if (this.closing || this.warming) return
+    this.warming = (async () => {
+      await this.connect()
+      this.pool?.fill()
+    })().catch((error: unknown) => {
+      if (!this.used && !this.closing) this.warmError = error as Error
+    })
+  }
+
   async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
-    this.assertOpen()
+    this.beginUse()
     if (options.signal?.aborted) return emptyResult({ aborted: true })
     const settings = await this.settings()
-    this.limiter ??= new ChannelLimiter(settings.maxChannels)
-    const limiter = this.limiter
+    const limiter = this.channelLimiter(settings)
     // Connect before queueing: every waiting command shares one connection attempt (and its failure).
     try {
       await this.connect()
@@ -78,32 +119,43 @@ export class SshTransport implements Transport {
       if (this.closing) return emptyResult({ aborted: true })
       throw error
     }
-    try {
-      await limiter.acquire(options.signal)
-    } catch (error) {
-      // Aborted while queued, or the transport closed before its turn: it never ran.
-      if (error instanceof LimiterClosed || options.signal?.aborted) return emptyResult({ aborted: true })
-      throw error
+    // A spare channel comes with its limiter slot; without one, wait for a slot.
+    const spare = this.closing ? undefined : this.pool?.take({ stdin: options.stdin !== undefined })
+    if (!spare) {
+      try {
+        await limiter.acquire(options.signal)
+      } catch (error) {
+        // Aborted while queued, or the transport closed before its turn: it never ran.
+        if (error instanceof LimiterClosed || options.signal?.aborted) return emptyResult({ aborted: true })
+        throw error
+      }
     }
     try {
-      if (this.closing) return emptyResult({ aborted: true })
+      if (this.closing) {
+        void spare?.ready.then((channel) => channel?.end())
+        return emptyResult({ aborted: true })
+      }
       const connection = await this.connect()
       if (this.closing) return emptyResult({ aborted: true })
       this.trips++
-      return await runCommand(connection.client, script, options, this.hooks(connection))
+      const running = runCommand(connection.client, script, options, this.hooks(connection), spare?.ready)
+      // Replace the spare just taken (or use the slots left) while the command runs.
+      this.pool?.fill()
+      return await running
     } finally {
       limiter.release()
+      this.pool?.fill()
     }
   }
 
   async put(source: string | Buffer, remotePath: string, options: PutOptions = {}): Promise<void> {
-    this.assertOpen()
+    this.beginUse()
     const session = await this.sftp()
     await put(session, source, remotePath, options).catch((error: unknown) => this.transferFailed(error))
   }
 
   async get(remotePath: string, localPath: string, options: GetOptions = {}): Promise<void> {
-    this.assertOpen()
+    this.beginUse()
     const session = await this.sftp()
     await get(session, remotePath, localPath, options).catch((error: unknown) => this.transferFailed(error))
   }
@@ -122,6 +174,7 @@ export class SshTransport implements Transport {
 
   private async shutdown(): Promise<void> {
     this.limiter?.close()
+    this.pool?.close()
     this.connectAbort.abort()
     const running = [...this.running]
     for (const command of running) command.abort()
@@ -131,11 +184,28 @@ export class SshTransport implements Transport {
     const connection = this.connection ?? (await this.connecting?.catch(() => undefined))
     this.connection = undefined
     this.sftpSession = undefined
+    this.pool = undefined
     await connection?.end()
   }
 
   private assertOpen(): void {
     if (this.closing) throw new Error(`The SSH transport of ${this.host.alias} is closed.`)
+  }
+
+  /** Start of a real use: the transport is open, and a warmUp() failure surfaces here (once). */
+  private beginUse(): void {
+    this.assertOpen()
+    this.used = true
+    const warmError = this.warmError
+    if (warmError) {
+      this.warmError = undefined
+      throw warmError
+    }
+  }
+
+  private channelLimiter(settings: SshSettings): ChannelLimiter {
+    this.limiter ??= new ChannelLimiter(settings.maxChannels)
+    return this.limiter
   }
 
   private connect(): Promise<SshConnection> {
@@ -145,7 +215,10 @@ export class SshTransport implements Transport {
       this.identities ??= new IdentityStore(this.ctx, settings.passphraseEnv)
       const connection = await openConnection(settings, this.ctx, this.identities, this.connectAbort.signal)
       this.lostError = undefined
+      const pool = new SparePool(connection.client, this.channelLimiter(settings), () => connection.alive)
       connection.onClose((error) => {
+        pool.close()
+        if (this.pool === pool) this.pool = undefined
         if (this.connection !== connection) return
         this.connection = undefined
         this.sftpSession = undefined
@@ -156,7 +229,11 @@ export class SshTransport implements Transport {
         )
       })
       this.connection = connection
-      if (this.closing) await connection.end()
+      this.pool = pool
+      if (this.closing) {
+        pool.close()
+        await connection.end()
+      }
       return connection
     })().finally(() => {
       this.connecting = undefined
@@ -165,7 +242,9 @@ export class SshTransport implements Transport {
   }
 
   private hooks(connection: SshConnection): RunHooks {
+    const pool = this.pool
     return {
+      sparesBroken: () => pool?.disable(),
       killGroup: (pgid) => this.killGroup(pgid),
       connectionAlive: () => connection.alive,
       connectionLost: () => this.lostError ?? new ConnectionError(`The connection to ${this.host.alias} was lost.`),

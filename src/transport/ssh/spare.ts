@@ -1,0 +1,162 @@
+import type { Client, ClientChannel } from 'ssh2'
+import { BOOTSTRAP, channelUsable } from './exec.js'
+import type { ChannelLimiter } from './limiter.js'
+
+/**
+ * Idle spare channels kept per connection when nothing waits for a channel. Two, not one: a spare
+ * takes two turns to start (channel open, then the exec request), so with one spare a command that
+ * follows another at once would find the next spare still starting and wait for it; with two, the
+ * spare opened when command k started is ready when command k + 2 comes.
+ */
+const SPARES = 2
+
+/** A pre-opened session channel running BOOTSTRAP, waiting for its script on stdin. */
+export interface Spare {
+  /** The channel once the bootstrap runs; undefined if it could not open or died before. */
+  readonly ready: Promise<ClientChannel | undefined>
+}
+
+interface SpareState extends Spare {
+  readonly openedAt: number
+  channel: ClientChannel | undefined
+  /** Handed to a command: the command owns its limiter slot now. */
+  taken: boolean
+  /** Its limiter slot was given back (it died or the pool closed while idle). */
+  released: boolean
+  dead: boolean
+}
+
+/**
+ * The spare channels of one connection. Each spare holds a slot of the connection's ChannelLimiter
+ * (so spares + running commands ≤ maxChannels, and SFTP + the killer keep within sshd's
+ * MaxSessions); a spare is opened only on a free slot that no command waits for, and its slot
+ * passes to the command that takes it. Opening spares happens in the background: nobody waits on
+ * it, so it is not counted as a round trip.
+ */
+export class SparePool {
+  private readonly idle: SpareState[] = []
+  private closed = false
+  private disabled = false
+  /** Half the fastest spare start (open + exec = two turns): an estimate of one round trip. */
+  private rtt: number | undefined
+
+  constructor(
+    private readonly client: Client,
+    private readonly limiter: ChannelLimiter,
+    private readonly alive: () => boolean,
+  ) {}
+
+  /** Idle spares now (ready or starting). */
+  get size(): number {
+    return this.idle.length
+  }
+
+  /**
+   * A spare for a command, if one is worth taking: a ready one; else one still starting when that
+   * is no slower than opening a channel of its own (a command with stdin costs three turns on its
+   * own channel; a spare started at least a round trip ago has only its exec reply to come), or
+   * when no slot is free anyway. The caller owns the spare's limiter slot from now on.
+   */
+  take(options: { stdin: boolean }): Spare | undefined {
+    this.prune()
+    let pick = this.idle.find((spare) => spare.channel !== undefined)
+    if (!pick) {
+      const starting = this.idle.find((spare) => !spare.dead)
+      if (starting) {
+        const age = performance.now() - starting.openedAt
+        const noSlot = this.limiter.inUse >= this.limiter.max || this.limiter.queued > 0
+        if (noSlot || options.stdin || (this.rtt !== undefined && age >= this.rtt)) pick = starting
+      }
+    }
+    if (!pick) return undefined
+    this.idle.splice(this.idle.indexOf(pick), 1)
+    pick.taken = true
+    return pick
+  }
+
+  /** Opens spares up to SPARES on free slots nobody waits for. */
+  fill(): void {
+    if (this.closed || this.disabled || !this.alive()) return
+    this.prune()
+    while (this.idle.length < SPARES && this.limiter.tryAcquire()) this.open()
+  }
+
+  /** The bootstrap does not work on this host: no more spares (commands open their own channels). */
+  disable(): void {
+    this.disabled = true
+    this.close()
+  }
+
+  /** Ends the idle spares (EOF: the bootstrap exits 0) and gives their slots back. */
+  close(): void {
+    this.closed = true
+    for (const spare of this.idle.splice(0)) {
+      spare.channel?.end()
+      this.release(spare)
+    }
+  }
+
+  private open(): void {
+    let resolve!: (channel: ClientChannel | undefined) => void
+    const spare: SpareState = {
+      openedAt: performance.now(),
+      channel: undefined,
+      taken: false,
+      released: false,
+      dead: false,
+      ready: new Promise<ClientChannel | undefined>((r) => (resolve = r)),
+    }
+    this.idle.push(spare)
+    const fail = () => {
+      spare.dead = true
+      spare.channel = undefined
+      this.drop(spare)
+      resolve(undefined)
+    }
+    try {
+      this.client.exec(BOOTSTRAP, (error, channel) => {
+        // Refused (MaxSessions reached for a moment, say): no spare; commands open their own.
+        if (error) return fail()
+        if (this.closed && !spare.taken) {
+          channel.end()
+          return fail()
+        }
+        const took = performance.now() - spare.openedAt
+        this.rtt = Math.min(this.rtt ?? Infinity, took / 2)
+        // An idle spare that dies (killed on the host, sshd gave up on it) leaves the pool.
+        channel.once('exit', () => {
+          if (!spare.taken) fail()
+        })
+        channel.on('error', () => undefined)
+        spare.channel = channel
+        resolve(channel)
+      })
+    } catch {
+      // ssh2 throws synchronously when the connection is already gone.
+      fail()
+    }
+  }
+
+  /** Forgets spares that died unnoticed. */
+  private prune(): void {
+    for (const spare of [...this.idle]) {
+      if (spare.dead || (spare.channel && !channelUsable(spare.channel))) {
+        spare.dead = true
+        this.drop(spare)
+      }
+    }
+  }
+
+  /** Takes an untaken spare out of the pool and gives its slot back. */
+  private drop(spare: SpareState): void {
+    const index = this.idle.indexOf(spare)
+    if (index >= 0) this.idle.splice(index, 1)
+    this.release(spare)
+  }
+
+  private release(spare: SpareState): void {
+    if (spare.taken || spare.released) return
+    spare.released = true
+    this.limiter.release()
+  }
+}
