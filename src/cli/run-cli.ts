@@ -11,10 +11,14 @@ import { MemoryTransport } from '../transport/memory/memory-transport.js'
 import { configLines, listTasks, planTable, treeLines } from './commands/inspect.js'
 import type { CliOptions, Invocation } from './options.js'
 import { parseArgv } from './program.js'
-import { createReporters, useColor } from './reporters.js'
+import { createReporters, ignoreBrokenPipes, useColor } from './reporters.js'
+import { errorLine, planLine } from '../report/json.js'
 import { runTask } from './run-task.js'
 
 const out = (lines: string[]) => process.stdout.write(lines.map((l) => `${l}\n`).join(''))
+
+/** Secrets known so far (the deployfile's, then the run's): error messages are masked with them too. */
+const knownSecrets = new SecretRegistry()
 
 /** Settings given on the command line: -o key=value, --branch, --tag, --revision, --force. */
 function overridesOf(options: CliOptions): Map<string, unknown> {
@@ -35,12 +39,16 @@ async function main(invocation: Invocation): Promise<number> {
   }
   const path = await findDeployfile(process.cwd(), options.file)
   const { registry } = await loadDeployfile(path)
+  knownSecrets.add(...registry.secretValues)
   const overrides = overridesOf(options)
   const hostList = [...registry.hosts.values()]
 
   switch (name) {
     case 'list':
-      out(listTasks(registry))
+      if (options.json) {
+        const tasks = [...registry.tasks.values()].filter((t) => !t.hidden).map((t) => ({ name: t.name, description: t.description }))
+        out([JSON.stringify({ type: 'tasks', tasks: tasks.sort((a, b) => a.name.localeCompare(b.name)) })])
+      } else out(listTasks(registry))
       return ExitCode.Success
     case 'tree':
       if (!args[0]) throw new ConfigError('dep tree needs a task name.', 'For example: dep tree deploy')
@@ -69,12 +77,14 @@ async function main(invocation: Invocation): Promise<number> {
     const hosts = selectHosts(hostList, selectors)
     const plan = buildPlan(registry, taskName, hosts, { limit: options.limit })
     if (options.plan) {
-      out(planTable(plan))
+      const steps = (list: typeof plan.steps) =>
+        list.map((s) => ({ task: s.task.name, hosts: s.hosts.map((h) => h.alias), phase: s.phase, hidden: s.task.hidden || undefined, once: s.task.once || undefined }))
+      out(options.json ? [planLine({ task: plan.task, hosts: hosts.map((h) => h.alias), steps: steps(plan.steps), recoverySteps: steps(plan.failSteps) })] : planTable(plan))
       return ExitCode.Success
     }
-    const secrets = new SecretRegistry()
+    const secrets = knownSecrets
     const logFile = options.log ?? (typeof overrides.get('log_file') === 'string' ? (overrides.get('log_file') as string) : undefined) ?? (typeof registry.config.get('log_file') === 'string' ? (registry.config.get('log_file') as string) : undefined)
-    const reporters = createReporters(options, logFile)
+    const reporters = await createReporters(options, logFile)
     let recorded: Map<string, MemoryTransport> | undefined
     try {
       const outcome = await runTask({
@@ -90,11 +100,9 @@ async function main(invocation: Invocation): Promise<number> {
           recorded = new Map(hosts.map((h) => [h.alias, state.transportFor(h) as MemoryTransport]))
         },
       })
+      // The reporters print the failure in full; they finish drawing before anything else is printed.
+      await reporters.close()
       if (options.dryRun && recorded && !options.json) printDryRun(recorded, secrets)
-      if (outcome.failure && !options.json) {
-        process.stderr.write(`\n${formatError(outcome.failure.error, useColor(options, process.stderr)).join('\n')}\n`)
-        for (const e of outcome.recoveryErrors) process.stderr.write(`${formatError(e, false).join('\n')}\n`)
-      }
       return outcome.exitCode
     } finally {
       await reporters.close()
@@ -117,20 +125,31 @@ function printDryRun(recorded: Map<string, MemoryTransport>, secrets: SecretRegi
 
 /** Parses argv, runs the command, and sets the exit code. */
 export async function cli(): Promise<void> {
+  ignoreBrokenPipes()
   let invocation: Invocation
   try {
     invocation = parseArgv(process.argv.slice(2))
   } catch (error) {
-    if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : ExitCode.ConfigError)
+    if (error instanceof CommanderError) {
+      // commander printed the usage error on stderr; --json gets it as one line on stdout too.
+      if (error.exitCode !== 0 && process.argv.includes('--json')) {
+        out([errorLine({ name: 'UsageError', message: error.message.replace(/^error: /, ''), hint: 'See dep --help.' }, ExitCode.ConfigError)])
+      }
+      process.exit(error.exitCode === 0 ? 0 : ExitCode.ConfigError)
+    }
     throw error
   }
   try {
     process.exitCode = await main(invocation)
   } catch (error) {
-    const info = describeError(error)
+    const exitCode = error instanceof DeployError ? error.exitCode : ExitCode.TaskFailed
+    const raw = describeError(error)
+    const info = { ...raw, message: knownSecrets.redact(raw.message), hint: raw.hint && knownSecrets.redact(raw.hint) }
+    // --json: stdout carries one JSON line, never prose; the prose goes to stderr.
+    if (invocation.options.json) out([errorLine(info, exitCode)])
     process.stderr.write(`${formatError(info, useColor(invocation.options, process.stderr)).join('\n')}\n`)
-    if (invocation.options.verbose >= 2 && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    process.exitCode = error instanceof DeployError ? error.exitCode : ExitCode.TaskFailed
+    if (invocation.options.verbose >= 2 && error instanceof Error && error.stack) process.stderr.write(`${knownSecrets.redact(error.stack)}\n`)
+    process.exitCode = exitCode
   }
 }
 

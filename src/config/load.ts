@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { cosmiconfig } from 'cosmiconfig'
@@ -6,6 +6,7 @@ import { createJiti } from 'jiti'
 import { withRegistry } from '../api/registry-scope.js'
 import { ConfigError, DeployError } from '../model/errors.js'
 import { Registry } from '../model/registry.js'
+import { userLocation } from '../executor/errors.js'
 
 /** Where deployfiles are looked for, in order, in each directory from the working directory up. */
 export const DEPLOYFILE_NAMES = ['deployfile.ts', 'deployfile.mts', 'deployfile.js', 'deployfile.mjs']
@@ -93,16 +94,64 @@ export async function loadDeployfile(path: string): Promise<LoadedDeployfile> {
       if (mod && typeof mod.default === 'function') await (mod.default as () => unknown)()
     })
   } catch (error) {
-    if (error instanceof DeployError) throw error
-    throw new ConfigError(`The deployfile ${path} failed to load: ${describeLoadError(error, path)}`, 'Fix the deployfile and run again.', error)
+    throw loadError(error, path)
   }
   return { path, registry }
 }
 
-function describeLoadError(error: unknown, path: string): string {
+/**
+ * One readable error for a deployfile that does not load: a syntax error, or
+ * code that threw at load time (calling something undefined, a bad setting),
+ * naming the file and line and showing it.
+ */
+function loadError(error: unknown, path: string): Error {
   const e = error instanceof Error ? error : new Error(String(error))
-  const location = findLocation(e, path)
-  return location ? `${e.message} (at ${location})` : e.message
+  // jiti reports a syntax error as "ParseError: <what>\n <file>:<line>:<column>".
+  const parse = /^(?:ParseError|SyntaxError): ([^]*?)\s*\n\s*(\/[^\n]*?):(\d+):(\d+)\s*$/.exec(e.message)
+  if (parse) {
+    const [, what, file, line, column] = parse
+    return new ConfigError(
+      `The deployfile ${path} failed to load: syntax error at ${file}:${line}:${column}: ${what.trim()}`,
+      ['Fix the deployfile and run again.', ...codeFrame(file, Number(line), Number(column))].join('\n'),
+      error,
+    )
+  }
+  const location = findLocation(e, path) ?? userLocation(e)
+  const where = location ? (/^(.*):(\d+):(\d+)$/.exec(location) ?? /^(.*):(\d+)$/.exec(location)) : null
+  const frame = where ? codeFrame(where[1], Number(where[2]), where[3] ? Number(where[3]) : undefined) : []
+  if (error instanceof DeployError) {
+    // Our own error (a bad task definition, a bad setting): keep it, say where it came from.
+    if (location && !error.message.includes(location)) error.message = `${error.message} (at ${location})`
+    return error
+  }
+  const what = e.name && e.name !== 'Error' && !e.message.startsWith(e.name) ? `${e.name}: ${e.message}` : e.message
+  const notDefined = /^(\S+) is not defined$/.exec(e.message)?.[1]
+  return new ConfigError(
+    `The deployfile ${path} failed to load${location ? `, at ${location}` : ''}: ${what}`,
+    [
+      notDefined ? `Is "${notDefined}" imported (import { ${notDefined} } from 'deployfile') and spelled right?` : 'Fix the deployfile and run again.',
+      ...frame,
+    ].join('\n'),
+    error,
+  )
+}
+
+/** The lines around `line` of a file, the line marked and a caret under `column`. */
+function codeFrame(file: string, line: number, column?: number): string[] {
+  let lines: string[]
+  try {
+    lines = readFileSync(file, 'utf8').split('\n')
+  } catch {
+    return []
+  }
+  if (line < 1 || line > lines.length) return []
+  const width = String(Math.min(lines.length, line + 1)).length
+  const frame: string[] = []
+  for (let n = Math.max(1, line - 2); n <= Math.min(lines.length, line + 1); n++) {
+    frame.push(`${n === line ? '>' : ' '} ${String(n).padStart(width)} | ${lines[n - 1]}`)
+    if (n === line && column) frame.push(`  ${' '.repeat(width)} | ${' '.repeat(Math.max(0, column - 1))}^`)
+  }
+  return frame
 }
 
 /** The first `file:line:column` of the deployfile in an error's stack or message. */

@@ -5,7 +5,7 @@ import type { Host } from '../model/host.js'
 import type { Phase } from '../model/task.js'
 import { Command, sh, type ShellValue } from '../shell/command.js'
 import { quote } from '../shell/quote.js'
-import type { Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { Transport } from '../transport/types.js'
@@ -297,8 +297,26 @@ export class TaskContext {
     const archive = await this.state.archiveOf(path, options.exclude)
     const { size } = await stat(archive)
     const extract = sh`mkdir -p ${target} && tar -x -f - -C ${target} --no-same-owner`
-    const result = await this.execute(this.transport(), extract, { stdin: createReadStream(archive), quiet: true }, false)
-    this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: size, totalBytes: size, done: result.code === 0 })
+    // Progress: bytes of the archive sent so far (at most ~10 events a second).
+    let bytes = 0
+    let reported = 0
+    const progress = (done: boolean) =>
+      this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes, totalBytes: size, done })
+    const counted = createReadStream(archive).pipe(
+      new Transform({
+        transform: (chunk: Buffer, _encoding, callback) => {
+          bytes += chunk.length
+          if (Date.now() - reported >= 100 && bytes < size) {
+            reported = Date.now()
+            progress(false)
+          }
+          callback(null, chunk)
+        },
+      }),
+    )
+    const result = await this.execute(this.transport(), extract, { stdin: counted, quiet: true }, false)
+    if (result.code === 0) bytes = size
+    progress(result.code === 0)
   }
 
   /** Copies a remote file or directory to this machine. The source is templated. */

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit'
 import { ExitCode, InterruptedError, type ExitCodeValue } from '../model/errors.js'
-import type { ErrorInfo } from '../model/events.js'
+import type { ErrorInfo, PlannedStep } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Plan, PlanStep } from '../plan/plan.js'
 import { TaskContext, type FailureInfo } from './context.js'
@@ -33,7 +33,7 @@ interface HostFailure {
  * waits for all of them: every step is a barrier, so no host starts a step
  * before every host finished the one before.
  */
-async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo, finishIsWarning = false): Promise<HostFailure[]> {
+async function runStep(state: RunState, step: PlanStep, index: number, failure?: FailureInfo, finishIsWarning = false): Promise<HostFailure[]> {
   const limit = pLimit(step.limit && step.limit > 0 ? step.limit : Math.max(1, step.hosts.length))
   const failures: HostFailure[] = []
   const recovery = failure !== undefined
@@ -43,7 +43,8 @@ async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo, f
         const task = step.task.name
         const started = Date.now()
         const tripsBefore = state.roundTripsOf(host)
-        state.emit({ type: 'step:start', task, host: host.alias, phase: step.phase, recovery: recovery || undefined })
+        const hidden = step.task.hidden || undefined
+        state.emit({ type: 'step:start', task, host: host.alias, phase: step.phase, recovery: recovery || undefined, hidden, index })
         const ctx = new TaskContext(host, task, state, failure, step.phase)
         try {
           if (!recovery && state.signal?.aborted) throw new InterruptedError()
@@ -54,6 +55,8 @@ async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo, f
             host: host.alias,
             phase: step.phase,
             recovery: recovery || undefined,
+            hidden,
+            index,
             status: 'ok',
             durationMs: Date.now() - started,
             roundTrips: state.roundTripsOf(host) - tripsBefore,
@@ -66,6 +69,8 @@ async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo, f
             host: host.alias,
             phase: step.phase,
             recovery: recovery || undefined,
+            hidden,
+            index,
             status: step.phase === 'finish' && !recovery && finishIsWarning ? 'warning' : 'failed',
             durationMs: Date.now() - started,
             roundTrips: state.roundTripsOf(host) - tripsBefore,
@@ -76,6 +81,17 @@ async function runStep(state: RunState, step: PlanStep, failure?: FailureInfo, f
     ),
   )
   return failures
+}
+
+/** A step as `run:start` announces it. */
+function plannedStep(step: PlanStep): PlannedStep {
+  return {
+    task: step.task.name,
+    hosts: step.hosts.map((h) => h.alias),
+    phase: step.phase,
+    hidden: step.task.hidden || undefined,
+    once: step.task.once || undefined,
+  }
 }
 
 /** The error with every known secret masked: it reaches the terminal outside the event stream. */
@@ -122,7 +138,8 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     type: 'run:start',
     task: plan.task,
     hosts: plan.hosts.map((h) => h.alias),
-    steps: plan.steps.map((s) => ({ task: s.task.name, hosts: s.hosts.map((h) => h.alias), phase: s.phase })),
+    steps: plan.steps.map(plannedStep),
+    recoverySteps: plan.failSteps.length > 0 ? plan.failSteps.map(plannedStep) : undefined,
     dryRun: state.dryRun,
   })
 
@@ -131,7 +148,7 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
   // Best effort only once something went live: a finish task run on its own fails like any task.
   const finishIsWarning = steps.some((s) => s.phase === 'switch')
   for (const [index, step] of steps.entries()) {
-    const failures = await runStep(state, step, undefined, finishIsWarning)
+    const failures = await runStep(state, step, plan.steps.indexOf(step), undefined, finishIsWarning)
     // Queued commands must land before the phase ends: no host switches before every host is prepared.
     const bestEffort = step.phase === 'finish' && finishIsWarning
     if ((failures.length === 0 || bestEffort) && (index === steps.length - 1 || steps[index + 1].phase !== step.phase)) {
@@ -159,6 +176,8 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     durationMs: outcome.durationMs,
     roundTrips: state.roundTrips(),
     error: outcome.failure?.error,
+    recoveryErrors: outcome.recoveryErrors.length > 0 ? outcome.recoveryErrors : undefined,
+    warnings: outcome.warnings.length > 0 ? outcome.warnings : undefined,
   })
   return outcome
 }
@@ -187,9 +206,9 @@ async function recover(
   if (plan.failSteps.length > 0) {
     state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host })
     state.batches.clear()
-    for (const failStep of plan.failSteps) {
+    for (const [index, failStep] of plan.failSteps.entries()) {
       if (failStep.hosts.length === 0) continue
-      const errors = await runStep(state, failStep, failure)
+      const errors = await runStep(state, failStep, index, failure)
       errors.push(...(await flushBatches(state, plan.hosts, failStep, failure)))
       recoveryErrors.push(...errors.map(({ host, error }) => maskError(state, describeError(error, { host: host.alias, task: failStep.task.name }))))
     }

@@ -87,7 +87,10 @@ export class HostConfig {
       if (fallback !== undefined) return fallback
       throw new ConfigError(
         `Missing setting "${key}" for host ${this.hostAlias}.`,
-        [`Set it with set('${key}', …), in the host's config, or with -o ${key}=…`, didYouMean(key, this.keys())]
+        [
+          `Set it with set('${key}', …), in the host's config${key === 'deploy_path' ? ' (or deployPath in its host() options)' : ''}, or with -o ${key}=…`,
+          didYouMean(key, this.keys()),
+        ]
           .filter(Boolean)
           .join('. '),
       )

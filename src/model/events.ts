@@ -8,12 +8,27 @@ export interface EventBase {
   runId: string
 }
 
+/** One step of the plan as `run:start` announces it. */
+export interface PlannedStep {
+  task: string
+  /** Hosts the step runs on (empty: the step is skipped). */
+  hosts: string[]
+  phase?: Phase
+  /** The task is hidden (recipe internals, anonymous hooks): reporters keep it out of the default view. */
+  hidden?: boolean
+  /** The task runs on one host only. */
+  once?: boolean
+}
+
 /** The run began. */
 export interface RunStartEvent extends EventBase {
   type: 'run:start'
   task: string
   hosts: string[]
-  steps: Array<{ task: string; hosts: string[]; phase?: Phase }>
+  /** The steps in order; `step:*` events point into this list with `index`. */
+  steps: PlannedStep[]
+  /** Steps of the top-level task's `fail` hook, run only when something fails (`index` of recovery steps points here). */
+  recoverySteps?: PlannedStep[]
   dryRun: boolean
 }
 
@@ -25,7 +40,12 @@ export interface RunEndEvent extends EventBase {
   durationMs: number
   /** Round trips per host over the whole run. */
   roundTrips: Record<string, number>
+  /** The first failure (masked). */
   error?: ErrorInfo
+  /** Failures of the recovery itself (fail hooks, rollback): with them, status is `rollback-failed`. */
+  recoveryErrors?: ErrorInfo[]
+  /** Failures of best-effort `finish` steps: the deploy stays live. */
+  warnings?: ErrorInfo[]
 }
 
 /** A step began on one host. */
@@ -36,6 +56,10 @@ export interface StepStartEvent extends EventBase {
   phase?: Phase
   /** True for steps of a failure handler (fail hooks, rollback). */
   recovery?: boolean
+  /** The task is hidden (recipe internals, anonymous hooks). */
+  hidden?: boolean
+  /** Position of the step in `run:start` `steps` (or `recoverySteps` when `recovery`). */
+  index?: number
 }
 
 /** A step ended on one host. */
@@ -45,6 +69,8 @@ export interface StepEndEvent extends EventBase {
   host: string
   phase?: Phase
   recovery?: boolean
+  hidden?: boolean
+  index?: number
   status: 'ok' | 'failed' | 'skipped' | 'warning'
   durationMs: number
   /** Round trips this step made on the host. */
@@ -126,7 +152,10 @@ export interface ErrorInfo {
   task?: string
   command?: string
   exitCode?: number | null
+  /** The last lines of the command's stderr (or stdout when stderr was empty). */
   stderr?: string
+  /** `file:line:column` of the code that threw, for an exception in a task or deployfile. */
+  location?: string
 }
 
 /** Every event a run emits. Reporters consume these and nothing else. */
@@ -142,6 +171,20 @@ export type RunEvent =
   | TransferEvent
   | RecoveryEvent
   | LockEvent
+
+/**
+ * What `--json` prints instead of run events when the command fails before a
+ * run starts (a broken deployfile, an unknown task or host, a bad option).
+ */
+export interface CliErrorEvent {
+  type: 'error'
+  time: number
+  exitCode: number
+  error: ErrorInfo
+}
+
+/** Any line `dep --json` writes on stdout. */
+export type JsonLine = RunEvent | CliErrorEvent
 
 /** Distributive Omit over the union. */
 export type EventInput = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 'time' | 'runId'> : never) : never

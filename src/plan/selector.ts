@@ -58,7 +58,13 @@ export function selectHosts(hosts: readonly Host[], selectors: readonly string[]
       const known = hosts.flatMap((h) => [h.alias, ...Object.entries(h.options.labels ?? {}).map(([k, v]) => `${k}=${v}`)])
       throw new ConfigError(
         isLabelSelector(selector) ? `No host matches the selector "${selector}".` : `Unknown host "${selector}".`,
-        didYouMean(selector, known) || `Hosts: ${hosts.map((h) => h.alias).join(', ')}.`,
+        didYouMean(selector, known) ||
+          `Hosts: ${hosts
+            .map((h) => {
+              const labels = Object.entries(h.options.labels ?? {}).map(([k, v]) => `${k}=${v}`)
+              return labels.length ? `${h.alias} (${labels.join(', ')})` : h.alias
+            })
+            .join(', ')}. Select by alias, key=value, key!=value, a|b; "," is OR, "&" is AND.`,
       )
     }
     matches.forEach((host) => selected.add(host))

@@ -1,35 +1,182 @@
 import pc from 'picocolors'
-import type { ErrorInfo } from '../model/events.js'
+import type { ErrorInfo, RunEndEvent } from '../model/events.js'
 
-const HOST_COLORS = [pc.cyan, pc.magenta, pc.yellow, pc.blue, pc.green, pc.red]
+/** picocolors, or the same functions doing nothing. */
+export type Colors = ReturnType<typeof pc.createColors>
+
+export function colorsFor(color: boolean): Colors {
+  return color ? pc.createColors(true) : pc.createColors(false)
+}
+
+const HOST_COLORS = ['cyan', 'magenta', 'yellow', 'blue', 'green', 'red'] as const
 
 /** A stable colour per host name, so interleaved output stays readable. */
 export function colorHost(alias: string, color: boolean): string {
   if (!color) return alias
   let hash = 0
   for (const char of alias) hash = (hash * 31 + char.charCodeAt(0)) >>> 0
-  return HOST_COLORS[hash % HOST_COLORS.length](alias)
+  return pc.createColors(true)[HOST_COLORS[hash % HOST_COLORS.length]](alias)
 }
 
 export function formatDuration(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
+  if (ms < 1000) return `${ms} ms`
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`
+  const minutes = Math.floor(ms / 60_000)
+  return `${minutes} min ${Math.round((ms % 60_000) / 1000)} s`
 }
 
-/** The lines that explain an error: message, host, command, exit code, last lines of stderr, hint. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`
+  if (bytes < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`
+  return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GB`
+}
+
+/** `1 round trip`, `3 round trips`. */
+export function plural(count: number, word: string, words = `${word}s`): string {
+  return `${count} ${count === 1 ? word : words}`
+}
+
+/** Round trips of one step on its hosts: `1 round trip`, `1 round trip each`, `1–3 round trips`, '' for none. */
+export function roundTripsText(counts: number[]): string {
+  if (counts.length === 0) return ''
+  const min = Math.min(...counts)
+  const max = Math.max(...counts)
+  if (max === 0) return ''
+  if (counts.length === 1) return plural(min, 'round trip')
+  if (min === max) return `${plural(min, 'round trip')} each`
+  return `${min}–${max} round trips`
+}
+
+/** `[web1]`, `[web1, web2, web3]`, `[12 hosts]`. */
+export function hostsLabel(hosts: string[], color: boolean, max = 4): string {
+  if (hosts.length > max) return `[${hosts.length} hosts]`
+  return `[${hosts.map((h) => colorHost(h, color)).join(', ')}]`
+}
+
+/** A command as shown: without the `set -e` line scripts start with. */
+export function commandLines(command: string): string[] {
+  return command.split('\n').filter((line) => line.trim() !== 'set -e')
+}
+
+/** The lines that explain an error: message, task, host, command, exit code, last lines of stderr, where, hint. */
 export function formatError(error: ErrorInfo, color: boolean): string[] {
-  const red = color ? pc.red : (s: string) => s
-  const dim = color ? pc.dim : (s: string) => s
-  const lines = [red(`✖ ${error.message}`)]
+  const c = colorsFor(color)
+  // A JavaScript exception says what kind it is (`TypeError: x is not a function`).
+  const kind = /^(Type|Reference|Range|Syntax|Eval|URI)Error$/.test(error.name) && !error.message.startsWith(error.name) ? `${error.name}: ` : ''
+  const lines = [c.red(`✖ ${kind}${error.message}`)]
   if (error.task) lines.push(`  task:    ${error.task}`)
   if (error.host) lines.push(`  host:    ${error.host}`)
-  if (error.command) lines.push(`  command: ${indentRest(error.command, '           ')}`)
+  if (error.command) lines.push(`  command: ${commandLines(error.command).join(`\n${' '.repeat(11)}`)}`)
   if (error.exitCode !== undefined && error.exitCode !== null) lines.push(`  exit:    ${error.exitCode}`)
-  if (error.stderr) lines.push(`  stderr:`, ...error.stderr.split('\n').map((l) => dim(`    ${l}`)))
-  if (error.hint) lines.push(`  → ${error.hint}`)
+  if (error.location) lines.push(`  at:      ${error.location}`)
+  if (error.stderr) lines.push(`  stderr:`, ...error.stderr.split('\n').map((l) => c.dim(`    ${l}`)))
+  if (error.hint) {
+    const [first, ...rest] = error.hint.split('\n')
+    lines.push(`  ${c.cyan('→')} ${first}`, ...rest.map((l) => `    ${l}`))
+  }
   return lines
 }
 
-function indentRest(text: string, indent: string): string {
-  const lines = text.split('\n').filter((l) => l.trim() !== 'set -e')
-  return lines.join(`\n${indent}`)
+/** The last `count` non-empty lines of a text. */
+export function lastLines(text: string | undefined, count: number): string[] {
+  return (text ?? '').split('\n').filter((l) => l.trim() !== '').slice(-count)
+}
+
+/** What each exit code means, in a few words. */
+export const EXIT_MEANINGS: Record<number, string> = {
+  0: 'success',
+  1: 'a task failed',
+  2: 'bad input: the deployfile, a task or host name, a setting or an option',
+  3: 'a host could not be reached, logged in to, or trusted',
+  4: 'the deploy lock is held by another run; nothing changed',
+  5: 'a failure, and undoing it failed too: hosts need a look',
+  130: 'interrupted',
+}
+
+/** `, 5 round trips`, `, 5 round trips per host`, `, 3–5 round trips per host`. */
+function runRoundTrips(counts: number[]): string {
+  if (counts.length === 0) return ''
+  const min = Math.min(...counts)
+  const max = Math.max(...counts)
+  if (counts.length === 1) return `, ${plural(min, 'round trip')}`
+  return min === max ? `, ${plural(min, 'round trip')} per host` : `, ${min}–${max} round trips per host`
+}
+
+/** What the recovery did, by the phase the failure happened in. */
+function undoneText(phase: string | undefined): string {
+  if (phase === 'prepare') return 'nothing went live; the new release was dropped on every host'
+  if (phase === 'switch' || phase === 'post-switch') return 'every host that switched went back to its previous release'
+  return 'the fail hook ran on every host'
+}
+
+/**
+ * The closing lines of a run: the failure in full, failures of the recovery,
+ * warnings of best-effort steps, and one status line.
+ */
+export function runSummary(
+  end: RunEndEvent,
+  context: { task: string; recoveryPhase?: string; recovered: boolean; color: boolean; hostCount: number },
+): { details: string[]; status: string } {
+  const c = colorsFor(context.color)
+  const details: string[] = []
+  for (const warning of end.warnings ?? []) details.push(...formatError(warning, context.color).map((l, i) => (i === 0 ? c.yellow(`⚠ finish step failed (the deploy stays live): ${warning.message}`) : l)))
+  if (end.error) details.push(...formatError(end.error, context.color))
+  if (end.recoveryErrors?.length) {
+    details.push(c.red(`Undoing the failure failed too (${plural(end.recoveryErrors.length, 'error')}):`))
+    for (const error of end.recoveryErrors) details.push(...formatError(error, context.color))
+  }
+  const took = formatDuration(end.durationMs)
+  const tripsText = runRoundTrips(Object.values(end.roundTrips))
+  let status: string
+  switch (end.status) {
+    case 'success':
+      status = c.green(`✔ ${context.task} finished in ${took}${tripsText}`)
+      break
+    case 'failed':
+      status = c.red(
+        `✖ ${context.task} failed after ${took} (exit ${end.exitCode}: ${EXIT_MEANINGS[end.exitCode] ?? 'failure'})${context.recovered ? `; ${undoneText(context.recoveryPhase)}` : ''}`,
+      )
+      break
+    case 'rollback-failed':
+      status = c.red(`✖ ${context.task} failed and undoing it failed too (exit ${end.exitCode}): hosts need a look`)
+      break
+    case 'interrupted':
+      status = c.yellow(`✖ ${context.task} interrupted after ${took} (exit ${end.exitCode})${context.recovered ? `; ${undoneText(context.recoveryPhase)}` : ''}`)
+      break
+  }
+  return { details, status }
+}
+
+/** GitHub Actions workflow command data: `%`, CR and LF escaped. */
+export function escapeGithubData(text: string): string {
+  return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A')
+}
+
+/** GitHub Actions workflow command property values: data escaping plus `:` and `,`. */
+export function escapeGithubProperty(text: string): string {
+  return escapeGithubData(text).replace(/:/g, '%3A').replace(/,/g, '%2C')
+}
+
+/** `::error title=…,file=…,line=…::message` for an error. */
+export function githubAnnotation(kind: 'error' | 'warning', title: string, error: Pick<ErrorInfo, 'message' | 'command' | 'exitCode' | 'stderr' | 'location' | 'hint'>): string {
+  const properties = [`title=${escapeGithubProperty(title)}`]
+  const location = error.location ? /^(.*):(\d+):(\d+)$/.exec(error.location) : null
+  if (location) {
+    const workspace = process.env.GITHUB_WORKSPACE
+    const file = workspace && location[1].startsWith(`${workspace}/`) ? location[1].slice(workspace.length + 1) : location[1]
+    properties.push(`file=${escapeGithubProperty(file)}`, `line=${location[2]}`, `col=${location[3]}`)
+  }
+  const body = [error.message]
+  if (error.command) body.push(`command: ${commandLines(error.command).join(' ⏎ ')}`)
+  if (error.exitCode !== undefined && error.exitCode !== null) body.push(`exit: ${error.exitCode}`)
+  const stderr = lastLines(error.stderr, 5)
+  if (stderr.length) body.push('stderr:', ...stderr)
+  if (error.hint) body.push(`→ ${error.hint}`)
+  return `::${kind} ${properties.join(',')}::${escapeGithubData(body.join('\n'))}`
+}
+
+/** `63 ms · 1 round trip` (the round trips left out when there were none). */
+export function timingText(durationMs: number, trips: number[], ...more: string[]): string {
+  return [formatDuration(durationMs), ...more, roundTripsText(trips)].filter(Boolean).join(' · ')
 }

@@ -1,31 +1,73 @@
 import { createWriteStream, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { RunEvent } from '../model/events.js'
-import { formatError } from './format.js'
+import { ConfigError } from '../model/errors.js'
+import type { ErrorInfo, RunEvent } from '../model/events.js'
+import { formatBytes, formatError, plural } from './format.js'
+
+/** Options of the log file. */
+export interface LogFileOptions {
+  /** A first line for this run, e.g. the command line. */
+  header?: string
+  /** Called once if writing fails (disk full, permissions): the run goes on without the log. */
+  onError?: (error: Error) => void
+}
 
 /**
- * A full transcript whatever the verbosity: every command, every output line,
- * with timestamps. Events arrive already masked, so secrets never reach it.
+ * A full transcript whatever the verbosity: every step, every command, every
+ * output line, transfers, locks and the failure in full, each line with a
+ * timestamp. Appends (one file can hold many runs) and is created with mode
+ * 0600. Events arrive already masked, so secrets never reach it.
  */
-export function createLogFileReporter(path: string): { sink: (event: RunEvent) => void; close: () => Promise<void> } {
-  mkdirSync(dirname(path), { recursive: true })
+export function createLogFileReporter(path: string, options: LogFileOptions = {}): { sink: (event: RunEvent) => void; close: () => Promise<void> } {
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+  } catch (error) {
+    throw new ConfigError(`Cannot create the directory of the log file ${path}: ${(error as Error).message}`, 'Pick another --log path (or log_file setting).')
+  }
   const stream = createWriteStream(path, { flags: 'a', mode: 0o600 })
-  const write = (time: number, text: string) => stream.write(`${new Date(time).toISOString()} ${text}\n`)
+  let failed = false
+  stream.on('error', (error) => {
+    if (failed) return
+    failed = true
+    options.onError?.(error)
+  })
+  const write = (time: number, text: string) => {
+    if (!failed) stream.write(`${new Date(time).toISOString()} ${text}\n`)
+  }
+  const writeError = (time: number, host: string, error: ErrorInfo) => {
+    for (const line of formatError(error, false)) write(time, `${host}${line}`)
+  }
+  if (options.header) write(Date.now(), options.header)
+  const transfers = new Set<string>()
+
   const sink = (event: RunEvent) => {
     const host = 'host' in event && event.host ? `[${event.host}] ` : ''
     switch (event.type) {
       case 'run:start':
         write(event.time, `run ${event.runId} start: ${event.task} on ${event.hosts.join(', ')}${event.dryRun ? ' (dry run)' : ''}`)
+        for (const [i, step] of event.steps.entries()) {
+          write(event.time, `  plan ${i + 1}. ${step.task} ${step.phase ? `(${step.phase}) ` : ''}on ${step.hosts.join(', ') || 'no host'}${step.hidden ? ' [hidden]' : ''}`)
+        }
+        for (const step of event.recoverySteps ?? []) write(event.time, `  on failure: ${step.task} on ${step.hosts.join(', ')}`)
         break
       case 'run:end':
+        if (event.error) writeError(event.time, '', event.error)
+        for (const error of event.recoveryErrors ?? []) {
+          write(event.time, 'recovery error:')
+          writeError(event.time, '', error)
+        }
+        for (const warning of event.warnings ?? []) {
+          write(event.time, 'warning (finish step):')
+          writeError(event.time, '', warning)
+        }
         write(event.time, `run ${event.runId} end: ${event.status}, exit ${event.exitCode}, ${event.durationMs} ms, round trips ${JSON.stringify(event.roundTrips)}`)
         break
       case 'step:start':
-        write(event.time, `${host}step ${event.task} start${event.phase ? ` (${event.phase})` : ''}${event.recovery ? ' [recovery]' : ''}`)
+        write(event.time, `${host}step ${event.task} start${event.phase ? ` (${event.phase})` : ''}${event.recovery ? ' [recovery]' : ''}${event.hidden ? ' [hidden]' : ''}`)
         break
       case 'step:end':
-        write(event.time, `${host}step ${event.task} ${event.status} in ${event.durationMs} ms, ${event.roundTrips} round trips`)
-        if (event.error) for (const line of formatError(event.error, false)) write(event.time, `${host}${line}`)
+        write(event.time, `${host}step ${event.task} ${event.status} in ${event.durationMs} ms, ${plural(event.roundTrips, 'round trip')}`)
+        if (event.error) writeError(event.time, host, event.error)
         break
       case 'command:start':
         write(event.time, `${host}${event.local ? 'local$' : '$'} ${event.command}`)
@@ -39,10 +81,31 @@ export function createLogFileReporter(path: string): { sink: (event: RunEvent) =
       case 'log':
         write(event.time, `${host}${event.level}: ${event.message}`)
         break
+      case 'transfer': {
+        // The first progress event and the last one: a transcript, not a progress bar.
+        const key = `${event.host} ${event.direction} ${event.path}`
+        if (!event.done && transfers.has(key)) break
+        transfers.add(key)
+        const total = event.totalBytes !== undefined ? ` of ${formatBytes(event.totalBytes)}` : ''
+        write(event.time, `${host}${event.direction} ${event.path}: ${formatBytes(event.bytes)}${total}${event.done ? ', done' : ''}`)
+        if (event.done) transfers.delete(key)
+        break
+      }
+      case 'recovery:start':
+        write(event.time, `recovery start: ${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}`)
+        break
+      case 'recovery:end':
+        write(event.time, `recovery end: ${event.ok ? 'ok' : 'FAILED'}`)
+        break
+      case 'lock:taken':
+      case 'lock:released':
+      case 'lock:held':
+        write(event.time, `${host}${event.type.replace(':', ' ')}${event.owner ? ` (${event.owner})` : ''}`)
+        break
       default:
-        write(event.time, `${host}${event.type} ${JSON.stringify(event)}`)
+        write((event as RunEvent).time, `${host}${(event as RunEvent).type} ${JSON.stringify(event)}`)
     }
   }
-  const close = () => new Promise<void>((resolve) => stream.end(resolve))
+  const close = () => new Promise<void>((resolve) => (failed ? resolve() : stream.end(resolve)))
   return { sink, close }
 }

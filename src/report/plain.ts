@@ -1,89 +1,238 @@
-import pc from 'picocolors'
-import type { RunEvent } from '../model/events.js'
-import { colorHost, formatDuration } from './format.js'
+import { randomUUID } from 'node:crypto'
+import type { ErrorInfo, PlannedStep, RunEvent, StepEndEvent } from '../model/events.js'
+import {
+  colorHost,
+  colorsFor,
+  commandLines,
+  formatBytes,
+  formatDuration,
+  githubAnnotation,
+  hostsLabel,
+  plural,
+  runSummary,
+  timingText,
+} from './format.js'
 
 /** Options of the line reporter. */
 export interface PlainReporterOptions {
-  /** 0: steps; 1 (-v): commands and output; 2 (-vv): debug too. */
+  /** 0: one line per step; 1 (-v): commands and their output, hidden steps too; 2 (-vv): exit codes and debug messages. */
   verbosity: number
   color: boolean
+  /** Progress lines (stdout). */
   write: (line: string) => void
-  /** Wrap each step in GitHub Actions `::group::` lines and annotate failures. */
+  /** The closing failure report (stderr); default `write`. */
+  writeError?: (line: string) => void
+  /** Wrap each step in GitHub Actions `::group::` lines and annotate failures with `::error::`. */
   githubActions?: boolean
+}
+
+/** One step on its hosts, collected until every host ended it. */
+interface StepGroup {
+  task: string
+  recovery: boolean
+  hidden: boolean
+  /** Hosts the plan gave the step; unknown for events without an index. */
+  expected?: number
+  ends: StepEndEvent[]
 }
 
 /**
  * Plain lines prefixed with `[host]`, for CI logs and pipes: no spinners, no
- * cursor movement, one line per thing that happened.
+ * cursor movement. By default one line per step (hidden steps only when they
+ * fail); with -v every command and its output; the failure in full at the end.
  */
 export function createPlainReporter(options: PlainReporterOptions): (event: RunEvent) => void {
   const { verbosity, color, write } = options
-  const c = color ? pc : pc.createColors(false)
+  const writeError = options.writeError ?? write
+  const gh = options.githubActions === true
+  const c = colorsFor(color)
   const prefix = (host: string) => `[${colorHost(host, color)}]`
+
+  let runTask = ''
+  let hostCount = 0
+  let allHosts: string[] = []
+  let steps: PlannedStep[] = []
+  let recoverySteps: PlannedStep[] = []
+  let allHidden = false
+  let recoveryPhase: string | undefined
+  let recovered = false
+  const groups = new Map<string, StepGroup>()
+  const annotated = new Set<string>()
+
+  // GitHub Actions: groups, and command output fenced with ::stop-commands:: so it cannot issue workflow commands.
   let openGroup: string | undefined
-  const groupFor = (task: string) => {
-    if (!options.githubActions || openGroup === task) return
-    if (openGroup) write('::endgroup::')
-    write(`::group::${task}`)
-    openGroup = task
+  let stopToken: string | undefined
+  const workflow = (line: string) => {
+    if (stopToken) write(`::${stopToken}::`)
+    stopToken = undefined
+    write(line)
   }
+  const untrusted = (line: string) => {
+    if (gh && !stopToken) {
+      stopToken = randomUUID()
+      write(`::stop-commands::${stopToken}`)
+    }
+    write(line)
+  }
+  const startGroup = (key: string, title: string) => {
+    if (!gh || openGroup === key) return
+    if (openGroup !== undefined) workflow('::endgroup::')
+    workflow(`::group::${title}`)
+    openGroup = key
+  }
+  const endGroup = () => {
+    if (openGroup === undefined) return
+    workflow('::endgroup::')
+    openGroup = undefined
+  }
+  const annotate = (error: ErrorInfo | undefined, task: string, host: string | undefined) => {
+    if (!gh || !error) return
+    const key = `${task}@${host ?? ''}@${error.message}`
+    if (annotated.has(key)) return
+    annotated.add(key)
+    workflow(githubAnnotation('error', `${task} failed${host ? ` on ${host}` : ''}`, error))
+  }
+
+  const keyOf = (event: { index?: number; recovery?: boolean; task: string }) =>
+    event.index === undefined ? `task:${event.task}` : `${event.recovery ? 'recovery' : 'step'}:${event.index}`
+  const plannedOf = (event: { index?: number; recovery?: boolean }) =>
+    event.index === undefined ? undefined : (event.recovery ? recoverySteps : steps)[event.index]
+
+  const mark = (status: StepEndEvent['status']) =>
+    status === 'ok' ? c.green('✔') : status === 'warning' ? c.yellow('⚠') : status === 'skipped' ? c.dim('↓') : c.red('✖')
+  const stepLine = (label: string, end: StepEndEvent, durationMs: number, trips: number[]) =>
+    `${label} ${end.recovery ? c.yellow('↺ ') : ''}${mark(end.status)} ${end.task} ${c.dim(timingText(durationMs, trips))}`
+  const problemLines = (end: StepEndEvent) => {
+    if (!end.error) return
+    for (const line of end.error.message.split('\n')) write(`${prefix(end.host)}   ${end.status === 'warning' ? c.yellow(line) : c.red(line)}`)
+  }
+
+  /** Default verbosity: the step's line(s) once every host ended it. */
+  const flush = (key: string) => {
+    const group = groups.get(key)
+    if (!group) return
+    groups.delete(key)
+    const order = (e: StepEndEvent) => (allHosts.indexOf(e.host) + allHosts.length + 1) % (allHosts.length + 1)
+    const ends = [...group.ends].sort((a, b) => order(a) - order(b))
+    const fine = ends.filter((e) => e.status === 'ok' || e.status === 'skipped')
+    const problems = ends.filter((e) => e.status === 'failed' || e.status === 'warning')
+    if (verbosity === 0 && fine.length > 0 && !(group.hidden && problems.length === 0)) {
+      const label = hostCount === 1 || fine.length === 1 ? prefix(fine[0].host) : hostsLabel(fine.map((e) => e.host), color)
+      write(stepLine(label, fine[0], Math.max(...fine.map((e) => e.durationMs)), fine.map((e) => e.roundTrips)))
+    }
+    const inGroup = openGroup === key
+    if (inGroup) endGroup()
+    // Failures go outside the (collapsed) GitHub group, so they are seen.
+    if (verbosity === 0 || inGroup) {
+      for (const end of problems) {
+        write(stepLine(prefix(end.host), end, end.durationMs, [end.roundTrips]))
+        problemLines(end)
+      }
+    }
+    for (const end of problems) if (end.status === 'failed') annotate(end.error, end.task, end.host)
+  }
+  const flushAll = () => {
+    for (const key of [...groups.keys()]) flush(key)
+    endGroup()
+  }
+
   return (event) => {
     switch (event.type) {
       case 'run:start':
+        runTask = event.task
+        hostCount = event.hosts.length
+        allHosts = event.hosts
+        steps = event.steps
+        recoverySteps = event.recoverySteps ?? []
+        // A task made only of hidden steps (dep run, dep releases) shows them.
+        allHidden = event.steps.every((step) => step.hidden || step.hosts.length === 0)
         write(c.bold(`${event.dryRun ? 'Dry run of' : 'Running'} ${event.task} on ${event.hosts.join(', ')}`))
         break
-      case 'step:start':
-        groupFor(event.task)
+      case 'step:start': {
+        const key = keyOf(event)
+        const planned = plannedOf(event)
+        if (!groups.has(key)) {
+          // A new step: whatever was still open belongs to an earlier one.
+          if (event.index === undefined) flushAll()
+          groups.set(key, { task: event.task, recovery: event.recovery === true, hidden: event.hidden === true && !allHidden, expected: planned?.hosts.length, ends: [] })
+        }
+        const visible = !event.hidden || allHidden || verbosity >= 1
+        if (visible) startGroup(key, `${event.recovery ? '↺ ' : ''}${event.task}${planned && planned.hosts.length > 1 ? ` (${plural(planned.hosts.length, 'host')})` : ''}`)
         if (verbosity >= 1) write(`${prefix(event.host)} ${event.recovery ? c.yellow('↺ ') : ''}${c.bold(event.task)}`)
         break
+      }
       case 'step:end': {
-        const mark =
-          event.status === 'ok' ? c.green('✔') : event.status === 'warning' ? c.yellow('⚠') : event.status === 'skipped' ? c.dim('-') : c.red('✖')
-        write(`${prefix(event.host)} ${mark} ${event.task} ${c.dim(`${formatDuration(event.durationMs)}, ${event.roundTrips} round trips`)}`)
-        if (event.status === 'failed' && event.error) {
-          // In place: what failed; the full story (command, stderr, hint) closes the run.
-          write(`${prefix(event.host)} ${c.red(event.error.message)}`)
-          if (options.githubActions) write(`::error title=${event.task} failed on ${event.host}::${event.error.message.replace(/\n/g, '%0A')}`)
+        const key = keyOf(event)
+        const group = groups.get(key) ?? { task: event.task, recovery: event.recovery === true, hidden: event.hidden === true && !allHidden, ends: [] }
+        groups.set(key, group)
+        group.ends.push(event)
+        if (verbosity >= 1) {
+          write(stepLine(prefix(event.host), event, event.durationMs, [event.roundTrips]))
+          if (event.status !== 'ok') problemLines(event)
         }
+        if (group.expected === undefined || group.ends.length >= group.expected) flush(key)
         break
       }
       case 'command:start':
-        if (verbosity >= 1) write(`${prefix(event.host)} ${c.dim(event.local ? 'local$' : '$')} ${event.command.split('\n').filter((l) => l !== 'set -e').join(`\n${' '.repeat(event.host.length + 5)}`)}`)
+        // `:` only carries queued commands (shown on their own); it says nothing.
+        if (verbosity >= 1 && event.command !== ':') {
+          const lines = commandLines(event.command)
+          const indent = ' '.repeat(event.host.length + 3 + (event.local ? 7 : 2))
+          untrusted(`${prefix(event.host)} ${c.dim(event.local ? 'local$' : '$')} ${lines.join(`\n${indent}`)}`)
+        }
         break
       case 'command:output':
-        if (verbosity >= 1) write(`${prefix(event.host)} ${event.stream === 'stderr' ? c.dim(event.text) : event.text}`)
+        if (verbosity >= 1) untrusted(`${prefix(event.host)} ${event.stream === 'stderr' ? c.dim(event.text) : event.text}`)
         break
       case 'command:end':
         if (verbosity >= 2) write(`${prefix(event.host)} ${c.dim(`exit ${event.exitCode} in ${formatDuration(event.durationMs)}`)}`)
         break
-      case 'log':
+      case 'log': {
         if (event.level === 'debug' && verbosity < 2) break
-        write(`${event.host ? `${prefix(event.host)} ` : ''}${event.level === 'warning' ? c.yellow(`⚠ ${event.message}`) : event.level === 'error' ? c.red(event.message) : event.message}`)
-        if (event.level === 'warning' && options.githubActions) write(`::warning title=${event.task ?? 'deployfile'}::${event.message}`)
+        const style = event.level === 'warning' ? (t: string) => c.yellow(`⚠ ${t}`) : event.level === 'error' ? (t: string) => c.red(`✖ ${t}`) : (t: string) => t
+        const lines = event.message.split('\n')
+        for (const [i, line] of lines.entries()) write(`${event.host ? `${prefix(event.host)} ` : ''}${i === 0 ? style(line) : event.level === 'info' ? line : `  ${line}`}`)
+        if (event.level === 'warning' && gh) workflow(githubAnnotation('warning', event.task ?? 'deployfile', { message: event.message }))
         break
+      }
       case 'recovery:start':
-        if (openGroup && options.githubActions) write('::endgroup::')
-        openGroup = undefined
+        flushAll()
+        recoveryPhase = event.phase
+        recovered = true
         write(c.yellow(`↺ ${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}: undoing on every host`))
         break
       case 'recovery:end':
-        write(event.ok ? c.yellow('↺ recovery finished') : c.red('✖ recovery failed: hosts may need a look'))
+        flushAll()
+        recovered = event.ok === true
+        write(event.ok ? c.yellow('↺ undone on every host') : c.red('✖ undoing failed: hosts may need a look'))
         break
       case 'lock:held':
-        write(`${prefix(event.host)} ${c.red(`lock held${event.owner ? ` by ${event.owner}` : ''}`)}`)
+        if (verbosity >= 1) write(`${prefix(event.host)} ${c.red(`lock held${event.owner ? ` by ${event.owner}` : ''}`)}`)
+        break
+      case 'lock:taken':
+      case 'lock:released':
+        if (verbosity >= 2) write(`${prefix(event.host)} ${c.dim(event.type === 'lock:taken' ? 'lock taken' : 'lock released')}`)
         break
       case 'transfer':
-        if (verbosity >= 1 && event.done) write(`${prefix(event.host)} ${c.dim(`${event.direction} ${event.path}: ${event.bytes} bytes`)}`)
+        if (verbosity >= 1 && event.done) {
+          write(`${prefix(event.host)} ${c.dim(`${event.direction === 'upload' ? '↑' : '↓'} ${event.direction} ${event.path}: ${formatBytes(event.bytes)}`)}`)
+        }
         break
-      case 'run:end':
-        if (openGroup && options.githubActions) write('::endgroup::')
-        openGroup = undefined
-        write(
-          event.status === 'success'
-            ? c.green(`✔ done in ${formatDuration(event.durationMs)}`)
-            : c.red(`✖ ${event.status} (exit ${event.exitCode}) after ${formatDuration(event.durationMs)}`),
-        )
+      case 'run:end': {
+        flushAll()
+        if (event.error) annotate(event.error, event.error.task ?? runTask, event.error.host)
+        for (const error of event.recoveryErrors ?? []) annotate(error, error.task ?? runTask, error.host)
+        const summary = runSummary(event, { task: runTask, recoveryPhase, recovered, color, hostCount })
+        if (event.status === 'success') {
+          for (const line of summary.details) write(line)
+          write(summary.status)
+        } else {
+          writeError('')
+          for (const line of summary.details) writeError(line)
+          writeError(summary.status)
+        }
         break
+      }
       default:
         break
     }

@@ -121,7 +121,9 @@ throw new Error('exploded while loading')
     expect(error.message).toContain(path)
     expect(error.message).toContain('exploded while loading')
     expect(error.message).toContain(`${path}:3`)
-    expect(error.hint).toBe('Fix the deployfile and run again.')
+    // The hint shows the line, marked.
+    expect(error.hint).toMatch(/^Fix the deployfile and run again\.\n/)
+    expect(error.hint).toContain(`> 3 | throw new Error('exploded while loading')`)
   })
 
   it('a ConfigError thrown while loading (e.g. a bad host option) passes through as is', async () => {
@@ -132,7 +134,8 @@ host('web1', { prot: 22 } as never)
     })
     const error = await loadDeployfile(join(dir, 'deployfile.ts')).catch((e) => e)
     expect(error).toBeInstanceOf(ConfigError)
-    expect(error.message).toBe('Unknown option "prot" for host web1.')
+    // As is, with where it was thrown added.
+    expect(error.message).toMatch(/^Unknown option "prot" for host web1\. \(at .*deployfile\.ts:2:\d+\)$/)
     expect(error.hint).toContain('Did you mean "port"')
   })
 

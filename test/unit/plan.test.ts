@@ -444,7 +444,8 @@ describe('buildTree', () => {
           once: undefined,
           children: [{ name: 'pre', via: 'after a', description: undefined, phase: 'prepare', once: undefined, children: [] }],
         },
-        { name: 'b', via: undefined, description: undefined, phase: undefined, once: true, children: [] },
+        // A member without a phase takes the one of the member before it.
+        { name: 'b', via: undefined, description: undefined, phase: 'prepare', once: true, children: [] },
       ],
     })
   })

@@ -41,11 +41,12 @@ describe('plain reporter', () => {
     events.forEach(report)
     expect(lines).toEqual([
       'Running deploy on web1',
-      '[web1] ✔ deploy:lock 1.5 s, 1 round trips',
+      '[web1] ✔ deploy:lock 1.5 s · 1 round trip',
       '[web1] ⚠ careful',
-      '[web1] ✖ boom 3 ms, 1 round trips',
-      '[web1] Command on web1 exited with code 3: false',
-      '✖ failed (exit 1) after 2.0 s',
+      '[web1] ✖ boom 3 ms · 1 round trip',
+      '[web1]   Command on web1 exited with code 3: false',
+      '',
+      '✖ deploy failed after 2.0 s (exit 1: a task failed)',
     ])
   })
 
@@ -65,7 +66,9 @@ describe('plain reporter', () => {
     expect(lines).toContain('::group::deploy:lock')
     expect(lines).toContain('::warning title=x::careful')
     expect(lines.some((l) => l.startsWith('::error title=boom failed on web1::'))).toBe(true)
-    expect(lines.at(-2)).toBe('::endgroup::')
+    // Groups are closed before the closing report.
+    expect(lines.lastIndexOf('::endgroup::')).toBeLessThan(lines.indexOf('✖ deploy failed after 2.0 s (exit 1: a task failed)'))
+    expect(lines.filter((l) => l.startsWith('::group::')).length).toBe(lines.filter((l) => l === '::endgroup::').length)
   })
 })
 

@@ -100,7 +100,9 @@ describe('selectHosts', () => {
         return e as ConfigError
       }
     })()
-    expect(error?.hint).toBe('Hosts: web1, web2, worker1, db1, staging, bare.')
+    expect(error?.hint).toBe(
+      'Hosts: web1 (stage=prod, role=web), web2 (stage=prod, role=web), worker1 (stage=prod, role=worker), db1 (stage=prod, role=db), staging (stage=staging, role=web), bare. Select by alias, key=value, key!=value, a|b; "," is OR, "&" is AND.',
+    )
   })
 
   it('one failing selector among several is still an error', () => {

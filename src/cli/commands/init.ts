@@ -1,8 +1,307 @@
-import { ExitCode } from '../../model/errors.js'
+/**
+ * `dep init`: writes a typed deployfile.ts that runs as written (and, if asked,
+ * a GitHub Actions workflow). On a terminal it asks; `--yes` takes the
+ * answers from `-o key=value` and defaults, for scripts:
+ *
+ *   dep init --yes -o recipe=laravel -o repository=git@github.com:acme/app.git \
+ *     -o hosts=web1.example.com,web2.example.com -o deploy_path=/var/www/app -o github=true
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { basename, dirname, isAbsolute, relative, resolve } from 'node:path'
+import { ConfigError, ExitCode } from '../../model/errors.js'
+import { parseOverride } from '../../model/config.js'
+import { didYouMean } from '../../model/suggest.js'
 import type { CliOptions } from '../options.js'
 
-/** `dep init`: writes a deployfile.ts. */
-export async function runInit(_args: string[], _options: CliOptions): Promise<number> {
-  process.stderr.write('dep init is not available yet.\n')
-  return ExitCode.ConfigError
+/** What `dep init` needs to know. */
+export interface InitAnswers {
+  recipe: 'common' | 'laravel'
+  /** A git URL; empty: upload a local directory instead. */
+  repository: string
+  branch: string
+  /** Local directory uploaded when there is no repository. */
+  upload_path: string
+  /** Host names; `localhost` deploys to this machine without SSH. */
+  hosts: string[]
+  deploy_path: string
+  remote_user: string
+  github: boolean
+}
+
+const KEYS = ['recipe', 'repository', 'branch', 'upload_path', 'hosts', 'deploy_path', 'remote_user', 'github'] as const
+type Key = (typeof KEYS)[number]
+
+interface Question {
+  key: Key
+  text: string
+  /** Only asked when this is true of the answers so far. */
+  when?: (answers: Partial<InitAnswers>) => boolean
+}
+
+const QUESTIONS: Question[] = [
+  { key: 'recipe', text: 'Recipe (common or laravel)' },
+  { key: 'repository', text: 'Git repository the hosts fetch (empty: upload a local directory instead)' },
+  { key: 'branch', text: 'Branch to deploy', when: (a) => Boolean(a.repository) },
+  { key: 'upload_path', text: 'Local directory to upload', when: (a) => !a.repository },
+  { key: 'hosts', text: 'Hosts, comma-separated (localhost: this machine, no SSH)' },
+  { key: 'deploy_path', text: 'Deploy path on the hosts' },
+  { key: 'remote_user', text: 'SSH user (empty: from ~/.ssh/config or yours)', when: (a) => (a.hosts ?? []).some((h) => h !== 'localhost') },
+  { key: 'github', text: 'Write a GitHub Actions workflow (yes/no)' },
+]
+
+/** Defaults, guessed from the directory `dep init` runs in. */
+export function defaultAnswers(cwd: string): InitAnswers {
+  const laravel = existsSync(resolve(cwd, 'artisan')) && existsSync(resolve(cwd, 'composer.json'))
+  return {
+    recipe: laravel ? 'laravel' : 'common',
+    repository: gitRemote(cwd),
+    branch: gitBranch(cwd),
+    upload_path: '.',
+    hosts: ['localhost'],
+    deploy_path: `/var/www/${basename(cwd).replace(/[^A-Za-z0-9._-]/g, '-') || 'app'}`,
+    remote_user: '',
+    github: existsSync(resolve(cwd, '.github')),
+  }
+}
+
+function gitOutput(cwd: string, args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd, stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).toString().trim()
+  } catch {
+    return ''
+  }
+}
+const gitRemote = (cwd: string) => gitOutput(cwd, ['remote', 'get-url', 'origin'])
+const gitBranch = (cwd: string) => gitOutput(cwd, ['symbolic-ref', '--short', 'HEAD']) || 'main'
+
+/** Reads one answer from text, checked; a wrong one is a ConfigError that says what is expected. */
+function applyAnswer(answers: InitAnswers, key: Key, text: string): void {
+  const value = text.trim()
+  switch (key) {
+    case 'recipe':
+      if (value !== 'common' && value !== 'laravel') throw new ConfigError(`dep init: recipe must be "common" or "laravel", got "${value}".`)
+      answers.recipe = value
+      break
+    case 'hosts': {
+      const hosts = value.split(/[\s,]+/).filter(Boolean)
+      if (hosts.length === 0) throw new ConfigError('dep init: give at least one host.', 'For example: -o hosts=web1.example.com,web2.example.com (or localhost)')
+      for (const name of hosts) {
+        if (!/^[A-Za-z0-9_.\-[\]:@]+$/.test(name)) throw new ConfigError(`dep init: "${name}" is not a host name.`)
+      }
+      answers.hosts = hosts
+      break
+    }
+    case 'deploy_path':
+      if (!isAbsolute(value)) {
+        throw new ConfigError(`dep init: deploy_path must be an absolute path, got "${value}".`, 'For example: -o deploy_path=/var/www/app')
+      }
+      answers.deploy_path = value.replace(/\/+$/, '') || '/'
+      break
+    case 'github':
+      if (!/^(true|false|yes|no|y|n|1|0)$/i.test(value)) throw new ConfigError(`dep init: github must be yes or no, got "${value}".`)
+      answers.github = /^(true|yes|y|1)$/i.test(value)
+      break
+    default:
+      answers[key] = value
+  }
+}
+
+/** A TypeScript string literal in single quotes. */
+function ts(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`
+}
+
+/** The deployfile for these answers. */
+export function renderDeployfile(answers: InitAnswers): string {
+  const recipe = answers.recipe
+  const local = answers.hosts.filter((h) => h === 'localhost')
+  const remote = answers.hosts.filter((h) => h !== 'localhost')
+  const imports = ['set', 'use', ...(remote.length ? ['host'] : []), ...(local.length ? ['localhost'] : [])]
+  const lines: string[] = [
+    `// deployfile.ts, written by \`dep init\`. See what a deploy does with \`npx dep tree deploy\`,`,
+    `// check it with \`npx dep deploy --plan\`, then run \`npx dep deploy\`.`,
+    ...(!answers.repository && !isAbsolute(answers.upload_path || '.') ? [`import { resolve } from 'node:path'`] : []),
+    `import { ${imports.join(', ')} } from 'deployfile'`,
+    `import { ${recipe} } from 'deployfile/recipes/${recipe}'`,
+    '',
+    `use(${recipe})`,
+    '',
+  ]
+  if (answers.repository) {
+    lines.push('// The hosts fetch the code from this repository (they need read access to it).')
+    lines.push(`set('repository', ${ts(answers.repository)})`)
+    if (answers.branch) lines.push(`set('branch', ${ts(answers.branch)})`)
+  } else {
+    const path = answers.upload_path || '.'
+    lines.push('// No repository: this directory is uploaded to every host (one tar stream per host).')
+    lines.push(isAbsolute(path) ? `set('upload_path', ${ts(path)})` : `set('upload_path', resolve(import.meta.dirname, ${ts(path)}))`)
+    lines.push(`set('upload_exclude', ['.git', '.github', 'node_modules', '.deploy', 'deployfile.ts'])`)
+  }
+  lines.push(`set('keep_releases', 5)`)
+  if (recipe === 'common') {
+    lines.push('// Kept across releases, linked into each one.')
+    lines.push(`set('shared_dirs', [])`)
+    lines.push(`set('shared_files', [])`)
+  } else {
+    lines.push('// The production .env: a local file, or values built here from the environment (masked in all output).')
+    lines.push(`// set('dotenv', { APP_KEY: process.env.APP_KEY!, DB_PASSWORD: process.env.DB_PASSWORD! })`)
+  }
+  lines.push('')
+  for (const name of remote) {
+    const options = [answers.remote_user ? `remoteUser: ${ts(answers.remote_user)}` : '', `deployPath: ${ts(answers.deploy_path)}`, `labels: { stage: 'production' }`]
+    lines.push(`host(${ts(name)}, { ${options.filter(Boolean).join(', ')} })`)
+  }
+  for (const name of local) lines.push(`localhost(${ts(name)}, { deployPath: ${ts(answers.deploy_path)}, labels: { stage: 'production' } })`)
+  lines.push(
+    '',
+    '// Your own steps (import task, before, after, run from deployfile). A task hooked before',
+    '// deploy:symlink runs while the release is prepared, on every host: a failure there changes',
+    '// nothing live. After deploy:symlink, it runs once every host has switched.',
+    '//',
+    "// task('app:check', async () => { await run('cd {{release_path}} && ./bin/check') })",
+    "// before('deploy:symlink', 'app:check')",
+    '',
+  )
+  return lines.join('\n')
+}
+
+/** The GitHub Actions workflow for these answers. */
+export function renderWorkflow(answers: InitAnswers, deployfile: string): string {
+  const branch = answers.branch || 'main'
+  const file = deployfile === 'deployfile.ts' ? '' : ` -f ${deployfile}`
+  return `# Deploys with deployfile (written by \`dep init\`).
+# Secrets: DEPLOY_SSH_KEY (private key of the deploy user on the hosts) and
+# DEPLOY_KNOWN_HOSTS (the hosts' public keys, e.g. from \`ssh-keyscan host\`, checked by you once).
+name: deploy
+
+on:
+  push:
+    branches: [${branch}]
+  workflow_dispatch:
+
+# One deploy at a time: a second push waits instead of failing on the deploy lock (exit 4).
+concurrency:
+  group: deploy-production
+  cancel-in-progress: false
+
+permissions:
+  contents: read
+
+jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    environment: production
+    timeout-minutes: 20
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-node@v4
+        with:
+          node-version: 20
+          cache: npm
+      - run: npm ci
+      - name: Install the SSH key and known_hosts
+        env:
+          DEPLOY_SSH_KEY: \${{ secrets.DEPLOY_SSH_KEY }}
+          DEPLOY_KNOWN_HOSTS: \${{ secrets.DEPLOY_KNOWN_HOSTS }}
+        run: |
+          install -d -m 700 ~/.ssh
+          printf '%s\\n' "$DEPLOY_SSH_KEY" > ~/.ssh/id_ed25519
+          chmod 600 ~/.ssh/id_ed25519
+          printf '%s\\n' "$DEPLOY_KNOWN_HOSTS" > ~/.ssh/known_hosts
+      # Plain lines, one collapsible group per step, failures as annotations; the full
+      # transcript (every command and its output, secrets masked) is kept as an artifact.
+      - name: Deploy
+        run: npx dep deploy${file} --revision "$GITHUB_SHA" --log deploy.log
+      - name: Keep the transcript
+        if: always()
+        uses: actions/upload-artifact@v4
+        with:
+          name: deploy-log
+          path: deploy.log
+          if-no-files-found: ignore
+`
+}
+
+async function ask(answers: InitAnswers, given: Set<Key>): Promise<void> {
+  const { createInterface } = await import('node:readline/promises')
+  const rl = createInterface({ input: process.stdin, output: process.stderr })
+  try {
+    for (const question of QUESTIONS) {
+      if (given.has(question.key) || (question.when && !question.when(answers))) continue
+      const current = answers[question.key]
+      const shown = Array.isArray(current) ? current.join(',') : typeof current === 'boolean' ? (current ? 'yes' : 'no') : current
+      for (;;) {
+        const reply = await rl.question(`${question.text}${shown ? ` [${shown}]` : ''}: `)
+        try {
+          // Enter keeps the default; a lone "-" clears an optional answer.
+          if (reply.trim() === '-') applyAnswer(answers, question.key, '')
+          else if (reply.trim() !== '') applyAnswer(answers, question.key, reply)
+          else if (shown === '' && (question.key === 'hosts' || question.key === 'deploy_path')) applyAnswer(answers, question.key, '')
+          break
+        } catch (error) {
+          process.stderr.write(`  ${(error as Error).message}\n`)
+        }
+      }
+    }
+  } finally {
+    rl.close()
+  }
+}
+
+/** `dep init [--yes] [-o key=value…] [-f deployfile.ts] [--force]` */
+export async function runInit(args: string[], options: CliOptions): Promise<number> {
+  if (args.length > 0) throw new ConfigError(`dep init takes no arguments (got "${args.join(' ')}").`, 'Give answers as -o key=value, e.g. -o hosts=web1.example.com')
+  const cwd = process.cwd()
+  const answers = defaultAnswers(cwd)
+  const given = new Set<Key>()
+  for (const option of options.option) {
+    const [key, value] = parseOverride(option)
+    if (!(KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(`dep init does not know "${key}".`, didYouMean(key, KEYS) || `It knows: ${KEYS.join(', ')}.`)
+    }
+    applyAnswer(answers, key as Key, String(value ?? ''))
+    given.add(key as Key)
+  }
+  if (given.has('repository') && answers.repository && !given.has('branch') && !gitRemote(cwd)) answers.branch = 'main'
+
+  const target = resolve(cwd, options.file ?? 'deployfile.ts')
+  const workflow = resolve(dirname(target), '.github/workflows/deploy.yml')
+  // Refuse before asking anything: nobody wants to answer questions for nothing.
+  if (existsSync(target) && !options.force) {
+    throw new ConfigError(`${relative(cwd, target) || target} already exists; dep init does not overwrite it.`, 'Move it away, or run dep init --force to replace it.')
+  }
+
+  if (!options.yes) {
+    if (!process.stdin.isTTY) {
+      throw new ConfigError('dep init asks questions, and there is no terminal to ask on.', 'In scripts, run dep init --yes with the answers as -o key=value (recipe, repository, hosts, deploy_path, github, …).')
+    }
+    await ask(answers, given)
+  }
+  if (answers.github && existsSync(workflow) && !options.force) {
+    throw new ConfigError(`${relative(cwd, workflow)} already exists; dep init does not overwrite it.`, 'Move it away, or run dep init --force to replace it.')
+  }
+
+  mkdirSync(dirname(target), { recursive: true })
+  writeFileSync(target, renderDeployfile(answers))
+  const written = [relative(cwd, target)]
+  if (answers.github) {
+    mkdirSync(dirname(workflow), { recursive: true })
+    writeFileSync(workflow, renderWorkflow(answers, relative(dirname(target), target)))
+    written.push(relative(cwd, workflow))
+  }
+  const next = [`Wrote ${written.join(' and ')}.`]
+  if (!dependsOnDeployfile(cwd)) next.push('Add deployfile to the project: npm install --save-dev deployfile')
+  next.push('See the plan: npx dep deploy --plan', 'Deploy: npx dep deploy')
+  process.stderr.write(`${next.join('\n')}\n`)
+  return ExitCode.Success
+}
+
+function dependsOnDeployfile(cwd: string): boolean {
+  try {
+    const pkg = JSON.parse(readFileSync(resolve(cwd, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>
+    return Boolean(pkg.dependencies?.deployfile ?? pkg.devDependencies?.deployfile)
+  } catch {
+    return false
+  }
 }

@@ -89,7 +89,12 @@ function toConnectionError(settings: SshSettings, error: unknown, tries: number,
   if (error instanceof AttemptError) {
     const retryNote =
       error.kind === 'network' ? `gave up after ${count}` : `${count}; not retried: ${error.kind === 'auth' ? 'authentication' : 'host key'} failures never are`
-    return new ConnectionError(`Cannot connect to ${target}: ${error.message} (${retryNote}).`, error.hint, error.original)
+    const hint =
+      error.hint ??
+      (error.kind === 'network'
+        ? `Check that ${settings.hostname} is up and that sshd listens on port ${settings.port} (the host's port option, or Port in ~/.ssh/config), with no firewall in the way. connectRetries and connectTimeout set how long dep keeps trying.`
+        : undefined)
+    return new ConnectionError(`Cannot connect to ${target}: ${error.message} (${retryNote}).`, hint, error.original)
   }
   const message = error instanceof Error ? error.message : String(error)
   return new ConnectionError(`Cannot connect to ${target}: ${message} (${count}).`, undefined, error)
