@@ -11,4 +11,7 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
 } else {
   const { cli } = await import('./run-cli.js')
   await cli()
+  // Everything is closed by now; should a socket still hold the event loop, a
+  // finished dep must not hang a CI job. (An unref'd timer fires only then.)
+  setTimeout(() => process.exit(), 3000).unref()
 }

@@ -349,7 +349,8 @@ describe('the Laravel recipe on three hosts behind nginx + php-fpm', () => {
 
     const config = await depRun(['config', 'web1'], 'dep config')
     expect(config.code, config.output).toBe(0)
-    expect(config.output).toMatch(/dotenv: <computed at run time>/)
+    // The whole .env setting is masked in dep config, whatever its form.
+    expect(config.output).toMatch(/dotenv: \*\*\*/)
 
     // The secret did reach the hosts, in a 0600 file of the deploy user.
     for (const deployPath of deployPaths()) {

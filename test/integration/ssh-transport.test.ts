@@ -194,6 +194,20 @@ describe('exec', () => {
     await expect(t.exec('true')).rejects.toThrow(/closed/)
   })
 
+  it('close() while the connection is still being made leaves no socket behind', async () => {
+    const sockets = () => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().filter((h) => h.constructor.name === 'Socket' && (h as { remotePort?: number }).remotePort === ssh.servers[0].port).length
+    const before = sockets()
+    for (const wait of [0, 5, 10, 20, 40, 80]) {
+      const t = transportTo(0)
+      t.warmUp()
+      await new Promise((resolve) => setTimeout(resolve, wait))
+      await t.close()
+    }
+    // A connection that finished its handshake after close() must be ended, not kept.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    expect(sockets()).toBe(before)
+  })
+
   it('counts one round trip per exec; 100 sequential execs are fast (Nagle off)', async () => {
     const t = transportTo(0)
     for (let i = 0; i < 10; i++) await t.exec('true')

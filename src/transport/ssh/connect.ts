@@ -65,7 +65,13 @@ export async function openConnection(
     return await pRetry(
       async () => {
         tries++
-        return await attempt(settings, ctx, identities)
+        const connection = await attempt(settings, ctx, identities, signal)
+        // Cancelled while the handshake finished: p-retry would drop this connection, open.
+        if (signal?.aborted) {
+          void connection.end()
+          throw new AttemptError(settings, 'other', 'cancelled', undefined, signal.reason)
+        }
+        return connection
       },
       {
         retries: settings.connectTries - 1,
@@ -100,21 +106,31 @@ function toConnectionError(settings: SshSettings, error: unknown, tries: number,
   return new ConnectionError(`Cannot connect to ${target}: ${message} (${count}).`, undefined, error)
 }
 
-async function attempt(settings: SshSettings, ctx: SshContext, identities: IdentityStore): Promise<SshConnection> {
+async function attempt(settings: SshSettings, ctx: SshContext, identities: IdentityStore, signal?: AbortSignal): Promise<SshConnection> {
   const endpoints: Endpoint[] = [...settings.jumps, settings]
   const clients: Client[] = []
+  let sock: Duplex | undefined
+  // Closing the transport mid-handshake tears the attempt down instead of leaving its socket open.
+  const cancel = () => {
+    sock?.destroy()
+    for (const client of clients) client.destroy()
+  }
+  signal?.addEventListener('abort', cancel, { once: true })
   try {
-    let sock: Duplex | undefined
     for (let i = 0; i < endpoints.length; i++) {
       const endpoint = endpoints[i]
       sock = i === 0 ? await tcpConnect(endpoint, settings.connectTimeout) : await forwardTo(clients[i - 1], endpoints[i - 1], endpoint)
+      if (signal?.aborted) throw new AttemptError(endpoint, 'other', 'cancelled', undefined, signal.reason)
       const isTarget = i === endpoints.length - 1
-      clients.push(await handshake(endpoint, sock, settings, ctx, identities, isTarget))
+      clients.push(await handshake(endpoint, sock, settings, ctx, identities, isTarget, signal))
     }
     return new Chain(clients)
   } catch (error) {
+    sock?.destroy()
     for (const client of clients.reverse()) client.destroy()
     throw error
+  } finally {
+    signal?.removeEventListener('abort', cancel)
   }
 }
 
@@ -188,6 +204,7 @@ function handshake(
   ctx: SshContext,
   identities: IdentityStore,
   isTarget: boolean,
+  signal?: AbortSignal,
 ): Promise<Client> {
   return (async () => {
     const hostKey = await prepareHostKeyCheck(endpoint, ctx.homeDir)
@@ -244,6 +261,11 @@ function handshake(
       client.once('close', () => {
         settle(new AttemptError(endpoint, 'network', `${hop(endpoint)}the server closed the connection during the handshake`, undefined, undefined))
       })
+      // Cancelled (the transport closed): settle now, not after readyTimeout on a socket already gone.
+      const cancelled = () => settle(new AttemptError(endpoint, 'other', 'cancelled', undefined, signal?.reason))
+      if (signal?.aborted) return cancelled()
+      signal?.addEventListener('abort', cancelled, { once: true })
+      client.once('ready', () => signal?.removeEventListener('abort', cancelled))
       const config: ConnectConfig = {
         sock: sock as ConnectConfig['sock'],
         username: endpoint.user,
