@@ -9,6 +9,7 @@ import { appendFile, cp, mkdir, mkdtemp, readFile, rm, rmdir, symlink, writeFile
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { commonDeployfile as sharedCommonDeployfile } from '../test/support/dep.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const TIME_BIN = '/usr/bin/time'
@@ -58,20 +59,7 @@ export interface HostSpec {
 
 /** A deployfile of the common recipe, upload strategy, the usual shared/writable settings. */
 export function commonDeployfile(appDir: string, hosts: HostSpec[]): string {
-  return `
-import { host, set, use } from 'deployfile'
-import { common } from 'deployfile/recipes/common'
-
-use(common)
-set('update_code_strategy', 'upload')
-set('upload_path', ${JSON.stringify(appDir)})
-set('shared_dirs', ['logs'])
-set('shared_files', ['config/app.env'])
-set('writable_dirs', ['cache'])
-set('writable_mode', 'chmod')
-set('keep_releases', 3)
-${hosts.map((h) => `host(${JSON.stringify(h.alias)}, { ...${JSON.stringify(h.options)}, deployPath: ${JSON.stringify(h.deployPath)} })`).join('\n')}
-`
+  return sharedCommonDeployfile(appDir, hosts)
 }
 
 /** A deployfile of the Laravel recipe: upload strategy, dotenv with an absolute SQLite path in shared/, chmod. */

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSshServers, type SshServers } from '../support/sshd.js'
-import { currentOf, dep, isLocked, ledgerOf, releasesOf, startDep, statusOf, waitFor, writeDeployfile } from '../support/dep.js'
+import { commonDeployfile, currentOf, dep, isLocked, ledgerOf, releasesOf, startDep, statusOf, waitFor, writeDeployfile } from '../support/dep.js'
 
 const DEPLOY_STEPS = [
   'deploy:info',
@@ -48,27 +48,16 @@ function deployPathOf(alias: string, root = 'plain'): string {
 
 /** A deployfile for three hosts with fault-injection hooks driven by FAIL_AT / FAIL_HOST / SLOW. */
 function deployfileText(options: { root?: string; deployPath?: (alias: string) => string; extra?: string } = {}): string {
-  const hosts = ALIASES.map((alias, index) => {
-    const deployPath = options.deployPath?.(alias) ?? deployPathOf(alias, options.root)
-    return `host(${JSON.stringify(alias)}, { ...${JSON.stringify(servers.hostOptions(index))}, deployPath: ${JSON.stringify(deployPath)}, labels: { stage: 'test' } })`
-  })
-  return `
-import { host, set, task, after, before } from 'deployfile'
-import { common } from 'deployfile/recipes/common'
-import { use } from 'deployfile'
-
-use(common)
-set('update_code_strategy', 'upload')
-set('upload_path', ${JSON.stringify(appDir)})
-set('shared_dirs', ['logs'])
-set('shared_files', ['config/app.env'])
-set('writable_dirs', ['cache'])
-set('writable_mode', 'chmod')
-set('keep_releases', 3)
+  const hosts = ALIASES.map((alias, index) => ({
+    alias,
+    options: servers.hostOptions(index),
+    deployPath: options.deployPath?.(alias) ?? deployPathOf(alias, options.root),
+    labels: { stage: 'test' },
+  }))
+  return commonDeployfile(appDir, hosts, `
 set('healthcheck_url', 'http://127.0.0.1:${healthPort}/health/{{alias}}')
 set('healthcheck_retries', 2)
 set('healthcheck_timeout', 2)
-${hosts.join('\n')}
 
 const steps = ${JSON.stringify(DEPLOY_STEPS)}
 for (const step of steps) {
@@ -95,7 +84,7 @@ before('deploy:release', async (ctx) => {
   if (process.env.HOLD_LOCK) await ctx.run('sleep ' + process.env.HOLD_LOCK)
 })
 ${options.extra ?? ''}
-`
+`)
 }
 
 async function checkFleet(deployPaths: string[], expected: string, label = ''): Promise<void> {

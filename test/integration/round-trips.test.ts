@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDelayProxy, type DelayProxy } from '../support/delay-proxy.js'
-import { dep, writeDeployfile, type DepResult } from '../support/dep.js'
+import { commonDeployfile, dep, writeDeployfile, type DepResult } from '../support/dep.js'
 import { startSshServers, type SshServers } from '../support/sshd.js'
 
 const ALIASES = ['web1', 'web2', 'web3']
@@ -89,24 +89,14 @@ function eventsOf(result: DepResult): RunEvents {
 }
 
 function deployfileText(root: string, port: (index: number) => number): string {
-  const hosts = ALIASES.map((alias, index) => {
-    const options = { ...servers.hostOptions(index), port: port(index) }
-    return `host(${JSON.stringify(alias)}, { ...${JSON.stringify(options)}, deployPath: ${JSON.stringify(path.join(servers.workDir, root, alias))} })`
-  })
-  return `
-import { host, set, use } from 'deployfile'
-import { common } from 'deployfile/recipes/common'
-
-use(common)
-set('update_code_strategy', 'upload')
-set('upload_path', ${JSON.stringify(appDir)})
-set('shared_dirs', ['logs'])
-set('shared_files', ['config/app.env'])
-set('writable_dirs', ['cache'])
-set('writable_mode', 'chmod')
-set('keep_releases', 3)
-${hosts.join('\n')}
-`
+  return commonDeployfile(
+    appDir,
+    ALIASES.map((alias, index) => ({
+      alias,
+      options: { ...servers.hostOptions(index), port: port(index) },
+      deployPath: path.join(servers.workDir, root, alias),
+    })),
+  )
 }
 
 async function deploy(dir: string, args: string[] = ['deploy', '--json']): Promise<RunEvents> {

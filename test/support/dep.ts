@@ -109,3 +109,39 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   }
   throw new Error(`timed out waiting for ${what}`)
 }
+
+/** A host line of a generated deployfile. */
+export interface DeployfileHost {
+  alias: string
+  /** Host options (e.g. `servers.hostOptions(i)`). */
+  options: Record<string, unknown>
+  deployPath: string
+  labels?: Record<string, string>
+}
+
+/**
+ * A deployfile of the common recipe with the `upload` strategy and the usual
+ * shared/writable settings, used by the integration tests and the benchmark;
+ * `extra` is appended (more settings, hooks).
+ */
+export function commonDeployfile(appDir: string, hosts: DeployfileHost[], extra = ''): string {
+  const hostLines = hosts.map(
+    (h) =>
+      `host(${JSON.stringify(h.alias)}, { ...${JSON.stringify(h.options)}, deployPath: ${JSON.stringify(h.deployPath)}${h.labels ? `, labels: ${JSON.stringify(h.labels)}` : ''} })`,
+  )
+  return `
+import { after, before, host, set, task, use } from 'deployfile'
+import { common } from 'deployfile/recipes/common'
+
+use(common)
+set('update_code_strategy', 'upload')
+set('upload_path', ${JSON.stringify(appDir)})
+set('shared_dirs', ['logs'])
+set('shared_files', ['config/app.env'])
+set('writable_dirs', ['cache'])
+set('writable_mode', 'chmod')
+set('keep_releases', 3)
+${hostLines.join('\n')}
+${extra}
+`
+}
