@@ -3,7 +3,7 @@
 # real OpenSSH daemons, git, acl, and a real Laravel stack (php-fpm + nginx).
 set -euo pipefail
 
-packages=(openssh-server openssh-client git acl procps tar php-cli php-sqlite3 php-laravel-framework composer nginx php8.2-fpm)
+packages=(openssh-server openssh-client git acl procps tar time php-cli php-sqlite3 php-laravel-framework composer nginx php8.2-fpm)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
