@@ -43,39 +43,18 @@ async function runStep(state: RunState, step: PlanStep, index: number, failure?:
         const task = step.task.name
         const started = Date.now()
         const tripsBefore = state.roundTripsOf(host)
-        const hidden = step.task.hidden || undefined
-        state.emit({ type: 'step:start', task, host: host.alias, phase: step.phase, recovery: recovery || undefined, hidden, index })
+        const fields = { task, host: host.alias, phase: step.phase, recovery: recovery || undefined, hidden: step.task.hidden || undefined, index }
+        const ended = () => ({ durationMs: Date.now() - started, roundTrips: state.roundTripsOf(host) - tripsBefore })
+        state.emit({ type: 'step:start', ...fields })
         const ctx = new TaskContext(host, task, state, failure, step.phase)
         try {
           if (!recovery && state.signal?.aborted) throw new InterruptedError()
           await taskContextStorage.run(ctx, () => step.task.body!(ctx))
-          state.emit({
-            type: 'step:end',
-            task,
-            host: host.alias,
-            phase: step.phase,
-            recovery: recovery || undefined,
-            hidden,
-            index,
-            status: 'ok',
-            durationMs: Date.now() - started,
-            roundTrips: state.roundTripsOf(host) - tripsBefore,
-          })
+          state.emit({ type: 'step:end', ...fields, status: 'ok', ...ended() })
         } catch (error) {
           failures.push({ host, error })
-          state.emit({
-            type: 'step:end',
-            task,
-            host: host.alias,
-            phase: step.phase,
-            recovery: recovery || undefined,
-            hidden,
-            index,
-            status: step.phase === 'finish' && !recovery && finishIsWarning ? 'warning' : 'failed',
-            durationMs: Date.now() - started,
-            roundTrips: state.roundTripsOf(host) - tripsBefore,
-            error: describeError(error, { host: host.alias, task }),
-          })
+          const status = step.phase === 'finish' && !recovery && finishIsWarning ? 'warning' : 'failed'
+          state.emit({ type: 'step:end', ...fields, status, ...ended(), error: describeError(error, { host: host.alias, task }) })
         }
       }),
     ),
