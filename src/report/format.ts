@@ -1,5 +1,5 @@
 import pc from 'picocolors'
-import type { ErrorInfo, RunEndEvent } from '../model/events.js'
+import type { ErrorInfo, LockEvent, RunEndEvent } from '../model/events.js'
 
 /** picocolors, or the same functions doing nothing. */
 export type Colors = ReturnType<typeof pc.createColors>
@@ -179,4 +179,12 @@ export function githubAnnotation(kind: 'error' | 'warning', title: string, error
 /** `63 ms · 1 round trip` (the round trips left out when there were none). */
 export function timingText(durationMs: number, trips: number[], ...more: string[]): string {
   return [formatDuration(durationMs), ...more, roundTripsText(trips)].filter(Boolean).join(' · ')
+}
+
+/** The line a lock event gets at this verbosity (held: -v, taken/released: -vv), or undefined. */
+export function lockLine(event: LockEvent, verbosity: number, c: Colors, prefix: (host: string) => string): string | undefined {
+  if (event.type === 'lock:held') {
+    return verbosity >= 1 ? `${prefix(event.host)} ${c.red(`lock held${event.owner ? ` by ${event.owner}` : ''}`)}` : undefined
+  }
+  return verbosity >= 2 ? `${prefix(event.host)} ${c.dim(event.type === 'lock:taken' ? 'lock taken' : 'lock released')}` : undefined
 }

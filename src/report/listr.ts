@@ -29,6 +29,7 @@ import {
   plural,
   runSummary,
   timingText,
+  lockLine,
 } from './format.js'
 
 /** Options of the terminal view. */
@@ -478,12 +479,12 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
         break
       }
       case 'lock:held':
-        if (verbosity >= 1) print(`${prefix(event.host)} ${c.red(`lock held${event.owner ? ` by ${event.owner}` : ''}`)}`)
-        break
       case 'lock:taken':
-      case 'lock:released':
-        if (verbosity >= 2) print(`${prefix(event.host)} ${c.dim(event.type === 'lock:taken' ? 'lock taken' : 'lock released')}`)
+      case 'lock:released': {
+        const line = lockLine(event, verbosity, c, prefix)
+        if (line) print(line)
         break
+      }
       case 'run:end':
         finishing = onRunEnd(event)
         break

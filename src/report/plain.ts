@@ -11,6 +11,7 @@ import {
   plural,
   runSummary,
   timingText,
+  lockLine,
 } from './format.js'
 
 /** Options of the line reporter. */
@@ -207,12 +208,12 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
         write(event.ok ? c.yellow('↺ undone on every host') : c.red('✖ undoing failed: hosts may need a look'))
         break
       case 'lock:held':
-        if (verbosity >= 1) write(`${prefix(event.host)} ${c.red(`lock held${event.owner ? ` by ${event.owner}` : ''}`)}`)
-        break
       case 'lock:taken':
-      case 'lock:released':
-        if (verbosity >= 2) write(`${prefix(event.host)} ${c.dim(event.type === 'lock:taken' ? 'lock taken' : 'lock released')}`)
+      case 'lock:released': {
+        const line = lockLine(event, verbosity, c, prefix)
+        if (line) write(line)
         break
+      }
       case 'transfer':
         if (verbosity >= 1 && event.done) {
           write(`${prefix(event.host)} ${c.dim(`${event.direction === 'upload' ? '↑' : '↓'} ${event.direction} ${event.path}: ${formatBytes(event.bytes)}`)}`)
