@@ -3,125 +3,69 @@
  * release ledger and fleet-wide automatic rollback. Built only on the public
  * API. Use it with `use(common)`.
  *
- * Layout on each host (deploy_path):
- *   .dep/releases_log  .dep/deploy.lock/  .dep/repo/  releases/<n>/  shared/  release -> …  current -> …
+ * Every decision that must agree across hosts (the release name, the rollback
+ * target, what cleanup removes, who drifted) is a pure function of the fleet
+ * view in ./common/fleet.ts; the tasks below read that view and run builders.
  */
 import { existsSync } from 'node:fs'
-import { hostname, userInfo } from 'node:os'
+import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
+import { setDefault, ConfigError, context, DeployError, ExitCode, fail, has, LockHeldError, sh, task, type Recipe, type TaskContext } from 'deployfile'
 import {
-  setDefault,
-  ConfigError,
-  context,
-  DeployError,
-  fail,
-  has,
-  LockHeldError,
-  sh,
-  task,
-  type Recipe,
-  type TaskContext,
-} from 'deployfile'
-import { compareReleases, isBad, releaseStatuses, wentLive, type LedgerEntry } from './common/ledger.js'
-import { describeOwner, parseProbe, type HostState } from './common/host-state.js'
+  describeDrift,
+  describeFleet,
+  fleetBad,
+  nextReleaseName,
+  releaseNameConflict,
+  releaseOrder,
+  releasesToRemove,
+  rollbackTarget,
+  runsThatDrifted,
+  type HostEnd,
+} from './common/fleet.js'
+import { releaseDir, layoutOf } from './common/layout.js'
+import { type LedgerEntry } from './common/ledger.js'
+import { describeOwner, forceUnlockScript, unlockScript } from './common/lock.js'
+import { releasesTable } from './common/releases-table.js'
 import {
-  atomicLink,
+  chosenRelease,
+  fleetViews,
+  hostRun,
+  hostRuns,
+  knownRun,
+  ledgerEntry,
+  lockFailure,
+  lockFleet,
+  lockOwner,
+  probe,
+  type HostRun,
+} from './common/run.js'
+import {
   clearPathsScript,
   copyDirsScript,
   createReleaseScript,
-  forceUnlockScript,
   gitExportScript,
-  joinCommands,
   ledgerAppend,
-  probeScript,
   removeReleasesScript,
-  setupScript,
+  revertScript,
   sharedScript,
-  unlockScript,
+  switchScript,
   writableScript,
 } from './common/scripts.js'
 
-export type { HostState, LedgerEntry }
-
-
-/** Everything this run learned about each host, by alias. */
-function states(ctx: TaskContext): Promise<Map<string, HostState>> {
-  return ctx.shared('common:states', async () => new Map<string, HostState>())
-}
-
-/** Probes the host (one round trip), taking the lock when `lock` is set, and remembers what it learned. */
-async function probe(ctx: TaskContext, lock: boolean): Promise<HostState> {
-  const deployPath = await ctx.get('deploy_path')
-  const owner = lock
-    ? {
-        user: await ctx.get('user'),
-        machine: hostname(),
-        pid: process.pid,
-        run_id: ctx.runId,
-        started_at: new Date().toISOString(),
-      }
-    : undefined
-  const output = await ctx.run(probeScript(deployPath, owner), { quiet: true })
-  const state: HostState = { ...parseProbe(output), releaseCreated: false }
-  // A dry run records the probe without running it: with no answer, act as if the lock were free.
-  if (ctx.dryRun && !output.includes('@lock')) state.lockTaken = lock
-  if (!lock) state.lockTaken = false
-  ;(await states(ctx)).set(ctx.host.alias, state)
-  if (state.lockTaken) ctx.lockEvent('lock:taken', String(owner?.user))
-  return state
-}
-
-/** The host's state, probing (without the lock) when this run has not looked yet. */
-async function hostState(ctx: TaskContext): Promise<HostState> {
-  return (await states(ctx)).get(ctx.host.alias) ?? probe(ctx, false)
-}
+export type { LedgerEntry }
+export type { HostView } from './common/probe.js'
 
 /** True while this run prepares a release on the host (its directory exists); recipes use it to pick the app path. */
 export async function isPreparingRelease(ctx: TaskContext): Promise<boolean> {
-  return (await states(ctx)).get(ctx.host.alias)?.releaseCreated ?? false
+  return (await knownRun(ctx))?.releaseCreated ?? false
 }
 
-/** One release name for the whole deploy: one more than the highest on any selected host. */
-async function nextReleaseName(ctx: TaskContext): Promise<string> {
-  return ctx.shared('common:release_name', async () => {
-    const all = await ctx.on(ctx.hosts, (c) => hostState(c))
-    let highest = 0
-    for (const state of all) {
-      for (const name of [...state.releases, ...state.ledger.map((e) => e.release)]) {
-        if (/^\d+$/.test(name)) highest = Math.max(highest, Number(name))
-      }
-    }
-    return String(highest + 1)
-  })
-}
-
-async function ledgerEntry(ctx: TaskContext, release: string, status: LedgerEntry['status'], extra: Partial<LedgerEntry> = {}): Promise<LedgerEntry> {
-  return { release, status, at: new Date().toISOString(), user: await ctx.get('user'), run_id: ctx.runId, ...extra }
-}
-
-function recordStatus(state: HostState, entry: LedgerEntry): void {
-  state.ledger.push(entry)
-}
-
-/** Releases on disk that went live and were not marked bad: the only rollback and keep candidates. */
-function goodReleases(state: HostState): string[] {
-  const statuses = releaseStatuses(state.ledger)
-  const live = wentLive(state.ledger)
-  return state.releases.filter((name) => live.has(name) && !isBad(statuses.get(name))).sort(compareReleases)
-}
-
-/** The newest good release older than `current` that is still on disk. */
-function previousGood(state: HostState, current: string | undefined): string | undefined {
-  return goodReleases(state)
-    .filter((name) => name !== current)
-    .filter((name) => current === undefined || compareReleases(name, current) < 0)
-    .sort(compareReleases)
-    .pop()
-}
+const RELEASE_NAME = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/
 
 function validReleaseName(name: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..') {
-    throw new ConfigError(`Release name "${name}" is not valid.`, 'Use letters, digits, dots, dashes and underscores.')
+  if (!RELEASE_NAME.test(name) || name === '.' || name === '..') {
+    throw new ConfigError(`Release name "${name}" is not valid.`, 'Use letters, digits, dots, dashes and underscores (not starting with a dash).')
   }
   return name
 }
@@ -133,6 +77,17 @@ async function localRevision(ctx: TaskContext, directory: string): Promise<strin
     const rev = await ctx.runLocally(sh`git -C ${directory} rev-parse HEAD 2>/dev/null || true`, { quiet: true })
     return rev.trim() || `upload ${new Date().toISOString()}`
   })
+}
+
+/** What a host serves, for messages: the release name, else the link target. */
+function servedBy(run: HostRun): string | undefined {
+  return run.view.current ?? run.view.currentTarget
+}
+
+/** Records on the host's view that `current` now points at release `name`. */
+function pointCurrentAt(run: HostRun, name: string): void {
+  run.view.current = name
+  run.view.currentTarget = undefined
 }
 
 /** The common recipe. */
@@ -154,7 +109,11 @@ export const common: Recipe = () => {
   setDefault('update_code_strategy', () => (has('repository') ? 'git' : 'upload'))
   setDefault('release_path', '{{deploy_path}}/releases/{{release_name}}')
   setDefault('current_path', '{{deploy_path}}/current')
-  setDefault('release_name', () => nextReleaseName(context()))
+  // One name for the whole fleet, from every selected host's view: never reused.
+  setDefault('release_name', () => {
+    const ctx = context()
+    return ctx.shared('common:release_name', async () => nextReleaseName(await fleetViews(ctx)))
+  })
 
   task('deploy:info', async (ctx) => {
     const strategy = await ctx.get('update_code_strategy')
@@ -166,56 +125,51 @@ export const common: Recipe = () => {
   }, { phase: 'prepare', description: 'Says what is deployed where' })
 
   task('deploy:setup', async (ctx) => {
-    await ctx.queue(setupScript(await ctx.get('deploy_path')))
-  }, { phase: 'prepare', description: 'Creates .dep/, releases/ and shared/ (refuses a real current directory)' })
+    await layoutOf(ctx)
+  }, { phase: 'prepare', description: 'Checks deploy_path, release_path and current_path (the lock creates .dep/, releases/ and shared/)' })
 
   task('deploy:lock', async (ctx) => {
-    // Locks are taken on the first selected host before the others: of several
-    // deploys started at once, exactly one gets past it.
-    const leader = ctx.hosts[0]
-    const leaderState = await ctx.shared('common:leader-lock', async () => (await ctx.on(leader, (c) => probe(c, true)))[0])
-    let state = leaderState
-    if (ctx.host.alias !== leader.alias) {
-      if (!leaderState.lockTaken) return
-      state = await probe(ctx, true)
-    }
-    if (!state.lockTaken) {
-      const owner = describeOwner(state.owner, state.now)
-      ctx.lockEvent('lock:held', owner)
-      throw new LockHeldError(
-        `The deploy lock on ${ctx.host.alias} is held by ${owner}.`,
-        `Wait for that deploy to finish. If it died, remove the lock with: dep deploy:unlock --force ${ctx.host.alias}`,
-      )
-    }
-  }, { phase: 'prepare', description: 'Takes the deploy lock (atomic mkdir of .dep/deploy.lock)' })
+    const { leaderLocked } = await lockFleet(ctx)
+    const run = await hostRun(ctx)
+    if (run.lockTaken) return ctx.lockEvent('lock:taken', (await lockOwner(ctx)).user)
+    // The first host's lock is held: the others were only looked at, not locked; it alone reports.
+    if (!leaderLocked && ctx.host.alias !== ctx.hosts[0].alias) return
+    const failure = lockFailure(ctx, run)
+    if (!failure) return
+    if (run.view.lock.state === 'held') ctx.lockEvent('lock:held', describeOwner(run.view.lock.owner, run.view.now))
+    throw failure
+  }, { phase: 'prepare', description: 'Takes the deploy lock (owner.json built aside, then renamed into place: atomic)' })
 
   task('deploy:release', async (ctx) => {
-    const state = await hostState(ctx)
-    const name = validReleaseName(await ctx.get('release_name'))
-    if (state.releases.includes(name)) {
-      throw new DeployError(`Release ${name} already exists on ${ctx.host.alias}.`, { hint: 'Pick another -o release_name=… or leave it to deployfile.' })
+    const run = await hostRun(ctx)
+    const name = validReleaseName(String(await ctx.get('release_name')))
+    const conflict = releaseNameConflict([run.before], name)
+    if (conflict) throw new DeployError(`Cannot deploy: ${conflict}.`, { hint: 'Pick another -o release_name=… or leave it to deployfile.' })
+    if (run.view.currentIsDirectory) {
+      throw new DeployError(`${run.layout.currentPath} on ${ctx.host.alias} is a real directory, not a link.`, {
+        hint: 'Move it away (e.g. into the releases directory) before deploying: it cannot be switched atomically.',
+      })
     }
-    await ctx.queue(createReleaseScript(await ctx.get('deploy_path'), name))
-    state.releaseCreated = true
-    state.releases.push(name)
-  }, { phase: 'prepare', description: 'Creates releases/<name> (one name for every host) and the release link' })
+    const releasePath = String(await ctx.get('release_path'))
+    if (releasePath !== releaseDir(run.layout, name)) {
+      throw new ConfigError(`release_path (${releasePath}) is not inside the releases directory ${run.layout.releasesDir}.`)
+    }
+    await ctx.queue(createReleaseScript(run.layout, name))
+    ;(await chosenRelease(ctx)).name = name
+    run.releaseCreated = true
+    run.view.releases.push({ name, complete: true, markedBad: false })
+  }, { phase: 'prepare', description: 'Creates the release directory (one name for every host) and the release link' })
 
   task('deploy:update_code', async (ctx) => {
-    const state = await hostState(ctx)
+    const run = await hostRun(ctx)
     const releasePath = await ctx.get('release_path')
     const strategy = await ctx.get('update_code_strategy')
     if (strategy === 'git') {
       const ref = (await ctx.get('revision', '')) || (await ctx.get('tag', '')) || (await ctx.get('branch', '')) || 'HEAD'
       const output = await ctx.run(
-        gitExportScript({
-          deployPath: await ctx.get('deploy_path'),
-          releasePath,
-          repository: await ctx.get('repository'),
-          ref,
-          git: await ctx.get('bin/git'),
-        }),
+        gitExportScript({ layout: run.layout, releasePath, repository: await ctx.get('repository'), ref, git: await ctx.get('bin/git') }),
       )
-      state.revision = /@revision (\S+)/.exec(output)?.[1]
+      run.revision = /@revision (\S+)/.exec(output)?.[1]
       return
     }
     if (strategy !== 'upload') throw new ConfigError(`update_code_strategy must be "git" or "upload", got "${strategy}".`)
@@ -228,15 +182,15 @@ export const common: Recipe = () => {
     const source = resolve(await ctx.parse(await ctx.get('upload_path')))
     if (!existsSync(source)) throw new ConfigError(`upload_path ${source} does not exist.`, 'Build it first, or fix upload_path.')
     await ctx.upload(source, releasePath, { exclude: await ctx.get('upload_exclude') })
-    state.revision = await localRevision(ctx, source)
-    await ctx.queue(sh`printf '%s\\n' ${state.revision} > ${`${releasePath}/REVISION`}`)
+    run.revision = await localRevision(ctx, source)
+    await ctx.queue(sh`printf '%s\\n' ${run.revision} > ${`${releasePath}/REVISION`}`)
   }, { phase: 'prepare', description: 'Puts the code into the release (git mirror + archive, or an upload)' })
 
   task('deploy:shared', async (ctx) => {
     const dirs = await ctx.get('shared_dirs')
     const files = await ctx.get('shared_files')
     if (dirs.length + files.length === 0) return
-    await ctx.queue(sharedScript(await ctx.get('deploy_path'), await ctx.get('release_path'), dirs, files))
+    await ctx.queue(sharedScript((await hostRun(ctx)).layout, await ctx.get('release_path'), dirs, files))
   }, { phase: 'prepare', description: 'Links shared_dirs and shared_files into the release' })
 
   task('deploy:writable', async (ctx) => {
@@ -258,7 +212,7 @@ export const common: Recipe = () => {
   }, { phase: 'prepare', description: 'Removes clear_paths from the release' })
 
   task('deploy:copy_dirs', async (ctx) => {
-    const script = copyDirsScript(await ctx.get('deploy_path'), await ctx.get('release_path'), await ctx.get('copy_dirs'))
+    const script = copyDirsScript((await hostRun(ctx)).layout, await ctx.get('release_path'), await ctx.get('copy_dirs'))
     if (script) await ctx.queue(script)
   }, { phase: 'prepare', description: 'Copies copy_dirs from the live release into the new one' })
 
@@ -269,35 +223,28 @@ export const common: Recipe = () => {
   }, { phase: 'prepare', description: 'Runs healthcheck_command in the new release before anyone switches' })
 
   task('deploy:prepared', async (ctx) => {
-    const state = await hostState(ctx)
-    const name = await ctx.get('release_name')
-    const entry = await ledgerEntry(ctx, name, 'prepared', { revision: state.revision })
-    recordStatus(state, entry)
-    await ctx.queue(ledgerAppend(await ctx.get('deploy_path'), entry))
+    const run = await hostRun(ctx)
+    const entry = await ledgerEntry(ctx, await ctx.get('release_name'), 'prepared', { revision: run.revision })
+    run.view.ledger.push(entry)
+    await ctx.queue(ledgerAppend(run.layout, entry))
   }, { phase: 'prepare', hidden: true, description: 'Records the release as prepared' })
 
   task('deploy:symlink', async (ctx) => {
-    const state = await hostState(ctx)
-    const deployPath = await ctx.get('deploy_path')
+    const run = await hostRun(ctx)
     const name = await ctx.get('release_name')
-    const entry = await ledgerEntry(ctx, name, 'live', { revision: state.revision })
-    const release = `${deployPath}/release`
-    const current = `${deployPath}/current`
-    // The release link is renamed over current: one rename, atomic.
-    const switchLink = state.mvT
-      ? sh`mv -fT ${release} ${current}`
-      : sh`${atomicLink(current, `releases/${name}`, false)}
-rm -f ${release}`
-    await ctx.run(sh`set -e
-[ "$(readlink ${release})" = ${`releases/${name}`} ] || { echo ${`deployfile: ${release} does not point at releases/${name}`} >&2; exit 6; }
-${switchLink}
-${ledgerAppend(deployPath, entry)}`)
-    recordStatus(state, entry)
-  }, { phase: 'switch', description: 'Switches current to the new release (atomic rename)' })
+    const entry = await ledgerEntry(ctx, name, 'live', { revision: run.revision })
+    // Counted as switched before the command returns: a connection lost mid-switch may have switched.
+    run.switched = true
+    await ctx.run(switchScript(run.layout, name, run.view.mvT, [entry]))
+    run.view.ledger.push(entry)
+    pointCurrentAt(run, name)
+  }, { phase: 'switch', description: 'Switches current to the new release (one rename: atomic)' })
 
   task('deploy:healthcheck', async (ctx) => {
     const url = await ctx.get('healthcheck_url', '')
     if (!url) return
+    // A dry run talks to nothing but the hosts' read-only probe.
+    if (ctx.dryRun) return ctx.info(`would check ${url}`)
     const tries = await ctx.get('healthcheck_retries')
     const timeout = (await ctx.get('healthcheck_timeout')) * 1000
     let last = ''
@@ -311,96 +258,127 @@ ${ledgerAppend(deployPath, entry)}`)
       }
       if (attempt < tries) await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)))
     }
-    throw new DeployError(`Health check ${url} failed after ${tries} tries: ${last}`, { hint: 'The fleet is rolled back. Check the application logs of the new release.' })
+    throw new DeployError(`Health check ${url} failed after ${tries} tries: ${last}`, { hint: 'The fleet goes back to the release it served. Check the application logs of the new release.' })
   }, { phase: 'post-switch', description: 'Checks healthcheck_url after the switch (retries, timeout)' })
 
   task('deploy:unlock', async (ctx) => {
-    // Undoing a failed run: a host this run never locked is not ours to unlock (and may lack settings).
-    if (ctx.failure && !(await states(ctx)).get(ctx.host.alias)) return
-    const deployPath = await ctx.get('deploy_path')
+    const run = await knownRun(ctx)
     if (await ctx.get('force', false)) {
-      const output = await ctx.run(forceUnlockScript(deployPath))
-      ctx.info(output)
+      const layout = run?.layout ?? (await layoutOf(ctx))
+      ctx.info(await ctx.run(forceUnlockScript(layout)))
       ctx.lockEvent('lock:released')
       return
     }
-    const known = (await states(ctx)).get(ctx.host.alias)
     // Undoing a failed run: a host this run never locked is not ours to unlock.
-    if (!known && ctx.failure) return
-    if (known) {
-      if (!known.lockTaken) return
-      await ctx.queue(unlockScript(deployPath, ctx.runId))
-      known.lockTaken = false
+    if (run && !run.lockTaken) return
+    if (run) {
+      // TEMP until the engine's `failure` option lands
+      const unlockOptions = {
+        secrets: [],
+        failure: {
+          exitCode: 6,
+          hint: `The lock on ${ctx.host.alias} is still held by this run. Remove it with: dep deploy:unlock --force ${ctx.host.alias}`,
+        },
+      }
+      await ctx.queue(unlockScript(run.layout, ctx.runId), unlockOptions)
+      run.lockTaken = false
       ctx.lockEvent('lock:released')
       return
     }
-    const state = await probe(ctx, false)
-    if (state.owner) {
-      throw new LockHeldError(
-        `The deploy lock on ${ctx.host.alias} is held by ${describeOwner(state.owner, state.now)}; only the run that took it removes it.`,
-        `If that run is dead: dep deploy:unlock --force ${ctx.host.alias}`,
-      )
+    const probed = await probe(ctx, false)
+    const failure = ['held', 'broken'].includes(probed.view.lock.state) ? lockFailure(ctx, probed) : undefined
+    if (failure) {
+      throw new LockHeldError(`${failure.message} Only the run that took it removes it.`, `If that run is dead: dep deploy:unlock --force ${ctx.host.alias}`)
     }
     ctx.info('not locked')
   }, { phase: 'finish', description: 'Releases the deploy lock (--force: whoever holds it)' })
 
   task('deploy:is_locked', async (ctx) => {
-    const state = await probe(ctx, false)
-    ctx.info(state.owner ? `locked by ${describeOwner(state.owner, state.now)}` : 'not locked')
+    const { view } = await probe(ctx, false)
+    const drifted = view.lock.owner?.run_id && runsThatDrifted(await fleetViews(ctx), ctx.host.alias).has(view.lock.owner.run_id)
+    const said = {
+      held: `locked by ${describeOwner(view.lock.owner, view.now)}${drifted ? ' (that run left this host drifted; the next deploy or rollback takes the lock over)' : ''}`,
+      broken: `broken lock (no owner.json): remove it with dep deploy:unlock --force ${ctx.host.alias}`,
+    } as Record<string, string>
+    ctx.info(said[view.lock.state] ?? 'not locked')
   }, { description: 'Says whether a deploy lock is held, and by whom' })
 
   task('deploy:cleanup', async (ctx) => {
-    const state = await hostState(ctx)
-    const keep = Math.max(1, await ctx.get('keep_releases'))
-    const statuses = releaseStatuses(state.ledger)
-    const current = [...state.ledger].reverse().find((e) => e.status === 'live' && e.run_id === ctx.runId)?.release ?? state.current
-    const previous = previousGood(state, current)
-    const good = goodReleases(state).reverse()
-    const kept = new Set([current, previous, ...good.slice(0, keep)].filter(Boolean))
-    // Bad and never-live releases go first and never count towards keep_releases.
-    const removed = state.releases.filter((name) => !kept.has(name)).sort((a, b) => Number(good.includes(a)) - Number(good.includes(b)))
-    const script = removeReleasesScript(await ctx.get('deploy_path'), removed)
+    const run = await hostRun(ctx)
+    const keep = await ctx.get('keep_releases')
+    const name = (await chosenRelease(ctx)).name
+    const views = await fleetViews(ctx)
+    const removed = releasesToRemove(run.view, keep, releaseOrder(views), name ? [name] : [], fleetBad(views))
+    const script = removeReleasesScript(run.layout, removed)
     if (!script) return
     await ctx.queue(script)
-    state.releases = state.releases.filter((name) => kept.has(name))
+    run.view.releases = run.view.releases.filter((r) => !removed.includes(r.name))
     ctx.info(`removing ${removed.length} old release(s): ${removed.join(', ')}`)
-  }, { phase: 'finish', description: 'Keeps the keep_releases newest good releases (failed ones go first)' })
+  }, { phase: 'finish', description: 'Keeps the keep_releases newest good releases (failed ones go first; never the live one or the one before)' })
 
   task('deploy:success', async (ctx) => {
     ctx.info(`release ${await ctx.get('release_name')} is live on ${ctx.host.alias}`)
   }, { phase: 'finish', description: 'Says the deploy succeeded (hook your notifications here)' })
 
   task('deploy:revert', async (ctx) => {
-    const state = (await states(ctx)).get(ctx.host.alias)
-    // Nothing of ours on this host: the lock was never taken (or belongs to another run).
-    if (!state?.lockTaken) return
-    const deployPath = await ctx.get('deploy_path')
-    const name = await ctx.get('release_name')
-    const current = `${deployPath}/current`
-    const previous = state.current
-    const back = previous
-      ? atomicLink(current, `releases/${previous}`, state.mvT)
-      : sh`rm -f ${current}`
-    const entry = await ledgerEntry(ctx, name, 'failed', { reason: ctx.failure ? `${ctx.failure.task} failed on ${ctx.failure.host}` : undefined })
-    const output = await ctx.run(sh`if [ "$(readlink ${current})" = ${`releases/${name}`} ]; then
-  ${back}
-  echo '@switched_back'
-fi
-if [ "$(readlink ${`${deployPath}/release`} 2>/dev/null)" = ${`releases/${name}`} ]; then rm -f ${`${deployPath}/release`}; fi
-${state.releaseCreated ? removeReleasesScript(deployPath, [name])! : sh`:`}
-${ledgerAppend(deployPath, entry)}`)
-    recordStatus(state, entry)
-    if (output.includes('@switched_back')) {
-      ctx.warning(previous ? `switched back to release ${previous}` : 'removed current (there was no earlier release)')
+    const run = await knownRun(ctx)
+    const name = (await chosenRelease(ctx)).name
+    // Nothing of ours on this host: the lock was never taken (or belongs to another run), or no release was made.
+    if (!run?.lockTaken || !name) return
+    const reason = ctx.failure ? (ctx.failure.interrupted ? 'interrupted' : `${ctx.failure.task} failed on ${ctx.failure.host}`) : undefined
+    const entry = await ledgerEntry(ctx, name, 'failed', { reason })
+    try {
+      const output = await ctx.run(
+        revertScript({ layout: run.layout, name, previousTarget: run.before.currentTarget, mvT: run.view.mvT, dropRelease: run.releaseCreated, entries: [entry] }),
+      )
+      run.view = { ...structuredClone(run.before), lock: run.view.lock, ledger: [...run.view.ledger, entry] }
+      run.switched = false
+      if (output.includes('@switched_back')) {
+        ctx.warning(run.before.currentTarget ? `switched back to ${run.before.current ?? run.before.currentTarget}` : 'removed current (there was no earlier release)')
+      }
+    } catch (error) {
+      run.stuck = error instanceof Error ? error.message : String(error)
+      throw error
     }
-  }, { hidden: true, description: 'Undoes this run on the host: switches back if it switched, drops the release' })
+  }, { hidden: true, description: 'Undoes this run on the host: switches back to exactly the link it had, drops the release' })
 
   task('deploy:reverted', async () => {}, {
     hidden: true,
     description: 'Hook point: runs after hosts went back to an earlier release (automatic rollback and dep rollback)',
   })
 
-  task('deploy:failed', ['deploy:revert', 'deploy:reverted', 'deploy:unlock'], {
+  task('fleet:check', async (ctx) => {
+    const runs = await hostRuns(ctx)
+    const name = (await chosenRelease(ctx)).name
+    const ends: HostEnd[] = ctx.hosts.flatMap((host): HostEnd[] => {
+      const run = runs.get(host.alias)
+      if (!run) return []
+      if (run.stuck === undefined) return [{ alias: host.alias, serves: servedBy(run), drifted: false }]
+      // The switch was sent but not confirmed: the host may serve either release.
+      const serves = run.switched && run.view.current !== name ? `${servedBy(run) ?? 'nothing'} or ${name ?? '?'} (unconfirmed)` : servedBy(run)
+      return [{ alias: host.alias, serves, drifted: true, reason: run.stuck }]
+    })
+    const driftedHosts = ends.filter((e) => e.drifted).map((e) => e.alias)
+    if (driftedHosts.length === 0 && !describeDrift(ends)) return
+    const drift = describeDrift(ends) ?? `${driftedHosts.join(', ')} could not be cleaned up (same release as the others, but this run's lock and release are left there)`
+    // Every host that can still be written records who drifted: the next run takes their locks over.
+    await ctx.on(
+      ctx.hosts.filter((h) => runs.get(h.alias)?.lockTaken),
+      async (c) => {
+        const run = runs.get(c.host.alias)!
+        const entry = driftedHosts.includes(c.host.alias) && run.switched
+          ? await ledgerEntry(c, servedBy(run) ?? '', 'drifted')
+          : await ledgerEntry(c, name ?? servedBy(run) ?? '', 'failed', { drifted: driftedHosts })
+        await c.queue(ledgerAppend(run.layout, entry))
+      },
+    )
+    throw new DeployError(`The fleet is split: ${drift}.`, {
+      exitCode: ExitCode.RollbackFailed,
+      hint: `${driftedHosts.length ? `${driftedHosts.join(', ')} could not be brought back (${ends.find((e) => e.drifted)?.reason ?? 'unknown reason'}). ` : ''}Once every host answers, converge the fleet with: dep rollback (or deploy again with dep deploy); it takes over the locks this run left.`,
+    })
+  }, { hidden: true, once: true, description: 'Names hosts that serve another release than the fleet (drifted) and fails the run' })
+
+  task('deploy:failed', ['deploy:revert', 'deploy:reverted', 'fleet:check', 'deploy:unlock'], {
     description: 'Runs when deploy fails: every host discards the release or goes back, then unlocks',
   })
 
@@ -424,54 +402,47 @@ ${ledgerAppend(deployPath, entry)}`)
   fail('deploy', 'deploy:failed')
 
   task('rollback:switch', async (ctx) => {
-    const state = await hostState(ctx)
-    const deployPath = await ctx.get('deploy_path')
-    const statuses = releaseStatuses(state.ledger)
-    const from = state.current
-    const wanted = await ctx.get('rollback_to', '')
-    const target = wanted ? validReleaseName(wanted) : previousGood(state, from)
-    if (!target) throw new DeployError(`No earlier good release on ${ctx.host.alias} to roll back to.`, { hint: 'See dep releases.' })
-    if (!state.releases.includes(target)) throw new DeployError(`Release ${target} is not on ${ctx.host.alias}.`, { hint: 'See dep releases.' })
-    if (isBad(statuses.get(target)) && !wanted) throw new DeployError(`Release ${target} is marked bad on ${ctx.host.alias}.`)
-    const entries = [
-      ...(from ? [await ledgerEntry(ctx, from, 'rolled_back')] : []),
-      await ledgerEntry(ctx, target, 'live'),
-    ]
-    await ctx.run(sh`set -e
-${atomicLink(`${deployPath}/current`, `releases/${target}`, state.mvT)}
-${joinCommands(entries.map((e) => ledgerAppend(deployPath, e)))}`)
-    entries.forEach((e) => recordStatus(state, e))
+    const run = await hostRun(ctx)
+    const wanted = String(await ctx.get('rollback_to', ''))
+    const decision = await ctx.shared('common:rollback', async () => rollbackTarget(await fleetViews(ctx), wanted ? validReleaseName(wanted) : undefined))
+    if ('reason' in decision) {
+      throw new DeployError(`Nothing was rolled back: ${decision.reason}.`, {
+        hint: `What each host has:\n${describeFleet(await fleetViews(ctx))}\nName a release present on every host with -o rollback_to=NAME.`,
+      })
+    }
+    const target = decision.target
+    const from = run.view.current
+    if (from === target) return ctx.info(`already on release ${target}`)
+    const entries = [...(from ? [await ledgerEntry(ctx, from, 'rolled_back')] : []), await ledgerEntry(ctx, target, 'live')]
+    run.switched = true
+    try {
+      await ctx.run(switchScript(run.layout, target, run.view.mvT, entries))
+    } catch (error) {
+      run.stuck = error instanceof Error ? error.message : String(error)
+      throw error
+    }
+    run.switched = false
+    run.view.ledger.push(...entries)
+    pointCurrentAt(run, target)
     ctx.info(`current → release ${target}${from ? ` (release ${from} marked bad)` : ''}`)
-  }, { hidden: true, description: 'Switches current back to the previous good release (or rollback_to)' })
+  }, { hidden: true, description: 'Switches every host to one release: the newest good one on all of them older than the live one (or rollback_to)' })
 
-  task('rollback', ['deploy:lock', 'rollback:switch', 'deploy:reverted', 'deploy:unlock'], {
-    description: 'Goes back to the previous good release on every host (-o rollback_to=NAME for another)',
+  task('rollback', ['deploy:lock', 'rollback:switch', 'fleet:check', 'deploy:reverted', 'deploy:unlock'], {
+    description: 'Goes back, on every host, to the newest good release they all have (-o rollback_to=NAME for another)',
   })
-  task('rollback:failed', ['deploy:unlock'], { hidden: true, description: 'Unlocks after a failed rollback' })
+  task('rollback:failed', ['fleet:check', 'deploy:unlock'], { hidden: true, description: 'Names split hosts and unlocks after a failed rollback' })
   fail('rollback', 'rollback:failed')
 
   task('releases:show', async (ctx) => {
-    const state = await probe(ctx, false)
-    const statuses = releaseStatuses(state.ledger)
-    const lastEntry = new Map(state.ledger.map((e) => [e.release, e]))
-    const names = [...new Set([...state.releases, ...lastEntry.keys()])].sort(compareReleases)
-    const rows = names.map((name) => {
-      const entry = lastEntry.get(name)
-      const marks = [name === state.current ? 'current' : '', isBad(statuses.get(name)) ? 'BAD' : '', state.releases.includes(name) ? '' : 'removed']
-        .filter(Boolean)
-        .join(', ')
-      return `${name === state.current ? '●' : ' '} ${name.padEnd(8)} ${(entry?.status ?? '-').padEnd(12)} ${(entry?.at ?? '').padEnd(24)} ${(entry?.user ?? '').padEnd(12)} ${(entry?.revision ?? '').slice(0, 12).padEnd(12)} ${marks}`
-    })
-    ctx.info([`releases on ${ctx.host.alias}:`, `  ${'release'.padEnd(8)} ${'status'.padEnd(12)} ${'when'.padEnd(24)} ${'who'.padEnd(12)} ${'revision'.padEnd(12)}`, ...rows].join('\n'))
+    const { view } = await probe(ctx, false)
+    ctx.info(releasesTable(view, releaseOrder([view])))
   }, { hidden: true, description: 'Prints the release table of each host' })
 
   task('releases:compare', async (ctx) => {
-    const all = await ctx.on(ctx.hosts, async (c) => ({ host: c.host.alias, current: (await hostState(c)).current }))
-    const currents = new Set(all.map((a) => a.current ?? '(none)'))
-    if (currents.size > 1) {
-      ctx.warning(`hosts disagree on the live release: ${all.map((a) => `${a.host}=${a.current ?? '(none)'}`).join(', ')}`)
-    }
+    const views = await fleetViews(ctx)
+    const drift = describeDrift(views.map((v) => ({ alias: v.alias, serves: v.current ?? v.currentTarget, drifted: false })))
+    if (drift) ctx.warning(`hosts disagree on the live release: ${drift}. Converge them with: dep rollback (or dep deploy)`)
   }, { hidden: true, once: true, description: 'Points out hosts whose current release differs' })
 
-  task('releases', ['releases:show', 'releases:compare'], { description: 'Shows the releases of each host (current, failed and bad marked)' })
+  task('releases', ['releases:show', 'releases:compare'], { description: 'Shows the releases of each host (live, earlier, failed, adopted)' })
 }

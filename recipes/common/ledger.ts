@@ -1,30 +1,46 @@
-/** One line of `.dep/releases_log`. */
+/**
+ * One line of `.dep/releases_log`. Deployer 7 writes the same file with its
+ * own shape (`release_name`, `created_at`); those lines are read as records
+ * of releases another tool made.
+ */
 export interface LedgerEntry {
   release: string
-  status: 'prepared' | 'live' | 'failed' | 'rolled_back'
+  /**
+   * `prepared`: built, not live yet; `live`: switched to; `failed`: a deploy
+   * that did not finish; `rolled_back`: left by `dep rollback`; `drifted`: a
+   * note that this host kept serving `release` when the fleet went elsewhere.
+   */
+  status: 'prepared' | 'live' | 'failed' | 'rolled_back' | 'drifted'
   at: string
   user?: string
   run_id?: string
   revision?: string
   reason?: string
+  /** On a failed run's record: the hosts that could not be brought back. */
+  drifted?: string[]
+  /** Set on records read from another tool's log: `deployer` or `capistrano`. */
+  origin?: 'deployer' | 'capistrano'
 }
 
-/** The last recorded status of each release, in the order releases first appeared. */
-export function releaseStatuses(entries: LedgerEntry[]): Map<string, LedgerEntry['status']> {
-  const statuses = new Map<string, LedgerEntry['status']>()
-  for (const entry of entries) statuses.set(entry.release, entry.status)
-  return statuses
-}
-
-/** Parses JSON lines, skipping lines a crash may have cut short. */
+/** Parses JSON lines (ours and Deployer 7's), skipping lines a crash may have cut short. */
 export function parseLedger(text: string): LedgerEntry[] {
   const entries: LedgerEntry[] = []
   for (const line of text.split('\n')) {
     const trimmed = line.trim()
     if (!trimmed) continue
     try {
-      const entry = JSON.parse(trimmed) as LedgerEntry
-      if (entry && typeof entry.release === 'string') entries.push(entry)
+      const entry = JSON.parse(trimmed) as Record<string, unknown>
+      if (entry && typeof entry.release === 'string' && typeof entry.status === 'string') entries.push(entry as unknown as LedgerEntry)
+      else if (entry && (typeof entry.release_name === 'string' || typeof entry.release_name === 'number')) {
+        entries.push({
+          release: String(entry.release_name),
+          status: 'live',
+          at: typeof entry.created_at === 'string' ? entry.created_at : '',
+          user: typeof entry.user === 'string' ? entry.user : undefined,
+          revision: typeof entry.revision === 'string' ? entry.revision : undefined,
+          origin: 'deployer',
+        })
+      }
     } catch {
       // a torn line: ignore it
     }
@@ -32,14 +48,24 @@ export function parseLedger(text: string): LedgerEntry[] {
   return entries
 }
 
-/** Sorts release names: numbers numerically, then anything else by name. */
-export function compareReleases(a: string, b: string): number {
-  const na = /^\d+$/.test(a) ? Number(a) : Number.NaN
-  const nb = /^\d+$/.test(b) ? Number(b) : Number.NaN
-  if (!Number.isNaN(na) && !Number.isNaN(nb)) return na - nb
-  if (!Number.isNaN(na)) return -1
-  if (!Number.isNaN(nb)) return 1
-  return a.localeCompare(b)
+/**
+ * Capistrano's `revisions.log`: "Branch main (at abc123) deployed as release
+ * 20240101120000 by alice", and "alice rolled back to release 2024…".
+ */
+export function parseCapistranoLog(text: string): LedgerEntry[] {
+  const entries: LedgerEntry[] = []
+  for (const line of text.split('\n')) {
+    const deployed = /\(at (\S+)\) deployed as release (\S+) by (\S+)/.exec(line)
+    if (deployed) entries.push({ release: deployed[2], status: 'live', at: '', revision: deployed[1], user: deployed[3], origin: 'capistrano' })
+  }
+  return entries
+}
+
+/** The last recorded status of each release (notes like `drifted` are not a release's status). */
+export function releaseStatuses(entries: LedgerEntry[]): Map<string, LedgerEntry['status']> {
+  const statuses = new Map<string, LedgerEntry['status']>()
+  for (const entry of entries) if (entry.status !== 'drifted') statuses.set(entry.release, entry.status)
+  return statuses
 }
 
 /** Releases that were live at some point (a half-prepared release left by a killed run never was). */

@@ -1,101 +1,95 @@
 import { posix } from 'node:path'
 import { sh, raw, type Command } from 'deployfile'
 import type { LedgerEntry } from './ledger.js'
-import type { LockOwner } from './host-state.js'
+import { linkTarget, releaseDir, type Layout } from './layout.js'
 
 /*
  * Every script here is built with `sh`, so each path and value is POSIX
- * single-quoted: deploy paths with spaces, quotes or `$(…)` are safe on dash.
+ * single-quoted (safe on dash), and every path argument comes after `--` so a
+ * name with a leading dash is never read as an option.
  */
 
-const lockDir = (deployPath: string) => `${deployPath}/.dep/deploy.lock`
-const ledgerFile = (deployPath: string) => `${deployPath}/.dep/releases_log`
-
 /** Refuses a `current` that is a real directory (it cannot be switched atomically). */
-export function refuseRealCurrent(deployPath: string): Command {
-  const current = `${deployPath}/current`
+export function refuseRealCurrent(layout: Layout): Command {
+  const current = layout.currentPath
   return sh`if [ -d ${current} ] && [ ! -L ${current} ]; then echo ${`deployfile: ${current} is a real directory, not a link; move it away (e.g. into releases/) before deploying`} >&2; exit 3; fi`
 }
 
-/** deploy:setup: the layout, created when missing. */
-export function setupScript(deployPath: string): Command {
-  return sh`${refuseRealCurrent(deployPath)}
-mkdir -p ${`${deployPath}/.dep`} ${`${deployPath}/releases`} ${`${deployPath}/shared`}`
-}
-
-/**
- * The probe: one round trip that creates the layout, optionally takes the lock
- * (mkdir is atomic), and reports everything later steps need.
- */
-export function probeScript(deployPath: string, lockOwner?: LockOwner): Command {
-  const lock = lockDir(deployPath)
-  const take = lockOwner
-    ? sh`if mkdir ${lock} 2>/dev/null; then
-  printf '%s\\n' ${JSON.stringify(lockOwner)} > ${`${lock}/owner.json`}
-  echo '@lock taken'
-else
-  echo '@lock held'
-  printf '@owner %s\\n' "$(tr -d '\\n' < ${`${lock}/owner.json`} 2>/dev/null)"
-fi`
-    : sh`if [ -d ${lock} ]; then echo '@lock held'; printf '@owner %s\\n' "$(tr -d '\\n' < ${`${lock}/owner.json`} 2>/dev/null)"; else echo '@lock free'; fi`
-  return sh`set -e
-${setupScript(deployPath)}
-${take}
-echo "@now $(date +%s)"
-echo "@current $(readlink ${`${deployPath}/current`} 2>/dev/null || true)"
-echo "@releases $(ls -1 ${`${deployPath}/releases`} 2>/dev/null | tr '\\n' ' ')"
-if mv --help 2>&1 | grep -q -- '--no-target-directory'; then echo '@mv_t yes'; else echo '@mv_t no'; fi
-echo '@ledger_begin'
-cat ${ledgerFile(deployPath)} 2>/dev/null || true
-echo
-echo '@ledger_end'`
-}
-
-/** Appends one record to the ledger. */
-export function ledgerAppend(deployPath: string, entry: LedgerEntry): Command {
-  return sh`printf '%s\\n' ${JSON.stringify(entry)} >> ${ledgerFile(deployPath)}`
-}
-
-/** Removes the lock only when this run holds it (its run id is in owner.json). */
-export function unlockScript(deployPath: string, runId: string): Command {
-  const lock = lockDir(deployPath)
-  return sh`if [ -d ${lock} ] && grep -q ${`"run_id":"${runId}"`} ${`${lock}/owner.json`} 2>/dev/null; then rm -rf ${lock}; fi`
-}
-
-/** Removes the lock whoever holds it, printing the owner first (`deploy:unlock --force`). */
-export function forceUnlockScript(deployPath: string): Command {
-  const lock = lockDir(deployPath)
-  return sh`if [ -d ${lock} ]; then printf 'removed lock of %s\\n' "$(tr -d '\\n' < ${`${lock}/owner.json`} 2>/dev/null)"; rm -rf ${lock}; else echo 'not locked'; fi`
+/** Appends records to the ledger. */
+export function ledgerAppend(layout: Layout, ...entries: LedgerEntry[]): Command {
+  return joinCommands(entries.map((entry) => sh`printf '%s\\n' ${JSON.stringify(entry)} >> ${layout.ledgerFile}`))
 }
 
 /** deploy:release: the release directory and the `release` link. */
-export function createReleaseScript(deployPath: string, name: string): Command {
-  return sh`mkdir ${`${deployPath}/releases/${name}`}
-ln -sfn ${`releases/${name}`} ${`${deployPath}/release`}`
+export function createReleaseScript(layout: Layout, name: string): Command {
+  const dir = releaseDir(layout, name)
+  return sh`${refuseRealCurrent(layout)}
+mkdir -- ${dir}
+ln -sfn -- ${linkTarget(layout.releaseLink, dir)} ${layout.releaseLink}`
 }
 
 /**
- * Points `link` at `target` atomically: a new link under a temporary name,
- * renamed over the old one (`mv -T`). Without `mv -T`, `ln -sfn` is the best
- * the host offers.
+ * Points the link at `linkPath` to exactly `target` with one rename (`mv -T`
+ * of a new link over the old one): atomic. Without `mv -T`, `ln -sfn` is the
+ * best the host offers.
  */
 export function atomicLink(linkPath: string, target: string, mvT: boolean): Command {
   const temporary = `${linkPath}.deployfile-tmp`
-  return mvT
-    ? sh`ln -sfn ${target} ${temporary} && mv -fT ${temporary} ${linkPath}`
-    : sh`ln -sfn ${target} ${linkPath}`
+  return mvT ? sh`ln -sfn -- ${target} ${temporary} && mv -fT -- ${temporary} ${linkPath}` : sh`ln -sfn -- ${target} ${linkPath}`
+}
+
+/**
+ * The switch: `current` goes to release `name` (checking first that the
+ * release directory is complete), and the ledger records it, in one script.
+ */
+export function switchScript(layout: Layout, name: string, mvT: boolean, entries: LedgerEntry[]): Command {
+  const dir = releaseDir(layout, name)
+  return sh`set -e
+[ -d ${dir} ] || { echo ${`deployfile: ${dir} is missing`} >&2; exit 6; }
+${atomicLink(layout.currentPath, linkTarget(layout.currentPath, dir), mvT)}
+if [ -L ${layout.releaseLink} ]; then rm -f -- ${layout.releaseLink}; fi
+${ledgerAppend(layout, ...entries)}`
+}
+
+/**
+ * Undoes this run on a host: if `current` points at the new release, it is
+ * restored to exactly the link target it had before (wherever that was), or
+ * removed when there was none; the new release and its link go; the ledger
+ * records the failure. Prints `@switched_back` when it moved `current`.
+ */
+export function revertScript(options: {
+  layout: Layout
+  name: string
+  previousTarget?: string
+  mvT: boolean
+  dropRelease: boolean
+  entries: LedgerEntry[]
+}): Command {
+  const { layout, name } = options
+  const dir = releaseDir(layout, name)
+  const newTarget = linkTarget(layout.currentPath, dir)
+  const back = options.previousTarget !== undefined ? atomicLink(layout.currentPath, options.previousTarget, options.mvT) : sh`rm -f -- ${layout.currentPath}`
+  return sh`set -e
+now=$(readlink -- ${layout.currentPath} 2>/dev/null || true)
+if [ "$now" = ${newTarget} ] || [ "$now" = ${dir} ]; then
+  ${back}
+  echo '@switched_back'
+fi
+if [ -L ${layout.releaseLink} ]; then rm -f -- ${layout.releaseLink}; fi
+${options.dropRelease ? sh`rm -rf -- ${dir}` : sh`:`}
+${ledgerAppend(layout, ...options.entries)}`
 }
 
 /** deploy:update_code for the git strategy: a bare mirror updated, the revision exported. */
-export function gitExportScript(options: { deployPath: string; releasePath: string; repository: string; ref: string; git: string }): Command {
-  const repo = `${options.deployPath}/.dep/repo`
+export function gitExportScript(options: { layout: Layout; releasePath: string; repository: string; ref: string; git: string }): Command {
+  const repo = options.layout.repoDir
   const git = raw(options.git)
   return sh`set -e
 if [ -d ${repo} ]; then
   ${git} -C ${repo} remote set-url origin ${options.repository}
   ${git} -C ${repo} fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'
 else
-  ${git} clone --quiet --mirror ${options.repository} ${repo}
+  ${git} clone --quiet --mirror -- ${options.repository} ${repo}
 fi
 rev=$(${git} -C ${repo} rev-parse --verify --quiet ${`${options.ref}^{commit}`}) || { echo ${`deployfile: revision "${options.ref}" not found in ${options.repository}`} >&2; exit 4; }
 ${git} -C ${repo} archive --format=tar "$rev" | tar -x -f - -C ${options.releasePath}
@@ -109,31 +103,20 @@ export function relativeLink(from: string, to: string): string {
 }
 
 /** deploy:shared: shared dirs and files seeded from the release when missing, then linked into it. */
-export function sharedScript(deployPath: string, releasePath: string, dirs: string[], files: string[]): Command {
-  const parts: Command[] = [sh`set -e`]
-  for (const dir of dirs.map(cleanRelative)) {
-    const shared = `${deployPath}/shared/${dir}`
-    const inRelease = `${releasePath}/${dir}`
-    parts.push(sh`if [ ! -d ${shared} ]; then
-  mkdir -p ${posix.dirname(shared)}
-  if [ -d ${inRelease} ]; then cp -a ${inRelease} ${shared}; else mkdir -p ${shared}; fi
+export function sharedScript(layout: Layout, releasePath: string, dirs: string[], files: string[]): Command {
+  const link = (kind: 'd' | 'f', path: string) => {
+    const shared = `${layout.sharedDir}/${path}`
+    const inRelease = `${releasePath}/${path}`
+    const seed = kind === 'd' ? sh`if [ -d ${inRelease} ]; then cp -a -- ${inRelease} ${shared}; else mkdir -p -- ${shared}; fi` : sh`if [ -f ${inRelease} ]; then cp -a -- ${inRelease} ${shared}; else touch -- ${shared}; fi`
+    return sh`if [ ! -${raw(kind)} ${shared} ]; then
+  mkdir -p -- ${posix.dirname(shared)}
+  ${seed}
 fi
-rm -rf ${inRelease}
-mkdir -p ${posix.dirname(inRelease)}
-ln -s ${relativeLink(inRelease, shared)} ${inRelease}`)
+rm -rf -- ${inRelease}
+mkdir -p -- ${posix.dirname(inRelease)}
+ln -s -- ${relativeLink(inRelease, shared)} ${inRelease}`
   }
-  for (const file of files.map(cleanRelative)) {
-    const shared = `${deployPath}/shared/${file}`
-    const inRelease = `${releasePath}/${file}`
-    parts.push(sh`if [ ! -f ${shared} ]; then
-  mkdir -p ${posix.dirname(shared)}
-  if [ -f ${inRelease} ]; then cp -a ${inRelease} ${shared}; else touch ${shared}; fi
-fi
-rm -rf ${inRelease}
-mkdir -p ${posix.dirname(inRelease)}
-ln -s ${relativeLink(inRelease, shared)} ${inRelease}`)
-  }
-  return joinCommands(parts)
+  return joinCommands([sh`set -e`, ...dirs.map(cleanRelative).map((d) => link('d', d)), ...files.map(cleanRelative).map((f) => link('f', f))])
 }
 
 /** deploy:writable in one of its modes; a mode the host cannot do fails with the reason. */
@@ -146,7 +129,8 @@ export function writableScript(options: {
   httpUser?: string
   httpGroup?: string
 }): Command | undefined {
-  const dirs = options.dirs.map(cleanRelative)
+  // ./-relative: a directory named like an option stays a directory.
+  const dirs = options.dirs.map(cleanRelative).map((d) => `./${d}`)
   if (dirs.length === 0 || options.mode === 'skip') return undefined
   const R = raw(options.recursive ? '-R' : '')
   const detectUser = sh`HTTP_USER=${options.httpUser ?? ''}
@@ -166,32 +150,33 @@ chown ${R} "$HTTP_USER" ${dirs} || { echo 'deployfile: writable_mode "chown" fai
       : sh`echo 'deployfile: writable_mode "chgrp" needs http_group' >&2; exit 5`,
   }[options.mode]
   return sh`set -e
-cd ${options.releasePath}
-mkdir -p ${dirs}
+cd -- ${options.releasePath}
+mkdir -p -- ${dirs}
 ${body}`
 }
 
 /** deploy:clear_paths. */
 export function clearPathsScript(releasePath: string, paths: string[]): Command | undefined {
   if (paths.length === 0) return undefined
-  return sh`cd ${releasePath} && rm -rf ${paths.map(cleanRelative)}`
+  return sh`cd -- ${releasePath} && rm -rf -- ${paths.map(cleanRelative)}`
 }
 
 /** deploy:copy_dirs: copies dirs from the live release into the new one (e.g. vendor, to make installs faster). */
-export function copyDirsScript(deployPath: string, releasePath: string, dirs: string[]): Command | undefined {
+export function copyDirsScript(layout: Layout, releasePath: string, dirs: string[]): Command | undefined {
   if (dirs.length === 0) return undefined
-  const parts = dirs.map(cleanRelative).map((dir) => {
-    const from = `${deployPath}/current/${dir}`
-    const to = `${releasePath}/${dir}`
-    return sh`if [ -d ${from} ]; then mkdir -p ${posix.dirname(to)} && cp -a ${from} ${to}; fi`
-  })
-  return joinCommands(parts)
+  return joinCommands(
+    dirs.map(cleanRelative).map((dir) => {
+      const from = `${layout.currentPath}/${dir}`
+      const to = `${releasePath}/${dir}`
+      return sh`if [ -d ${from} ]; then mkdir -p -- ${posix.dirname(to)} && cp -a -- ${from} ${to}; fi`
+    }),
+  )
 }
 
-/** Removes releases (cleanup and discarded releases). */
-export function removeReleasesScript(deployPath: string, names: string[]): Command | undefined {
+/** Removes releases (cleanup). */
+export function removeReleasesScript(layout: Layout, names: string[]): Command | undefined {
   if (names.length === 0) return undefined
-  return sh`rm -rf ${names.map((name) => `${deployPath}/releases/${name}`)}`
+  return sh`rm -rf -- ${names.map((name) => releaseDir(layout, name))}`
 }
 
 /** A path inside the release: no absolute paths, no `..`. */
@@ -203,6 +188,7 @@ export function cleanRelative(path: string): string {
 
 /** Joins commands into one script, one per line. */
 export function joinCommands(parts: Command[]): Command {
+  if (parts.length === 0) return sh`:`
   return parts.slice(1).reduce((all, part) => sh`${all}
 ${part}`, parts[0])
 }

@@ -136,9 +136,12 @@ export class TaskContext {
     return pending
   }
 
-  /** Expands `{{key}}` in a string. */
-  async parse(text: string): Promise<string> {
-    return this.state.configFor(this.host).expand(text)
+  /**
+   * Expands `{{key}}` in a string. `given` supplies values for this expansion
+   * only, e.g. `parse('{{release_path}}', { release_name: 'x' })`.
+   */
+  async parse(text: string, given?: Record<string, unknown>): Promise<string> {
+    return this.state.configFor(this.host).expand(text, [], undefined, given)
   }
 
   /**

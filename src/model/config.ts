@@ -78,7 +78,13 @@ export class HostConfig {
     return this.secretKeys.has(key)
   }
 
-  async get(key: string, fallback?: unknown, stack: string[] = []): Promise<unknown> {
+  /**
+   * The templated value of `key`; `given` supplies values that win over every
+   * layer for this one read (e.g. a placeholder release name, to learn where
+   * releases live before the name is chosen).
+   */
+  async get(key: string, fallback?: unknown, stack: string[] = [], given?: Record<string, unknown>): Promise<unknown> {
+    if (given && Object.prototype.hasOwnProperty.call(given, key)) return given[key]
     if (stack.includes(key) || computing.getStore()?.includes(key)) {
       throw new ConfigError(`Setting "${key}" refers to itself: ${[...(computing.getStore() ?? []), ...stack, key].join(' → ')}`)
     }
@@ -96,7 +102,7 @@ export class HostConfig {
       )
     }
     const computed = typeof value === 'function' ? await this.computeLazy(key, value as LazyValue) : value
-    const resolved = await this.template(computed, [...stack, key])
+    const resolved = await this.template(computed, [...stack, key], given)
     if (this.secretKeys.has(key)) this.markSecret(resolved)
     return resolved
   }
@@ -126,12 +132,12 @@ export class HostConfig {
   }
 
   /** Expands `{{key}}` in strings (recursively in arrays and plain objects). `\{{x}}` stays literal. */
-  async template(value: unknown, stack: string[] = []): Promise<unknown> {
-    if (typeof value === 'string') return this.expand(value, stack)
-    if (Array.isArray(value)) return Promise.all(value.map((item) => this.template(item, stack)))
+  async template(value: unknown, stack: string[] = [], given?: Record<string, unknown>): Promise<unknown> {
+    if (typeof value === 'string') return this.expand(value, stack, undefined, given)
+    if (Array.isArray(value)) return Promise.all(value.map((item) => this.template(item, stack, given)))
     if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
       const entries = await Promise.all(
-        Object.entries(value).map(async ([k, v]) => [k, await this.template(v, stack)] as const),
+        Object.entries(value).map(async ([k, v]) => [k, await this.template(v, stack, given)] as const),
       )
       return Object.fromEntries(entries)
     }
@@ -142,7 +148,7 @@ export class HostConfig {
    * Expands a template string; `format` turns each value into text (commands
    * use it to quote values for the shell).
    */
-  async expand(text: string, stack: string[] = [], format: (value: string) => string = (v) => v): Promise<string> {
+  async expand(text: string, stack: string[] = [], format: (value: string) => string = (v) => v, given?: Record<string, unknown>): Promise<string> {
     if (!text.includes('{{')) return text
     const parts: Array<string | Promise<string>> = []
     let last = 0
@@ -150,7 +156,7 @@ export class HostConfig {
       const [whole, escape, name] = match
       parts.push(text.slice(last, match.index))
       if (escape) parts.push(whole.slice(1))
-      else parts.push(this.get(name, undefined, stack).then((v) => format(stringify(v))))
+      else parts.push(this.get(name, undefined, stack, given).then((v) => format(stringify(v))))
       last = match.index! + whole.length
     }
     parts.push(text.slice(last))

@@ -54,7 +54,7 @@ describe('the deploy plan', () => {
 
   it('the fail hook is deploy:failed: revert, reverted, unlock', async () => {
     const p = plan(await fleet(), 'deploy')
-    expect(p.failSteps.map((s) => s.task.name)).toEqual(['deploy:revert', 'deploy:reverted', 'deploy:unlock'])
+    expect(p.failSteps.map((s) => s.task.name)).toEqual(['deploy:revert', 'deploy:reverted', 'fleet:check', 'deploy:unlock'])
   })
 
   it('user hooks take the phase around the switch', async () => {
@@ -93,8 +93,8 @@ describe('the deploy plan', () => {
 
   it('rollback and its fail hook', async () => {
     const p = plan(await fleet(), 'rollback')
-    expect(p.steps.map((s) => s.task.name)).toEqual(['deploy:lock', 'rollback:switch', 'deploy:reverted', 'deploy:unlock'])
-    expect(p.failSteps.map((s) => s.task.name)).toEqual(['deploy:unlock'])
+    expect(p.steps.map((s) => s.task.name)).toEqual(['deploy:lock', 'rollback:switch', 'fleet:check', 'deploy:reverted', 'deploy:unlock'])
+    expect(p.failSteps.map((s) => s.task.name)).toEqual(['fleet:check', 'deploy:unlock'])
   })
 })
 
@@ -104,9 +104,10 @@ function probeAnswer(options: { lock?: 'taken' | 'held'; releases?: string; curr
     result: {
       stdout: [
         `@lock ${options.lock ?? 'taken'}`,
+        ...(options.lock === 'held' ? ['@owner {"user":"alice","run_id":"other"}'] : []),
         '@now 1700000000',
         `@current ${options.current ?? 'releases/2'}`,
-        `@releases ${options.releases ?? '1 2'}`,
+        ...(options.releases ?? '1 2').split(' ').map((name) => `@release\t1\t0\t\t${name}`),
         '@mv_t yes',
         '@ledger_begin',
         ...(options.ledger ?? []),
@@ -125,14 +126,13 @@ describe('a dry run of deploy on the MemoryTransport', () => {
     expect([...transports.keys()]).toEqual(['web1', 'web2', 'web3'])
     for (const [alias, transport] of transports) {
       const all = transport.scripts.join('\n')
-      expect(all, alias).toContain("mkdir /srv/app/releases/3\nln -sfn releases/3 /srv/app/release")
+      expect(all, alias).toContain("mkdir -- /srv/app/releases/3\nln -sfn -- releases/3 /srv/app/release")
       expect(all, alias).toContain('tar -x -f - -C /srv/app/releases/3')
       expect(all, alias).toContain('"release":"3","status":"prepared"')
       expect(all, alias).not.toContain('releases/4')
       const switchScript = transport.scripts.find((s) => s.includes('"status":"live"'))
       expect(switchScript, alias).toBeDefined()
-      expect(switchScript).toContain('mv -fT /srv/app/release /srv/app/current')
-      expect(switchScript).toContain('[ "$(readlink /srv/app/release)" = releases/3 ]')
+      expect(switchScript).toContain('ln -sfn -- releases/3 /srv/app/current.deployfile-tmp && mv -fT -- /srv/app/current.deployfile-tmp /srv/app/current')
       // The round-trip budget of a plain upload deploy.
       expect(transport.operations.length, alias).toBeLessThanOrEqual(6)
     }
@@ -152,7 +152,7 @@ describe('a dry run of deploy on the MemoryTransport', () => {
         }),
       ],
     })
-    for (const transport of transports.values()) expect(transport.scripts.join('\n')).toContain('mkdir /srv/app/releases/10\n')
+    for (const transport of transports.values()) expect(transport.scripts.join('\n')).toContain('mkdir -- /srv/app/releases/10\n')
   })
 
   it('the lock is taken on the leader first; the lock held there stops everyone with exit 4', async () => {
@@ -164,10 +164,10 @@ describe('a dry run of deploy on the MemoryTransport', () => {
     expect(outcome.failure).toMatchObject({ task: 'deploy:lock', host: 'web1', phase: 'prepare' })
     expect(ofType(events, 'lock:held').map((e) => e.host)).toEqual(['web1'])
     // Only the leader probed with the lock; the others never tried.
-    const lockProbes = (alias: string) => transports.get(alias)?.scripts.filter((s) => s.includes('if mkdir /srv/app/.dep/deploy.lock')).length ?? 0
+    const lockProbes = (alias: string) => transports.get(alias)?.scripts.filter((s) => s.includes('mv -T -- /srv/app/.dep/deploy.lock.')).length ?? 0
     expect([lockProbes('web1'), lockProbes('web2'), lockProbes('web3')]).toEqual([1, 0, 0])
     // Nothing was created anywhere.
-    for (const transport of transports.values()) expect(transport.scripts.join('\n')).not.toContain('mkdir /srv/app/releases/3')
+    for (const transport of transports.values()) expect(transport.scripts.join('\n')).not.toContain('mkdir -- /srv/app/releases/3')
   })
 
   it('a failure before the switch discards the release everywhere and unlocks', async () => {
@@ -181,10 +181,10 @@ describe('a dry run of deploy on the MemoryTransport', () => {
     expect(ofType(events, 'recovery:end')[0].ok).toBe(true)
     for (const [alias, transport] of transports) {
       const all = transport.scripts.join('\n')
-      expect(all, alias).not.toContain('mv -fT /srv/app/release /srv/app/current')
-      expect(all, alias).toContain('rm -rf /srv/app/releases/3')
+      expect(all, alias).not.toContain('"status":"live"')
+      expect(all, alias).toContain('rm -rf -- /srv/app/releases/3')
       expect(all, alias).toContain('"release":"3","status":"failed"')
-      expect(all, alias).toContain('rm -rf /srv/app/.dep/deploy.lock')
+      expect(all, alias).toContain('rm -rf -- /srv/app/.dep/deploy.lock')
     }
   })
 })
