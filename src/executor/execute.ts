@@ -183,7 +183,7 @@ async function recover(
   failure.task = failure.error.task ?? failure.task
   const recoveryErrors: ErrorInfo[] = []
   if (plan.failSteps.length > 0) {
-    state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host })
+    state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host, interrupted: interrupted || undefined })
     state.batches.clear()
     for (const [index, failStep] of plan.failSteps.entries()) {
       if (failStep.hosts.length === 0) continue
@@ -196,6 +196,7 @@ async function recover(
       phase: step.phase,
       failedTask: failure.task,
       failedHost: failure.host,
+      interrupted: interrupted || undefined,
       ok: recoveryErrors.length === 0,
     })
   }

@@ -133,6 +133,8 @@ export interface RecoveryEvent extends EventBase {
   phase?: Phase
   failedTask: string
   failedHost: string
+  /** The run was interrupted (Ctrl-C, SIGTERM): no task failed. */
+  interrupted?: boolean
   ok?: boolean
 }
 

@@ -1,5 +1,5 @@
 import pc from 'picocolors'
-import type { ErrorInfo, LockEvent, RunEndEvent } from '../model/events.js'
+import type { ErrorInfo, LockEvent, RecoveryEvent, RunEndEvent } from '../model/events.js'
 
 /** picocolors, or the same functions doing nothing. */
 export type Colors = ReturnType<typeof pc.createColors>
@@ -103,11 +103,18 @@ function runRoundTrips(counts: number[]): string {
   return min === max ? `, ${plural(min, 'round trip')} per host` : `, ${min}–${max} round trips per host`
 }
 
-/** What the recovery did, by the phase the failure happened in. */
+/** What the recovery did, by the phase the failure happened in (prepare steps never touch what is live). */
 function undoneText(phase: string | undefined): string {
-  if (phase === 'prepare') return 'nothing went live; the new release was dropped on every host'
-  if (phase === 'switch' || phase === 'post-switch') return 'every host that switched went back to its previous release'
+  if (phase === 'prepare') return 'nothing was switched anywhere'
+  if (phase === 'switch' || phase === 'post-switch') return 'the hosts that switched went back'
   return 'the fail hook ran on every host'
+}
+
+/** The line a reporter shows when the recovery of a failed run starts or ends. */
+export function recoveryLine(event: RecoveryEvent): string {
+  const what = event.interrupted ? 'interrupted' : `${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}`
+  if (event.type === 'recovery:start') return `${what}: recovering on every host`
+  return event.ok ? `recovered on every host (${what})` : `recovery failed on some host (${what}): hosts need a look, see below`
 }
 
 /**

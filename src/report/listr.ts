@@ -30,6 +30,7 @@ import {
   runSummary,
   timingText,
   lockLine,
+  recoveryLine,
 } from './format.js'
 
 /** Options of the terminal view. */
@@ -451,7 +452,7 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
         skipWaiting(root)
         recoveryPhase = event.phase
         recovered = true
-        const title = c.yellow(`undoing on every host: ${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}`)
+        const title = c.yellow(recoveryLine(event))
         const task = make(root, title)
         const list = new Listr([], listOptions, task as never)
         task.subtasks = list.tasks
@@ -469,9 +470,7 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
         const close = () => {
           // One frame while the group is still open, so listr2 knows its steps and keeps them listed once it is closed.
           renderer.update()
-          group.task.title$ = event.ok
-            ? c.yellow(`undone on every host: ${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}`)
-            : c.red(`undoing failed: hosts may need a look (${event.failedTask} failed on ${event.failedHost})`)
+          group.task.title$ = event.ok ? c.yellow(recoveryLine(event)) : c.red(recoveryLine(event))
           setState(group.task, event.ok ? ListrTaskState.ROLLED_BACK : ListrTaskState.FAILED)
         }
         if (drawing) close()

@@ -12,6 +12,7 @@ import {
   runSummary,
   timingText,
   lockLine,
+  recoveryLine,
 } from './format.js'
 
 /** Options of the line reporter. */
@@ -200,12 +201,12 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
         flushAll()
         recoveryPhase = event.phase
         recovered = true
-        write(c.yellow(`↺ ${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}: undoing on every host`))
+        write(c.yellow(`↺ ${recoveryLine(event)}`))
         break
       case 'recovery:end':
         flushAll()
         recovered = event.ok === true
-        write(event.ok ? c.yellow('↺ undone on every host') : c.red('✖ undoing failed: hosts may need a look'))
+        write(event.ok ? c.yellow(`↺ ${recoveryLine(event)}`) : c.red(`✖ ${recoveryLine(event)}`))
         break
       case 'lock:held':
       case 'lock:taken':

@@ -49,10 +49,10 @@ describe('runSummary', () => {
   it('says how it ended, with the exit code and what the recovery did', () => {
     expect(runSummary(end({}), context).status).toBe('✔ deploy finished in 1.2 s, 5 round trips per host')
     expect(runSummary(end({ status: 'failed', exitCode: 4 }), { ...context, recovered: true, recoveryPhase: 'prepare' }).status).toBe(
-      '✖ deploy failed after 1.2 s (exit 4: the deploy lock is held by another run; nothing changed); nothing went live; the new release was dropped on every host',
+      '✖ deploy failed after 1.2 s (exit 4: the deploy lock is held by another run; nothing changed); nothing was switched anywhere',
     )
     expect(runSummary(end({ status: 'failed', exitCode: 1 }), { ...context, recovered: true, recoveryPhase: 'post-switch' }).status).toContain(
-      'every host that switched went back to its previous release',
+      'the hosts that switched went back',
     )
     expect(runSummary(end({ status: 'rollback-failed', exitCode: 5 }), context).status).toBe('✖ deploy failed and undoing it failed too (exit 5): hosts need a look')
     expect(runSummary(end({ status: 'interrupted', exitCode: 130 }), context).status).toBe('✖ deploy interrupted after 1.2 s (exit 130)')

@@ -118,7 +118,7 @@ describe('listr view', () => {
     const { frame } = await run(failingRun)
     expect(frame).not.toContain('internal')
     expect(frame).not.toContain('revert')
-    const recovery = frame.indexOf('↺ undone on every host: check failed on web2 (prepare phase)')
+    const recovery = frame.indexOf('↺ recovered on every host (check failed on web2 (prepare phase))')
     expect(recovery).toBeGreaterThan(frame.indexOf('symlink'))
     expect(frame.slice(recovery)).toMatch(/^ {2}✔ unlock/m)
   })
@@ -129,7 +129,7 @@ describe('listr view', () => {
     expect(err).toMatch(/host: +web2/)
     expect(err).toMatch(/exit: +3/)
     expect(err).toContain('    APP_KEY is empty')
-    expect(err.trimEnd().split('\n').at(-1)).toBe('✖ deploy failed after 300 ms (exit 1: a task failed); nothing went live; the new release was dropped on every host')
+    expect(err.trimEnd().split('\n').at(-1)).toBe('✖ deploy failed after 300 ms (exit 1: a task failed); nothing was switched anywhere')
     expect(out).not.toContain('deploy failed after')
   })
 

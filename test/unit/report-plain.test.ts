@@ -77,9 +77,9 @@ describe('plain reporter, default verbosity', () => {
       '[web1] ✔ check 8 ms · 1 round trip',
       '[web2] ✖ check 9 ms · 1 round trip',
       '[web2]   Command on web2 exited with code 3: ./check',
-      '↺ check failed on web2 (prepare phase): undoing on every host',
+      '↺ check failed on web2 (prepare phase): recovering on every host',
       '[web1, web2] ↺ ✔ unlock 10 ms · 1 round trip each',
-      '↺ undone on every host',
+      '↺ recovered on every host (check failed on web2 (prepare phase))',
     ])
   })
 
@@ -95,7 +95,7 @@ describe('plain reporter, default verbosity', () => {
       '  stderr:',
       '    APP_KEY is empty',
       '    100% broken\r',
-      '✖ deploy failed after 2.0 s (exit 1: a task failed); nothing went live; the new release was dropped on every host',
+      '✖ deploy failed after 2.0 s (exit 1: a task failed); nothing was switched anywhere',
     ])
   })
 
