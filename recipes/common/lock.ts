@@ -28,7 +28,8 @@ export function heldOrBroken(layout: Layout): Command {
 }
 
 /**
- * Takes the lock atomically with its owner inside: the directory is built
+ * Takes the lock atomically with its owner inside (written by cat, which
+ * names the errno — dash's printf only says "I/O error"): the directory is built
  * with owner.json under a temporary name, then renamed into place, so a lock
  * never exists without its owner. A failure to create it (permission, no
  * space, a bad path) is reported as `@lock error …`, never as held.
@@ -37,7 +38,7 @@ export function takeLockScript(layout: Layout, owner: LockOwner): Command {
   const temporary = `${layout.lockDir}.${owner.run_id ?? 'new'}.tmp`
   return sh`if [ -d ${layout.lockDir} ]; then
   ${heldOrBroken(layout)}
-elif err=$( { mkdir -- ${temporary} && printf '%s\\n' ${JSON.stringify(owner)} > ${`${temporary}/owner.json`} && mv -T -- ${temporary} ${layout.lockDir}; } 2>&1 ); then
+elif err=$( { mkdir -- ${temporary} && printf '%s\\n' ${JSON.stringify(owner)} | cat > ${`${temporary}/owner.json`} && mv -T -- ${temporary} ${layout.lockDir}; } 2>&1 ); then
   echo '@lock taken'
 else
   rm -rf -- ${temporary} 2>/dev/null || true

@@ -41,8 +41,8 @@ export function releasesTable(view: HostView, order: (a: string, b: string) => n
     const entries = byRelease.get(name) ?? []
     const first = entries[0]
     const revision = view.releases.find((r) => r.name === name)?.revision ?? entries.find((e) => e.revision)?.revision
-    return [name === view.current ? '●' : ' ', name, stateOf(view, name, entries), first?.at ?? '', first?.user ?? '', shortRevision(revision)]
+    return [`${name === view.current ? '●' : ' '} ${name}`, stateOf(view, name, entries), first?.at ?? '', first?.user ?? '', shortRevision(revision)]
   })
   const current = view.current === undefined && view.currentTarget ? [`  current → ${view.currentTarget} (outside the releases directory)`] : []
-  return [`releases on ${view.alias}:`, ...formatTable([[' ', 'release', 'state', 'deployed', 'by', 'revision'], ...rows]).map((l) => `  ${l}`), ...current].join('\n')
+  return [`releases on ${view.alias}:`, ...formatTable([['  release', 'state', 'deployed', 'by', 'revision'], ...rows]).map((l) => `  ${l}`), ...current].join('\n')
 }
