@@ -10,7 +10,7 @@ import {
   artisanScript,
   envUploadPath,
   migrateScript,
-  replaceEnvScript,
+  releaseEnvScript,
   seedEnvScript,
   sqliteFileScript,
   storageSkeletonScript,
@@ -119,21 +119,23 @@ export const laravel: Recipe = () => {
 
   task('deploy:env', async (ctx) => {
     const deployPath = await ctx.get('deploy_path')
+    const releasePath = await ctx.get('release_path')
     if (ctx.has('dotenv')) {
       const content = await dotenvContent(await ctx.get('dotenv'))
       if (!content.trim()) throw new ConfigError('The dotenv setting gave an empty .env.', 'Check the file or the values it is built from.')
       ctx.addSecrets(...secretValuesOf(content))
-      // Over SFTP into a file created 0600 (never on a command line, never printed), then
-      // renamed over shared/.env with the next round trip: a dropped connection never
-      // leaves a truncated .env. shared/ exists since the probe, so the queue need not go first.
-      await ctx.upload(Buffer.from(content), envUploadPath(deployPath), { mode: 0o600, afterQueued: false })
-      await ctx.queue(replaceEnvScript(deployPath))
+      // The release gets its own .env (over SFTP, created 0600, never on a command line),
+      // so a deploy that fails before the switch changes nothing the live release reads.
+      await ctx.upload(Buffer.from(content), envUploadPath(releasePath), { mode: 0o600, afterQueued: false })
+      await ctx.queue(releaseEnvScript(releasePath))
+      ctx.set('shared_files', (await ctx.get('shared_files')).filter((file) => file.replace(/^\.\//, '') !== '.env'))
+      await ctx.queue(sqliteFileScript(`${releasePath}/.env`))
     } else {
-      await ctx.queue(seedEnvScript(deployPath, await ctx.get('release_path')))
+      await ctx.queue(seedEnvScript(deployPath, releasePath))
+      await ctx.queue(sqliteFileScript(`${deployPath}/shared/.env`))
     }
     await ctx.queue(storageSkeletonScript(deployPath))
-    await ctx.queue(sqliteFileScript(deployPath))
-  }, { phase: 'prepare', description: 'Puts shared/.env in place (dotenv setting, else .env.example on a first deploy) and storage/' })
+  }, { phase: 'prepare', description: "The .env: the release's own 0600 file from the dotenv setting, else shared/.env (seeded from .env.example)" })
 
   task('deploy:vendors', async (ctx) => {
     const output = await ctx.run(
@@ -205,15 +207,9 @@ export const laravel: Recipe = () => {
     if (await ctx.get('queue_restart')) await ctx.invoke('artisan:queue:restart')
   }, { phase: 'post-switch', hidden: true, description: 'artisan queue:restart when queue_restart is on' })
 
-  task('deploy', [
-    'deploy:info',
-    'deploy:setup',
-    'deploy:lock',
-    'deploy:release',
-    'deploy:update_code',
-    'deploy:env',
-    'deploy:shared',
-    'deploy:writable',
+  // Hooked into the common deploy rather than restating it: `dep tree deploy` shows the whole order.
+  after('deploy:update_code', 'deploy:env')
+  for (const step of [
     'deploy:vendors',
     'artisan:storage:link',
     'artisan:config:cache',
@@ -224,17 +220,11 @@ export const laravel: Recipe = () => {
     // fails to build stops the deploy while the schema is still the old one.
     'laravel:caches',
     'artisan:migrate',
-    'deploy:clear_paths',
-    'deploy:verify',
-    'deploy:prepared',
-    'deploy:symlink',
-    'php-fpm:reload',
-    'laravel:queue_restart',
-    'deploy:healthcheck',
-    'deploy:unlock',
-    'deploy:cleanup',
-    'deploy:success',
-  ], { description: 'Deploys the Laravel application with zero downtime' })
+  ]) {
+    after('deploy:writable', step)
+  }
+  after('deploy:symlink', 'php-fpm:reload')
+  after('deploy:symlink', 'laravel:queue_restart')
 
   // Rolled-back hosts serve the old release again: reload PHP there too.
   after('deploy:reverted', 'php-fpm:reload')

@@ -14,30 +14,33 @@ export function storageSkeletonScript(deployPath: string): Command {
   return sh`mkdir -p ${STORAGE_DIRS.map((dir) => `${deployPath}/shared/storage/${dir}`)}`
 }
 
-/** Where the new .env is uploaded before it replaces shared/.env. */
-export function envUploadPath(deployPath: string): string {
-  return `${deployPath}/shared/.env.deployfile-new`
+/** Where the new .env is uploaded (inside the new release) before it is renamed into place. */
+export function envUploadPath(releasePath: string): string {
+  return `${releasePath}/.env.deployfile-new`
 }
 
-/** Puts the uploaded .env in place with one rename: the live release never reads a half-written one. */
-export function replaceEnvScript(deployPath: string): Command {
-  return sh`chmod 600 ${envUploadPath(deployPath)} && mv -f ${envUploadPath(deployPath)} ${`${deployPath}/shared/.env`}`
+/**
+ * Makes the uploaded .env the release's own (a 0600 file, not a link to
+ * shared/): the live release keeps reading its own .env until the switch,
+ * and a revert brings the old one back with the old release.
+ */
+export function releaseEnvScript(releasePath: string): Command {
+  return sh`chmod 600 -- ${envUploadPath(releasePath)} && rm -f -- ${`${releasePath}/.env`} && mv -f -- ${envUploadPath(releasePath)} ${`${releasePath}/.env`}`
 }
 
 /** Seeds shared/.env from the release's .env.example, only when no shared .env exists. */
 export function seedEnvScript(deployPath: string, releasePath: string): Command {
   const shared = `${deployPath}/shared/.env`
   const example = `${releasePath}/.env.example`
-  return sh`if [ ! -f ${shared} ] && [ -f ${example} ]; then (umask 077; cp ${example} ${shared}); fi`
+  return sh`if [ ! -f ${shared} ] && [ -f ${example} ]; then (umask 077; cp -- ${example} ${shared}); fi`
 }
 
 /**
- * Creates the SQLite database file named in the shared .env when missing
- * (Laravel does not create it). Only absolute paths: a relative one would
- * resolve inside a release and be lost at the next deploy.
+ * Creates the SQLite database file named in the .env the release reads when
+ * missing (Laravel does not create it). Only absolute paths: a relative one
+ * would resolve inside a release and be lost at the next deploy.
  */
-export function sqliteFileScript(deployPath: string): Command {
-  const env = `${deployPath}/shared/.env`
+export function sqliteFileScript(env: string): Command {
   return sh`if [ -f ${env} ] && grep -Eq '^DB_CONNECTION=("|'"'"')?sqlite' ${env}; then
   db=$(grep -E '^DB_DATABASE=' ${env} | tail -n 1 | cut -d= -f2- | sed -e 's/^["'"'"']//' -e 's/["'"'"']$//')
   case "$db" in

@@ -52,8 +52,8 @@ const deployPaths = () => ALIASES.map(deployPathOf)
 const databaseFile = () => path.join(deployPathOf('web1'), 'shared/database/database.sqlite')
 
 /** `dep …` in the project, with the secret in the environment (the deployfile builds the .env from it). */
-async function depRun(args: string[], what = args.join(' ')): Promise<DepResult> {
-  const result = await dep(args, { cwd: project, env: { DB_PASSWORD: SECRET, APP_KEY } })
+async function depRun(args: string[], what = args.join(' '), env: Record<string, string> = {}): Promise<DepResult> {
+  const result = await dep(args, { cwd: project, env: { DB_PASSWORD: SECRET, APP_KEY, ...env } })
   outputs.push({ what, text: result.output })
   return result
 }
@@ -89,7 +89,7 @@ function env(name: string): string {
   return value
 }
 set('dotenv', () => ({
-  APP_NAME: 'deployfile-e2e',
+  APP_NAME: process.env.APP_NAME_E2E ?? 'deployfile-e2e',
   APP_ENV: 'production',
   APP_KEY: env('APP_KEY'),
   APP_DEBUG: 'false',
@@ -223,7 +223,9 @@ describe('the Laravel recipe on three hosts behind nginx + php-fpm', () => {
       expect((await readFile(path.join(release, 'REVISION'), 'utf8')).trim()).toBe(v2Revision)
       // shared storage/ and .env linked in, caches baked for this release's own path
       expect(await readlink(path.join(release, 'storage'))).toBe('../../shared/storage')
-      expect(await readlink(path.join(release, '.env'))).toBe('../../shared/.env')
+      // the release's own .env from the dotenv setting (a 0600 file: it changes only with the switch)
+      expect((await stat(path.join(release, '.env'))).mode & 0o777).toBe(0o600)
+      expect(await readFile(path.join(release, '.env'), 'utf8')).toContain('APP_NAME=deployfile-e2e')
       const config = await readFile(path.join(release, 'bootstrap/cache/config.php'), 'utf8')
       expect(config).toContain(release)
       expect(existsSync(path.join(release, 'bootstrap/cache/routes-v7.php'))).toBe(true)
@@ -252,7 +254,7 @@ describe('the Laravel recipe on three hosts behind nginx + php-fpm', () => {
 
   it('a migration that fails switches nothing anywhere: still release 2, unlocked, release marked failed, exit 1', async () => {
     const before = await migrationsTable()
-    const result = await depRun(['deploy', '-o', `upload_path=${appBroken}`], 'deploy with a failing migration')
+    const result = await depRun(['deploy', '-o', `upload_path=${appBroken}`], 'deploy with a failing migration', { APP_NAME_E2E: 'changed-by-a-failed-deploy' })
     expect(result.code, result.output).toBe(1)
     expect(result.output).toMatch(/artisan:migrate/)
     expect(result.output).toMatch(/fails on purpose/)
@@ -265,6 +267,10 @@ describe('the Laravel recipe on three hosts behind nginx + php-fpm', () => {
     }
     expect(parseRelease((await get('/')).body)).toBe('2')
     expect(await migrationsTable()).toEqual(before)
+    // The failed deploy changed nothing the live release reads, its .env included.
+    for (const deployPath of deployPaths()) {
+      expect(await readFile(path.join(deployPath, 'current/.env'), 'utf8')).toContain('APP_NAME=deployfile-e2e')
+    }
   }, 60_000)
 
   it('a health check that fails after the switch puts every host back on release 2, exit 1', async () => {
@@ -336,7 +342,7 @@ describe('the Laravel recipe on three hosts behind nginx + php-fpm', () => {
     for (const alias of ALIASES) expect(end!.roundTrips[alias], alias).toBeLessThanOrEqual(12)
   }, 60_000)
 
-  it('never shows a dotenv secret: plain, -v, -vv, --json, --log, dep config; shared/.env is 0600', async () => {
+  it('never shows a dotenv secret: plain, -v, -vv, --json, --log, dep config; the release .env is 0600', async () => {
     const logFile = path.join(base, 'deploy.log')
     const verbose = await depRun(['deploy', '-v'], 'deploy -v')
     expect(verbose.code, verbose.output).toBe(0)
@@ -354,7 +360,7 @@ describe('the Laravel recipe on three hosts behind nginx + php-fpm', () => {
 
     // The secret did reach the hosts, in a 0600 file of the deploy user.
     for (const deployPath of deployPaths()) {
-      const env = path.join(deployPath, 'shared/.env')
+      const env = path.join(deployPath, 'current/.env')
       const info = await stat(env)
       expect((info.mode & 0o777).toString(8), env).toBe('600')
       expect(info.uid).toBe((await stat(servers.workDir)).uid)
