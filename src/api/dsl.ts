@@ -110,9 +110,13 @@ export function fail(target: string, hook: string | TaskBody<TaskContext>): void
   currentRegistry().fail.set(target, hookTaskName('fail', target, hook))
 }
 
-/** `file:line:column` of the deployfile (or user recipe) line that called into the DSL. */
+/**
+ * `file:line` of the deployfile (or user recipe) line that called into the
+ * DSL. Not the column: a TypeScript loader's column is one of the compiled
+ * code, which would point past the end of the line.
+ */
 function callSite(): string | undefined {
-  return userLocation(new Error())
+  return userLocation(new Error())?.replace(/:\d+$/, '')
 }
 
 /** Remembers where a value was given, for the check at the end of loading. */
