@@ -199,7 +199,7 @@ describe('unknown keys: did you mean', () => {
   const table = new SettingsTable()
 
   it('names the nearest known key and how to declare one of your own', () => {
-    const error = table.unknown('keep_release', "set('keep_release', …) at deployfile.ts:4:1", 3)
+    const error = table.unknown('keep_release', "set('keep_release', …) at deployfile.ts:4", 3)
     expect(error.exitCode).toBe(2)
     expect(error.message).toBe(`Unknown setting "keep_release" (set('keep_release', …) at deployfile.ts:4).`)
     expect(error.hint).toMatch(/^Did you mean "keep_releases"\? /)
