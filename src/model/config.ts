@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { ConfigError } from './errors.js'
-import { closeSettings, parseLoose, type SettingsTable } from './settings.js'
+import { closeSettings, isOfType, parseLoose, type SettingsTable } from './settings.js'
 
 /**
  * A setting computed when first read, once per host, then cached for the rest
@@ -93,7 +93,11 @@ export class HostConfig {
     const resolved = await this.template(computed, [...stack, key])
     if (this.secretKeys.has(key)) this.markSecret(resolved)
     // Literal values were checked when given; lazy and templated ones can only be checked now.
-    this.options.settings?.check(key, resolved, `${describeOrigin(value)} for host ${this.hostAlias}`, { secret: this.secretKeys.has(key), resolved: true })
+    // (The message is built only for a value that fails: get() is called a lot.)
+    const declared = this.options.settings?.get(key)
+    if (declared && !isOfType(declared.type, resolved)) {
+      this.options.settings!.check(key, resolved, `${describeOrigin(value)} for host ${this.hostAlias}`, { secret: this.secretKeys.has(key), resolved: true })
+    }
     return resolved
   }
 
