@@ -5,10 +5,11 @@
  *   npx dep tree deploy      # see where the hooks land
  *   npx dep deploy --dry-run # the commands, without running them
  */
-import { after, before, host, localhost, run, runLocally, set, task, test, use, within } from 'deployfile'
+import { after, before, declareSetting, host, localhost, run, runLocally, set, task, test, use, within } from 'deployfile'
 import { common } from 'deployfile/recipes/common'
 
-// Your own settings, typed like the built-in ones.
+// Your own settings: typed for the editor by declaration merging, and declared
+// for the run, which checks every key and value (a typo is an error, not ignored).
 declare module 'deployfile' {
   interface DeployConfig {
     slack_webhook: string
@@ -16,6 +17,9 @@ declare module 'deployfile' {
     node_version: string
   }
 }
+declareSetting('slack_webhook', { type: 'string', description: 'Where deploys are announced' })
+declareSetting('build_dir', { type: 'string', description: 'Local build output, uploaded to each host' })
+declareSetting('node_version', { type: 'string', description: 'node --version on the host' })
 
 use(common)
 set('build_dir', 'dist')

@@ -16,16 +16,18 @@
  *
  * See docs/laravel.md for every setting and the order of the tasks.
  */
-import { after, host, set, task, use } from 'deployfile'
+import { after, declareSetting, host, set, task, use } from 'deployfile'
 import { laravel } from 'deployfile/recipes/laravel'
 
-// A setting of our own, typed like the built-in ones.
+// A setting of our own: typed for the editor by declaration merging, and
+// declared for the run, which refuses keys nobody declared (typos included).
 declare module 'deployfile' {
   interface DeployConfig {
     /** Incoming webhook that hears about every deploy that went live. */
     slack_webhook: string
   }
 }
+declareSetting('slack_webhook', { type: 'string', description: 'Incoming webhook that hears about every deploy that went live.' })
 
 use(laravel)
 

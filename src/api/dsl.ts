@@ -8,6 +8,9 @@ import type { TaskContext } from '../executor/context.js'
 import { mergeValues } from '../executor/context.js'
 import { taskContextStorage } from '../executor/current.js'
 import { currentRegistry } from './registry-scope.js'
+import { siteKey, type Registry } from '../model/registry.js'
+import { inferType, type SettingSpec } from '../model/settings.js'
+import { userLocation } from '../executor/errors.js'
 
 /** A value for `set()`: the value itself, or a function computing it once per host when first read. */
 export type SettingValue<T> = T | LazyValue<T>
@@ -108,21 +111,78 @@ export function fail(target: string, hook: string | TaskBody<TaskContext>): void
 }
 
 /**
+ * `file:line` of the deployfile (or user recipe) line that called into the
+ * DSL. Not the column: a TypeScript loader's column is one of the compiled
+ * code, which would point past the end of the line.
+ */
+function callSite(): string | undefined {
+  return userLocation(new Error())?.replace(/:\d+$/, '')
+}
+
+/** Remembers where a value was given, for the check at the end of loading. */
+function noteSite(registry: Registry, scope: string, key: string, call: string, site = callSite()): void {
+  registry.sites.set(siteKey(scope, key), site ? `${call} at ${site}` : call)
+}
+
+/**
+ * Declares a setting at run time, so that `set()`, host config and `-o` accept
+ * it and check its values: every key must be declared, by deployfile itself
+ * (the keys of {@link DeployConfig}), a recipe, a plugin or the deployfile.
+ * Declaration merging types the key for the editor; this makes it known to the
+ * run. `dep config` shows the description.
+ *
+ * Declaring a key again with the same type updates it; with another type it is
+ * an error. A `default` is a recipe default (any `set()` beats it), `secret`
+ * masks the value everywhere, like {@link secret}.
+ *
+ * @example
+ * declare module 'deployfile' {
+ *   interface DeployConfig { slack_webhook: string }
+ * }
+ * declareSetting('slack_webhook', { type: 'string', description: 'Where deploys are announced' })
+ * set('slack_webhook', process.env.SLACK_WEBHOOK ?? '')
+ *
+ * @example declareSetting('worker_count', { type: 'positive-integer', default: 2 })
+ * @example declareSetting('cache_driver', { type: { oneOf: ['redis', 'file'] }, default: 'file' })
+ * @throws ConfigError for a bad type, a default not of the type, or a key already declared with another type.
+ */
+export function declareSetting(name: string, spec: SettingSpec): void {
+  const registry = currentRegistry()
+  const declaration = registry.settings.declare(name, spec)
+  if (declaration.secret) registry.secretKeys.add(name)
+  if (spec.default !== undefined) {
+    registry.defaults.set(name, spec.default)
+    noteSite(registry, 'default', name, `declareSetting('${name}', …)`)
+    if (declaration.secret && typeof spec.default === 'string') registry.secretValues.add(spec.default)
+  }
+}
+
+/**
  * Sets a setting. At load time it is global (a function is computed once per
  * host, when first read); inside a task it sets the value for the current host.
+ * The key must be declared (see {@link declareSetting}), and the value of its
+ * type: checked when the deployfile has loaded, or at once inside a task; a
+ * lazy or templated value is checked when it resolves.
  */
 export function set<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): void {
   const ctx = taskContextStorage.getStore()
-  if (ctx) ctx.set(key, value)
-  else currentRegistry().config.set(key, value)
+  if (ctx) return ctx.set(key, value)
+  const registry = currentRegistry()
+  registry.config.set(key, value)
+  noteSite(registry, 'global', key, `set('${key}', …)`)
 }
 
 /**
  * Sets a recipe default: any value the deployfile sets, before or after
- * `use(recipe)`, beats it. For recipes.
+ * `use(recipe)`, beats it. For recipes. A key not declared yet is declared
+ * with the type of the value (use {@link declareSetting} to give a
+ * description or a stricter type).
  */
 export function setDefault<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): void {
-  currentRegistry().defaults.set(key, value)
+  const registry = currentRegistry()
+  registry.settings.declare(key, { type: inferType(value) }, 'inferred')
+  registry.defaults.set(key, value)
+  noteSite(registry, 'default', key, `setDefault('${key}', …)`)
 }
 
 /** Appends to an array setting (or merges into an object setting). */
@@ -135,12 +195,19 @@ export function add<K extends ConfigKey>(
   const current = config.has(key) ? config.get(key) : registry.defaults.has(key) ? registry.defaults.get(key) : Array.isArray(values) ? [] : {}
   if (typeof current === 'function') throw new ConfigError(`add('${key}', …): the value is computed lazily; set it instead.`)
   config.set(key, mergeValues(key, current, values as unknown[] | Record<string, unknown>))
+  noteSite(registry, 'global', key, `add('${key}', …)`)
 }
 
-/** Declares a secret setting: its value is masked as `***` in output, logs, events and `dep config`. */
+/**
+ * Declares a secret setting and sets it: its value is masked as `***` in
+ * output, logs, events and `dep config`. A key not declared yet is declared
+ * (with the type of the value), so `secret()` needs no {@link declareSetting}.
+ */
 export function secret<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): void {
   const registry = currentRegistry()
+  registry.settings.declare(key, { type: inferType(value), secret: true }, 'inferred')
   registry.config.set(key, value)
+  noteSite(registry, 'global', key, `secret('${key}', …)`)
   registry.secretKeys.add(key)
   if (typeof value === 'string') registry.secretValues.add(value)
 }
@@ -149,9 +216,14 @@ export function secret<K extends ConfigKey>(key: K, value: SettingValue<DeployCo
 export class HostList {
   constructor(readonly hosts: Host[]) {}
 
-  /** Sets a setting on each of these hosts. */
+  /** Sets a setting on each of these hosts (checked like {@link set}). */
   set<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): this {
-    for (const host of this.hosts) host.config.set(key, value)
+    const registry = currentRegistry()
+    const site = callSite()
+    for (const host of this.hosts) {
+      host.config.set(key, value)
+      noteSite(registry, `host:${host.alias}`, key, `host('${host.alias}').set('${key}', …)`, site)
+    }
     return this
   }
 }
@@ -161,12 +233,22 @@ export class HostList {
  * `web[01:10]` keeps the padding, `db[a:c]` uses letters.
  */
 export function host(pattern: string, options: HostOptions = {}): HostList {
-  return new HostList(currentRegistry().addHost(pattern, options))
+  return new HostList(noteHostSites(currentRegistry().addHost(pattern, options), 'host'))
 }
 
 /** Declares this machine as a host: commands run locally, without SSH. */
 export function localhost(alias = 'localhost', options: Pick<HostOptions, 'deployPath' | 'labels' | 'config'> = {}): HostList {
-  return new HostList(currentRegistry().addHost(alias, options, true))
+  return new HostList(noteHostSites(currentRegistry().addHost(alias, options, true), 'localhost'))
+}
+
+/** Remembers where each host's settings (`config`, `deployPath`) were given. */
+function noteHostSites(hosts: Host[], call: string): Host[] {
+  const registry = currentRegistry()
+  const site = callSite()
+  for (const host of hosts) {
+    for (const key of host.config.keys()) noteSite(registry, `host:${host.alias}`, key, `${call}('${host.alias}', …)`, site)
+  }
+  return hosts
 }
 
 /** A recipe: a function that declares tasks, hooks and settings through this API. */

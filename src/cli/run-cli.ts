@@ -1,7 +1,8 @@
 import { CommanderError } from 'commander'
 import { findDeployfile, loadDeployfile } from '../config/load.js'
-import { parseOverride } from '../model/config.js'
+import { parseOverrides } from '../model/config.js'
 import { ConfigError, DeployError, ExitCode } from '../model/errors.js'
+import type { Registry } from '../model/registry.js'
 import { buildPlan } from '../plan/plan.js'
 import { selectHosts } from '../plan/selector.js'
 import { formatError } from '../report/format.js'
@@ -20,9 +21,12 @@ const out = (lines: string[]) => process.stdout.write(lines.map((l) => `${l}\n`)
 /** Secrets known so far (the deployfile's, then the run's): error messages are masked with them too. */
 const knownSecrets = new SecretRegistry()
 
-/** Settings given on the command line: -o key=value, --branch, --tag, --revision, --force. */
-function overridesOf(options: CliOptions): Map<string, unknown> {
-  const overrides = new Map<string, unknown>(options.option.map(parseOverride))
+/**
+ * Settings given on the command line: -o key=value, --branch, --tag,
+ * --revision, --force. Each -o is parsed and checked against its declared type.
+ */
+function overridesOf(options: CliOptions, registry: Registry): Map<string, unknown> {
+  const overrides = parseOverrides(registry.settings, options.option, registry.secretKeys)
   if (options.branch) overrides.set('branch', options.branch)
   if (options.tag) overrides.set('tag', options.tag)
   if (options.revision) overrides.set('revision', options.revision)
@@ -40,7 +44,7 @@ async function main(invocation: Invocation): Promise<number> {
   const path = await findDeployfile(process.cwd(), options.file)
   const { registry } = await loadDeployfile(path)
   knownSecrets.add(...registry.secretValues)
-  const overrides = overridesOf(options)
+  const overrides = overridesOf(options, registry)
   const hostList = [...registry.hosts.values()]
 
   switch (name) {

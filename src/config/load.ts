@@ -83,7 +83,8 @@ export async function findDeployfile(cwd: string, file?: string): Promise<string
 
 /**
  * Loads a deployfile into a fresh registry. Syntax and runtime errors become
- * a ConfigError naming the file and line.
+ * a ConfigError naming the file and line, and so do settings that are not
+ * declared or not of their type.
  */
 export async function loadDeployfile(path: string): Promise<LoadedDeployfile> {
   const registry = new Registry()
@@ -96,6 +97,9 @@ export async function loadDeployfile(path: string): Promise<LoadedDeployfile> {
   } catch (error) {
     throw loadError(error, path)
   }
+  // Only now: a deployfile may set() a key before the use(recipe) that declares it.
+  // Each error names the line the value was given on.
+  registry.checkSettings()
   return { path, registry }
 }
 

@@ -106,10 +106,17 @@ export class TaskContext {
     return this.state.configFor(this.host).get(key, fallback)
   }
 
-  /** Sets a setting for this host for the rest of the run. */
+  /**
+   * Sets a setting for this host for the rest of the run. As at load time, the
+   * key must be declared and a literal value of its type (a ConfigError
+   * otherwise); a lazy or templated value is checked when it resolves.
+   */
   set<K extends ConfigKey>(key: K, value: DeployConfig[K]): void
   set(key: string, value: unknown): void
   set(key: string, value: unknown): void {
+    this.state.registry.settings.checkKnown(key, value, `set('${key}', …) on ${this.host.alias}`, {
+      secret: this.state.registry.secretKeys.has(key),
+    })
     this.state.configFor(this.host).set(key, value)
   }
 
@@ -122,7 +129,7 @@ export class TaskContext {
   async add(key: string, values: unknown[] | Record<string, unknown>): Promise<void> {
     const config = this.state.configFor(this.host)
     const current = config.has(key) ? await config.get(key) : Array.isArray(values) ? [] : {}
-    config.set(key, mergeValues(key, current, values))
+    this.set(key, mergeValues(key, current, values))
   }
 
   /** A value every host of this run sees (e.g. the release name); computed by the first host that asks. */

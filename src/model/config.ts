@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { ConfigError } from './errors.js'
-import { didYouMean } from './suggest.js'
+import { closeSettings, isOfType, parseLoose, type SettingsTable } from './settings.js'
 
 /**
  * A setting computed when first read, once per host, then cached for the rest
@@ -26,6 +26,8 @@ const computing = new AsyncLocalStorage<string[]>()
 export interface HostConfigOptions {
   /** Refuse to compute lazy values (e.g. `dep config`, which must not run anything). */
   noLazy?: boolean
+  /** The known settings: values are checked against their types once resolved. */
+  settings?: SettingsTable
 }
 
 /**
@@ -91,20 +93,36 @@ export class HostConfig {
     const { found, value } = this.rawValue(key)
     if (!found) {
       if (fallback !== undefined) return fallback
-      throw new ConfigError(
-        `Missing setting "${key}" for host ${this.hostAlias}.`,
-        [
-          `Set it with set('${key}', …), in the host's config${key === 'deploy_path' ? ' (or deployPath in its host() options)' : ''}, or with -o ${key}=…`,
-          didYouMean(key, this.keys()),
-        ]
-          .filter(Boolean)
-          .join('. '),
-      )
+      throw this.missing(key)
     }
     const computed = typeof value === 'function' ? await this.computeLazy(key, value as LazyValue) : value
     const resolved = await this.template(computed, [...stack, key], given)
     if (this.secretKeys.has(key)) this.markSecret(resolved)
+    // Literal values were checked when given; lazy and templated ones can only be checked now.
+    // (The message is built only for a value that fails: get() is called a lot.)
+    const declared = this.options.settings?.get(key)
+    if (declared && !isOfType(declared.type, resolved)) {
+      this.options.settings!.check(key, resolved, `${describeOrigin(value)} for host ${this.hostAlias}`, { secret: this.secretKeys.has(key), resolved: true })
+    }
     return resolved
+  }
+
+  /**
+   * The error for reading a key nobody set. A known key is spelt right: say
+   * where to set it, and suggest no other name (a missing deploy_path is not a
+   * misspelt upload_path). An unknown one may be a typo: suggest close names.
+   */
+  private missing(key: string): ConfigError {
+    const known = this.options.settings?.has(key)
+    const ways =
+      key === 'deploy_path'
+        ? "Set deployPath in its host() options, or set('deploy_path', …), or give -o deploy_path=/absolute/path."
+        : `Set it with set('${key}', …), in the host's config, or with -o ${key}=….`
+    const near = known ? [] : closeSettings(key, [...this.keys(), ...(this.options.settings?.names() ?? [])]).filter((n) => n !== key)
+    return new ConfigError(
+      `Missing setting "${key}" for host ${this.hostAlias}.`,
+      [ways, near.length ? `Did you mean ${near.map((n) => `"${n}"`).join(', ')}?` : ''].filter(Boolean).join(' '),
+    )
   }
 
   private computeLazy(key: string, fn: LazyValue): Promise<unknown> {
@@ -171,20 +189,42 @@ function stringify(value: unknown): string {
   return String(value)
 }
 
-/** Parses a `-o key=value` option; values that look like JSON (numbers, booleans, arrays) are parsed. */
-export function parseOverride(option: string): [string, unknown] {
+/** Splits a `-o key=value` option into the key and the text of the value. */
+export function splitOverride(option: string): [string, string] {
   const eq = option.indexOf('=')
   if (eq <= 0) throw new ConfigError(`Option -o "${option}" is not key=value.`, 'Write it as -o key=value, e.g. -o branch=main')
-  const key = option.slice(0, eq).trim()
-  const text = option.slice(eq + 1)
-  if (/^(true|false|null|-?\d+(\.\d+)?|\[.*\]|\{.*\})$/s.test(text.trim())) {
-    try {
-      return [key, JSON.parse(text)]
-    } catch {
-      // not JSON after all: keep the text
-    }
+  return [option.slice(0, eq).trim(), option.slice(eq + 1)]
+}
+
+/**
+ * Parses a `-o key=value` option without knowing the key's type: values that
+ * look like JSON (numbers, booleans, arrays) are parsed. Settings are parsed
+ * against their declared type instead ({@link SettingsTable.parseOption}).
+ */
+export function parseOverride(option: string): [string, unknown] {
+  const [key, text] = splitOverride(option)
+  return [key, parseLoose(text)]
+}
+
+/**
+ * The `-o key=value` options as settings: each key must be known, each value
+ * is parsed as its key's type (`-o rollback_to=4` stays the string "4") and
+ * checked (`-o keep_releases=five` and an empty `-o deploy_path=` are refused).
+ */
+export function parseOverrides(settings: SettingsTable, options: readonly string[], secretKeys: ReadonlySet<string> = new Set()): Map<string, unknown> {
+  const overrides = new Map<string, unknown>()
+  for (const option of options) {
+    const [key, text] = splitOverride(option)
+    overrides.set(key, settings.parseOption(key, text, secretKeys.has(key)))
   }
-  return [key, text]
+  return overrides
+}
+
+/** How a value was given, for errors about what it resolved to. */
+function describeOrigin(value: unknown): string {
+  if (typeof value === 'function') return 'computed by its function'
+  if (typeof value === 'string' && value.includes('{{')) return `from ${JSON.stringify(value)}`
+  return 'as resolved'
 }
 
 /** Thrown instead of computing a lazy value when a HostConfig must not run anything. */

@@ -3,6 +3,7 @@ import { ConfigError } from './errors.js'
 import { expandHostPattern, Host, type HostOptions } from './host.js'
 import type { TaskDefinition } from './task.js'
 import { didYouMean } from './suggest.js'
+import { SettingsTable } from './settings.js'
 
 export type HookKind = 'before' | 'after' | 'fail'
 
@@ -23,6 +24,15 @@ export class Registry {
   readonly secretKeys = new Set<string>()
   /** Values masked everywhere (literal secrets registered at load time). */
   readonly secretValues = new Set<string>()
+  /** The settings this deployfile may use: deployfile's own, and those declared by recipes, plugins and the deployfile. */
+  readonly settings = new SettingsTable()
+  /**
+   * Where each value was given (`set('x', …) at deployfile.ts:4:1`), keyed by
+   * {@link siteKey}: settings are checked once loading ends (a deployfile may
+   * `set()` a key before the `use()` that declares it), and the error must
+   * still point at the line.
+   */
+  readonly sites = new Map<string, string>()
   /** Recipes already applied, so `use()` twice is harmless. */
   readonly recipes = new Set<unknown>()
   /** The description given by `desc()` for the next task defined. */
@@ -75,8 +85,29 @@ export class Registry {
       { overrides, runtime: new Map(), host: host?.config ?? new Map(), global: this.config, defaults: this.defaults },
       onSecret,
       this.secretKeys,
-      options,
+      { ...options, settings: this.settings },
     )
+  }
+
+  /**
+   * Checks every setting given while loading, once it is over: each key must
+   * be declared, and each value given literally must be of its type (lazy and
+   * templated values are checked when they resolve). Throws a ConfigError
+   * naming the first problem and where the value was given.
+   */
+  checkSettings(): void {
+    const where = (scope: string, key: string, fallback: string) => this.sites.get(siteKey(scope, key)) ?? fallback
+    for (const [key, value] of this.config) {
+      this.settings.checkKnown(key, value, where('global', key, `set('${key}', …)`), { secret: this.secretKeys.has(key) })
+    }
+    for (const [key, value] of this.defaults) {
+      this.settings.checkKnown(key, value, where('default', key, `setDefault('${key}', …)`), { secret: this.secretKeys.has(key) })
+    }
+    for (const host of this.hosts.values()) {
+      for (const [key, value] of host.config) {
+        this.settings.checkKnown(key, value, where(`host:${host.alias}`, key, `config of host ${host.alias}`), { secret: this.secretKeys.has(key) })
+      }
+    }
   }
 
   getTask(name: string): TaskDefinition {
@@ -87,4 +118,9 @@ export class Registry {
     }
     return task
   }
+}
+
+/** The key of {@link Registry.sites}: `global`, `default` or `host:<alias>`, then the setting. */
+export function siteKey(scope: string, key: string): string {
+  return `${scope}\u0000${key}`
 }

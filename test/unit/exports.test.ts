@@ -23,6 +23,7 @@ describe('the public API of deployfile', () => {
       'cd',
       'context',
       'currentHost',
+      'declareSetting',
       'desc',
       'download',
       'fail',

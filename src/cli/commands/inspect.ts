@@ -46,9 +46,10 @@ export function planTable(plan: Plan): string[] {
 const HIDDEN_KEYS = new Set(['dotenv'])
 
 /**
- * `dep config`: resolved settings per host. Nothing runs: lazy values (and
- * templates that need them) show as computed at run time. Every secret,
- * literal or reached through a template, is masked.
+ * `dep config`: resolved settings per host, each with its description where
+ * the settings table has one. Nothing runs: lazy values (and templates that
+ * need them) show as computed at run time. Every secret, literal or reached
+ * through a template, is masked.
  */
 export async function configLines(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string[]> {
   const secrets = new SecretRegistry()
@@ -60,7 +61,9 @@ export async function configLines(registry: Registry, hosts: Host[], overrides: 
     for (const key of config.keys().filter((k) => registry.secretKeys.has(k))) await config.get(key).catch(() => undefined)
     lines.push(`${host.alias}:`)
     for (const key of config.keys()) {
-      lines.push(`  ${key}: ${registry.secretKeys.has(key) || HIDDEN_KEYS.has(key) ? MASK : await shown(config, key)}`)
+      const value = registry.secretKeys.has(key) || HIDDEN_KEYS.has(key) ? MASK : await shown(config, key)
+      const description = registry.settings.get(key)?.description
+      lines.push(`  ${key}: ${value}${description ? `  # ${description}` : ''}`)
     }
   }
   return lines.map((line) => secrets.redact(line))
