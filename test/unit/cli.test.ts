@@ -246,7 +246,7 @@ describe('dep (built)', () => {
     const r = await dep(['deploy', '--dry-run', '-o', `deploy_path=${fresh}`])
     expect(r.stdout).toContain('Dry run of deploy on local')
     expect(r.stdout).toContain('# local')
-    expect(r.stdout).toContain(`mkdir -p ${fresh}/.dep`)
+    expect(r.stdout).toContain(`mkdir -p -- ${fresh}/.dep`)
     expect(existsSync(fresh)).toBe(false)
   })
 })
