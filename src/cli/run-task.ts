@@ -55,8 +55,7 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     dryRun: options.dryRun,
   })
   options.onState?.(state)
-  // Every host connects at once, not when its first command comes (the lock goes to one host first).
-  if (!options.dryRun) for (const host of options.hosts) state.transportFor(host).warmUp?.()
+  // Every host connects at once before the first step (executePlan waits for all): see connectAll.
   try {
     return await executePlan(state, options.plan)
   } finally {

@@ -16,6 +16,8 @@ export interface RunOutcome {
   failure?: FailureInfo
   /** The raw error of the first failure. */
   error?: unknown
+  /** Every failure when several hosts failed before any step ran (hosts that could not be reached); `failure` is the first. */
+  errors?: ErrorInfo[]
   /** Failures of the recovery (fail hooks / rollback) itself. */
   recoveryErrors: ErrorInfo[]
   /** Warnings from best-effort (`finish`) steps. */
@@ -122,8 +124,8 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     dryRun: state.dryRun,
   })
 
-  let outcome: RunOutcome | undefined
-  const steps = plan.steps.filter((s) => s.hosts.length > 0)
+  let outcome: RunOutcome | undefined = state.dryRun ? undefined : await connectAll(state, plan.hosts, started)
+  const steps = outcome ? [] : plan.steps.filter((s) => s.hosts.length > 0)
   // Best effort only once something went live: a finish task run on its own fails like any task.
   const finishIsWarning = steps.some((s) => s.phase === 'switch')
   for (const [index, step] of steps.entries()) {
@@ -155,10 +157,70 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     durationMs: outcome.durationMs,
     roundTrips: state.roundTrips(),
     error: outcome.failure?.error,
+    errors: outcome.errors,
     recoveryErrors: outcome.recoveryErrors.length > 0 ? outcome.recoveryErrors : undefined,
     warnings: outcome.warnings.length > 0 ? outcome.warnings : undefined,
   })
   return outcome
+}
+
+/**
+ * Connects every selected host at once and waits, before the first step: one
+ * unreachable host (refused, timed out, authentication or host key refused)
+ * ends the run here, before the lock, with nothing run anywhere and one error
+ * per such host, each naming its own host and address. Without this, the
+ * healthy hosts would run their first steps and then fail in the recovery
+ * while trying to reach the missing one. Returns the outcome of a run that
+ * cannot start, or undefined when every host is connected.
+ */
+async function connectAll(state: RunState, hosts: Host[], started: number): Promise<RunOutcome | undefined> {
+  const failures: HostFailure[] = []
+  const connecting = Promise.all(
+    hosts.map(async (host) => {
+      const transport = state.transportFor(host)
+      if (!transport.connect) return
+      try {
+        await transport.connect()
+      } catch (error) {
+        failures.push({ host, error })
+      }
+    }),
+  )
+  // Ctrl-C while connecting: stop waiting (run-task closes the transports, which cancels the handshakes).
+  const signal = state.signal
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+  await Promise.race([connecting, aborted])
+  if (onAbort) signal?.removeEventListener('abort', onAbort)
+  if (signal?.aborted) {
+    const error = maskError(state, describeError(new InterruptedError('Interrupted while connecting to the hosts; nothing ran.')))
+    const failure: FailureInfo = { task: '(connect)', host: '', interrupted: true, error }
+    return { status: 'interrupted', exitCode: ExitCode.Interrupted, failure, recoveryErrors: [], warnings: [], durationMs: Date.now() - started }
+  }
+  if (failures.length === 0) return undefined
+  failures.sort((a, b) => hosts.indexOf(a.host) - hosts.indexOf(b.host))
+  // Each error names only its own host: describeError gets that host, never the step's or another's.
+  const errors = failures.map(({ host, error }) => maskError(state, describeError(error, { host: host.alias })))
+  state.emit({
+    type: 'log',
+    level: 'error',
+    message: `${failures.length} of ${hosts.length} ${hosts.length === 1 ? 'host' : 'hosts'} could not be reached: nothing ran on any host.`,
+  })
+  const first = failures[0]
+  const failure: FailureInfo = { task: '(connect)', host: first.host.alias, interrupted: false, error: errors[0] }
+  return {
+    status: 'failed',
+    exitCode: exitCodeOf(first.error),
+    failure,
+    error: first.error,
+    errors: errors.length > 1 ? errors : undefined,
+    recoveryErrors: [],
+    warnings: [],
+    durationMs: Date.now() - started,
+  }
 }
 
 async function recover(

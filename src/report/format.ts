@@ -121,7 +121,7 @@ export function runSummary(
   const c = colorsFor(context.color)
   const details: string[] = []
   for (const warning of end.warnings ?? []) details.push(...formatError(warning, context.color).map((l, i) => (i === 0 ? c.yellow(`⚠ finish step failed (the deploy stays live): ${warning.message}`) : l)))
-  if (end.error) details.push(...formatError(end.error, context.color))
+  for (const error of end.errors ?? (end.error ? [end.error] : [])) details.push(...formatError(error, context.color))
   if (end.recoveryErrors?.length) {
     details.push(c.red(`Undoing the failure failed too (${plural(end.recoveryErrors.length, 'error')}):`))
     for (const error of end.recoveryErrors) details.push(...formatError(error, context.color))

@@ -100,11 +100,21 @@ export class SshTransport implements Transport {
   warmUp(): void {
     if (this.closing || this.warming) return
     this.warming = (async () => {
-      await this.connect()
+      await this.open()
       this.pool?.fill()
     })().catch((error: unknown) => {
       if (!this.used && !this.closing) this.warmError = error as Error
     })
+  }
+
+  /**
+   * Connects (host key, authentication) and waits: the run checks every host this way before its
+   * first step, so an unreachable host stops the run before anything changed anywhere.
+   */
+  async connect(): Promise<void> {
+    this.assertOpen()
+    await this.open()
+    this.pool?.fill()
   }
 
   async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
@@ -114,7 +124,7 @@ export class SshTransport implements Transport {
     const limiter = this.channelLimiter(settings)
     // Connect before queueing: every waiting command shares one connection attempt (and its failure).
     try {
-      await this.connect()
+      await this.open()
     } catch (error) {
       if (this.closing) return emptyResult({ aborted: true })
       throw error
@@ -135,7 +145,7 @@ export class SshTransport implements Transport {
         void spare?.ready.then((channel) => channel?.end())
         return emptyResult({ aborted: true })
       }
-      const connection = await this.connect()
+      const connection = await this.open()
       if (this.closing) return emptyResult({ aborted: true })
       this.trips++
       const running = runCommand(connection.client, script, options, this.hooks(connection), spare?.ready)
@@ -208,7 +218,7 @@ export class SshTransport implements Transport {
     return this.limiter
   }
 
-  private connect(): Promise<SshConnection> {
+  private open(): Promise<SshConnection> {
     if (this.connection?.alive) return Promise.resolve(this.connection)
     this.connecting ??= (async () => {
       const settings = await this.settings()
@@ -293,7 +303,7 @@ export class SshTransport implements Transport {
 
   private sftp(): Promise<SftpSession> {
     this.sftpSession ??= (async () => {
-      const connection = await this.connect()
+      const connection = await this.open()
       this.trips++
       const wrapper = await new Promise<SFTPWrapper>((resolve, reject) => {
         connection.client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp)))
