@@ -67,7 +67,7 @@ export interface Transport {
    */
   warmUp?(): void
   /**
-   * Connects now and waits for it (spare channels then open in the background).
+   * Connects now and waits for it.
    * Rejects with the host's ConnectionError (unreachable, authentication or host
    * key refused) without running anything; a transport that needs no
    * connection (local, recorder) leaves this out.

@@ -113,8 +113,9 @@ export class SshTransport implements Transport {
    */
   async connect(): Promise<void> {
     this.assertOpen()
+    // No spares yet: opened now, their answers would come while nothing else is in flight (extra
+    // waits on the wire); the first command opens them alongside its own channel, as before.
     await this.open()
-    this.pool?.fill()
   }
 
   async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
@@ -232,11 +233,7 @@ export class SshTransport implements Transport {
         if (this.connection !== connection) return
         this.connection = undefined
         this.sftpSession = undefined
-        this.lostError = new ConnectionError(
-          `The connection to ${describeEndpoint(settings)} was lost${error ? `: ${error.message}` : ''}.`,
-          'The host or the network went away while a command ran; check the host and run again.',
-          error,
-        )
+        this.lostError = lostConnectionError(settings, error)
       })
       this.connection = connection
       this.pool = pool
@@ -321,6 +318,23 @@ export class SshTransport implements Transport {
     })
     return this.sftpSession
   }
+}
+
+/** Why a connection that was up went away, naming the host and its address. */
+function lostConnectionError(settings: SshSettings, error: Error | undefined): ConnectionError {
+  const where = describeEndpoint(settings)
+  if (error?.message === 'Keepalive timeout') {
+    return new ConnectionError(
+      `The connection to ${where} was lost: no answer to ${settings.keepaliveCountMax} keepalives sent ${settings.keepaliveInterval / 1000} s apart (the network or the host hung).`,
+      'Nothing came back from the host, not even a reset: check the host and the network in between, then run again. ServerAliveInterval and ServerAliveCountMax in ~/.ssh/config set how soon dep gives up.',
+      error,
+    )
+  }
+  return new ConnectionError(
+    `The connection to ${where} was lost${error ? `: ${error.message}` : ''}.`,
+    'The host or the network went away while a command ran; check the host and run again.',
+    error,
+  )
 }
 
 function delay(ms: number): Promise<void> {
