@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ConfigKey } from '../model/config-types.js'
+import type { ExitCodeValue } from '../model/errors.js'
 import { createTarArchive } from '../transport/local/tar.js'
 import type { HostConfig } from '../model/config.js'
 import type { EventInput, EventSink, RunEvent } from '../model/events.js'
@@ -16,6 +17,18 @@ export interface QueuedCommand {
   script: string
   cwd?: string
   env?: Record<string, string>
+  /** The step that queued it: told once it ran (or failed, or never will). */
+  owner?: QueuedOwner
+  /** What its failure means (`queue()`'s `failure` option). */
+  failure?: { exitCode?: ExitCodeValue; hint?: string }
+}
+
+/** A step that queued commands: its step:end waits until each of them is settled. */
+export interface QueuedOwner {
+  /** One more command queued by the step. */
+  add(): void
+  /** One of its commands ran (no error), failed, or will never run (the error says why). */
+  settle(error?: unknown): void
 }
 
 /** What every host of one run shares: settings, connections, secrets and the event stream. */
@@ -96,6 +109,16 @@ export class RunState {
       this.localTransports.set(host.alias, transport)
     }
     return transport
+  }
+
+  /**
+   * Drops every queued command that was not sent (the run failed or ended before it went): the
+   * step that queued each one is told it never ran, with `reason`.
+   */
+  dropQueued(reason: (queued: QueuedCommand, host: string) => unknown): void {
+    const batches = [...this.batches.entries()]
+    this.batches.clear()
+    for (const [host, batch] of batches) for (const queued of batch) queued.owner?.settle(reason(queued, host))
   }
 
   /** Round trips so far, per host alias. */

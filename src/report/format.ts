@@ -91,6 +91,7 @@ export const EXIT_MEANINGS: Record<number, string> = {
   3: 'a host could not be reached, logged in to, or trusted',
   4: 'the deploy lock is held by another run; nothing changed',
   5: 'a failure, and undoing it failed too: hosts need a look',
+  6: 'the deploy went live, but a deploy lock could not be released',
   130: 'interrupted',
 }
 
