@@ -15,6 +15,7 @@ import { wrapScript } from '../shell/wrap.js'
 import { LineSplitter } from './output.js'
 import type { QueuedCommand, QueuedOwner, RunState } from './run-state.js'
 import { declareExitCode, exitCodeOf } from './errors.js'
+import { abortHandling, type AbortHandler } from './abort.js'
 
 /**
  * What the failure of a command means for the run (`failure` of `run()` and
@@ -283,6 +284,25 @@ export class TaskContext {
     this.state.emit({ type, host: this.host.alias, owner })
   }
 
+  /**
+   * Registers, for this host, something to do when the user aborts at once (a
+   * second Ctrl-C, SIGTERM or SIGHUP): say what is left behind on the host and
+   * how to recover, e.g. "lock held, release 12 live: run dep deploy:unlock
+   * --force web1". Every handler of the run runs at once, bounded by about
+   * 5 s in total; commands it runs (`ctx.run`, `run`) are not stopped by the
+   * abort. The returned line is printed as a warning for this host; return
+   * nothing to print nothing. Returns a function that removes the handler
+   * (once the step that needed it cleaned up after itself).
+   */
+  onAbort(handler: AbortHandler): () => void {
+    const entry = { host: this.host, task: this.taskName, ctx: this, handler }
+    this.state.abortHandlers.push(entry)
+    return () => {
+      const index = this.state.abortHandlers.indexOf(entry)
+      if (index >= 0) this.state.abortHandlers.splice(index, 1)
+    }
+  }
+
   /** Registers values to mask as `***` everywhere for the rest of the run. */
   addSecrets(...values: string[]): void {
     this.state.secrets.add(...values)
@@ -378,9 +398,9 @@ export class TaskContext {
     return result.stdout.replace(/\r?\n$/, '')
   }
 
-  /** Recovery steps (fail hooks, rollback) must run even after Ctrl-C: they get no abort signal. */
+  /** Recovery steps (fail hooks, rollback) and abort handlers must run even after Ctrl-C: they get no abort signal. */
   private get signal(): AbortSignal | undefined {
-    return this.failure ? undefined : this.state.signal
+    return this.failure || abortHandling.getStore() ? undefined : this.state.signal
   }
 
   private async execute(transport: Transport, command: Command, options: RunOptions, local: boolean) {

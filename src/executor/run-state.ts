@@ -9,6 +9,7 @@ import type { EventInput, EventSink, RunEvent } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import { SecretRegistry } from '../shell/redact.js'
+import type { AbortHandlerEntry } from './abort.js'
 import type { Transport, TransportFactory } from '../transport/types.js'
 
 /** A command queued with `ctx.queue()`, waiting for the host's next round trip. */
@@ -40,6 +41,10 @@ export class RunState {
   readonly shared = new Map<string, unknown>()
   /** Commands queued per host, sent with the host's next command or at the end of the phase. */
   readonly batches = new Map<string, QueuedCommand[]>()
+  /** What `ctx.onAbort()` registered, run on a second Ctrl-C. */
+  readonly abortHandlers: AbortHandlerEntry[] = []
+  /** Set once the run was ended from outside (a second Ctrl-C): later events are dropped. */
+  private silenced = false
   /** Tar archives of uploaded directories, made once per run and shared by every host. */
   private readonly archives = new Map<string, Promise<string>>()
   private archiveDir?: Promise<string>
@@ -77,10 +82,16 @@ export class RunState {
     return this.options.dryRun ?? false
   }
 
-  /** Emits an event with secrets masked in every string field. */
-  emit(event: EventInput): void {
+  /** Emits an event with secrets masked in every string field (`force`: even once silenced). */
+  emit(event: EventInput, force = false): void {
+    if (this.silenced && !force) return
     const masked = maskDeep(event, (text) => this.secrets.redact(text)) as RunEvent
     this.options.sink({ ...masked, time: Date.now(), runId: this.runId } as RunEvent)
+  }
+
+  /** Drops every later event except forced ones: the run is being ended from outside (stopped at once). */
+  silence(): void {
+    this.silenced = true
   }
 
   configFor(host: Host): HostConfig {

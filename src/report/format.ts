@@ -143,6 +143,11 @@ export function runSummary(
       status = c.red(`✖ ${context.task} failed and undoing it failed too (exit ${end.exitCode}): hosts need a look`)
       break
     case 'interrupted':
+      // Stopped at once (a second Ctrl-C): nothing was undone to the end, whatever the recovery began.
+      if (end.exitCode === 5) {
+        status = c.red(`✖ ${context.task} stopped at once after ${took} (exit ${end.exitCode}): the recovery did not finish; hosts need a look`)
+        break
+      }
       status = c.yellow(`✖ ${context.task} interrupted after ${took} (exit ${end.exitCode})${context.recovered ? `; ${undoneText(context.recoveryPhase)}` : ''}`)
       break
   }
