@@ -12,6 +12,8 @@ import { describeEndpoint, type Endpoint, type SshContext, type SshSettings } fr
 
 /** TCP keepalive: a backstop for the OS; the SSH keepalive (settings.keepaliveInterval) finds a hung peer first. */
 const TCP_KEEPALIVE_DELAY = 15_000
+/** Incoming bytes restart the SSH keepalive count, at most this often. */
+const KEEPALIVE_RESET_MS = 250
 /** Backoff between tries: 1 s, 2 s, 4 s, 8 s… */
 const RETRY_MIN_TIMEOUT = 1_000
 const RETRY_FACTOR = 2
@@ -229,8 +231,17 @@ function handshake(
         // ssh2 pings every keepaliveInterval whatever comes in; OpenSSH (ServerAliveInterval) only
         // pings a connection that was silent that long. Any bytes from the server prove it alive,
         // so they restart the count: a busy run sends no extra keepalive, a hung one is found as fast.
+        // (At most every KEEPALIVE_RESET_MS: a transfer brings thousands of chunks a second.)
         const resetKeepalive = (client as unknown as { _resetKA?: () => void })._resetKA
-        if (typeof resetKeepalive === 'function') sock.on('data', () => resetKeepalive())
+        let lastReset = 0
+        if (typeof resetKeepalive === 'function') {
+          sock.on('data', () => {
+            const now = performance.now()
+            if (now - lastReset < KEEPALIVE_RESET_MS) return
+            lastReset = now
+            resetKeepalive()
+          })
+        }
         settle(undefined)
       })
       client.on('error', (error: Error & { level?: string; code?: string }) => {

@@ -161,13 +161,15 @@ export class SshTransport implements Transport {
 
   async put(source: string | Buffer, remotePath: string, options: PutOptions = {}): Promise<void> {
     this.beginUse()
-    const session = await this.sftp()
+    // Opening the session can die with the connection too: that is the host's ConnectionError.
+    const session = await this.sftp().catch((error: unknown) => this.transferFailed(error))
     await put(session, source, remotePath, options).catch((error: unknown) => this.transferFailed(error))
   }
 
   async get(remotePath: string, localPath: string, options: GetOptions = {}): Promise<void> {
     this.beginUse()
-    const session = await this.sftp()
+    // Opening the session can die with the connection too: that is the host's ConnectionError.
+    const session = await this.sftp().catch((error: unknown) => this.transferFailed(error))
     await get(session, remotePath, localPath, options).catch((error: unknown) => this.transferFailed(error))
   }
 
