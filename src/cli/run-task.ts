@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import { ExitCode } from '../model/errors.js'
-import type { EventSink } from '../model/events.js'
+import type { ErrorInfo, EventSink } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import { executePlan, type RunOutcome } from '../executor/execute.js'
@@ -24,6 +24,8 @@ export interface RunTaskOptions {
   dryRun?: boolean
   /** Receives the run's state, e.g. to read recorded dry-run commands. */
   onState?: (state: RunState) => void
+  /** Where Ctrl-C and friends come from (default: the process; tests pass an emitter). */
+  signals?: SignalSource
 }
 
 /** Where a run listens for Ctrl-C and friends (the process; tests pass their own emitter). */
@@ -47,7 +49,7 @@ export const ABORTED_AT_ONCE_HINT =
  * runs every `ctx.onAbort()` handler (about 5 s at most) so each host says
  * what is left, then ends the run with exit 5.
  */
-export async function runTask(options: RunTaskOptions & { signals?: SignalSource }): Promise<RunOutcome> {
+export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   const abort = new AbortController()
   // Every running command listens on this signal: with many hosts that is more than Node's default of 10.
   setMaxListeners(0, abort.signal)
@@ -67,7 +69,8 @@ export async function runTask(options: RunTaskOptions & { signals?: SignalSource
       abort.abort()
     } else if (received === 2 && state && !finished) {
       stopping = true
-      void abortAtOnce(state, signal, started).then(stopNow)
+      // Whatever happens while the handlers answer, the run ends here (never waits on the plan).
+      void abortAtOnce(state, signal, started).then(stopNow, () => stopNow(abortedOutcome(started)))
     } else {
       // A third signal while the handlers answer, or nothing left to tell about: stop now.
       process.exit(finished && outcome ? outcome.exitCode : stopping ? ExitCode.RollbackFailed : ExitCode.Interrupted)
@@ -115,10 +118,15 @@ async function abortAtOnce(state: RunState, signal: NodeJS.Signals, started: num
     message: `Stopped at once by a second ${signal}: the run did not finish undoing its work.`,
     hint: ABORTED_AT_ONCE_HINT,
   }
-  const failure: FailureInfo = { task: '(aborted)', host: '', interrupted: true, error }
-  const outcome: RunOutcome = { status: 'interrupted', exitCode: ExitCode.RollbackFailed, failure, recoveryErrors: [], warnings: [], durationMs: Date.now() - started }
+  const outcome = abortedOutcome(started, error)
   state.emit({ type: 'run:end', status: 'interrupted', exitCode: outcome.exitCode, durationMs: outcome.durationMs, roundTrips: state.roundTrips(), error }, true)
   return outcome
+}
+
+/** How a run stopped at once ends: interrupted, exit 5. */
+function abortedOutcome(started: number, error: ErrorInfo = { name: 'InterruptedError', message: 'Stopped at once.', hint: ABORTED_AT_ONCE_HINT }): RunOutcome {
+  const failure: FailureInfo = { task: '(aborted)', host: '', interrupted: true, error }
+  return { status: 'interrupted', exitCode: ExitCode.RollbackFailed, failure, recoveryErrors: [], warnings: [], durationMs: Date.now() - started }
 }
 
 function delay(ms: number): Promise<void> {

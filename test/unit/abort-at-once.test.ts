@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events'
 import { describe, expect, it } from 'vitest'
 import { fail, localhost, task } from '../../src/api/dsl.js'
 import { run } from '../../src/api/runtime.js'
-import { runTask, ABORTED_AT_ONCE_HINT } from '../../src/cli/run-task.js'
+import { runTask, ABORTED_AT_ONCE_HINT, type SignalSource } from '../../src/cli/run-task.js'
 import { ExitCode } from '../../src/model/errors.js'
 import type { RunEvent } from '../../src/model/events.js'
 import { buildPlan } from '../../src/plan/plan.js'
@@ -34,7 +34,7 @@ function start(registry: Registry, name: string) {
     overrides: new Map(),
     sink: (event) => events.push(event),
     secrets: new SecretRegistry(),
-    signals: signals as unknown as Parameters<typeof runTask>[0]['signals'],
+    signals: signals as SignalSource,
   })
   const send = (signal: NodeJS.Signals) => signals.emit(signal, signal)
   return { outcome, events, send, listeners: () => signals.listenerCount('SIGINT') + signals.listenerCount('SIGTERM') + signals.listenerCount('SIGHUP') }
