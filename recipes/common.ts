@@ -14,6 +14,7 @@ import {
   ConfigError,
   context,
   DeployError,
+  ExitCode,
   fail,
   has,
   LockHeldError,
@@ -329,7 +330,10 @@ ${ledgerAppend(deployPath, entry)}`)
     if (!known && ctx.failure) return
     if (known) {
       if (!known.lockTaken) return
-      await ctx.queue(unlockScript(deployPath, ctx.runId))
+      // A lock left behind is not a warning to scroll past: the run exits 6 naming the host and the fix.
+      await ctx.queue(unlockScript(deployPath, ctx.runId), {
+        failure: { exitCode: ExitCode.LockNotReleased, hint: `The deploy lock on ${ctx.host.alias} is still held: dep deploy:unlock --force ${ctx.host.alias}` },
+      })
       known.lockTaken = false
       ctx.lockEvent('lock:released')
       return
