@@ -272,15 +272,13 @@ export const common: Recipe = () => {
     // Undoing a failed run: a host this run never locked is not ours to unlock.
     if (run && !run.lockTaken) return
     if (run) {
-      // TEMP until the engine's `failure` option lands
-      const unlockOptions = {
-        secrets: [],
+      // A lock left behind is not a warning to scroll past: the run exits 6 naming the host and the fix.
+      await ctx.queue(unlockScript(run.layout, ctx.runId), {
         failure: {
-          exitCode: 6,
+          exitCode: ExitCode.LockNotReleased,
           hint: `The lock on ${ctx.host.alias} is still held by this run. Remove it with: dep deploy:unlock --force ${ctx.host.alias}`,
         },
-      }
-      await ctx.queue(unlockScript(run.layout, ctx.runId), unlockOptions)
+      })
       run.lockTaken = false
       ctx.lockEvent('lock:released')
       return

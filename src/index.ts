@@ -29,7 +29,7 @@ export {
 export { sh, raw, quote, Command } from './shell/index.js'
 export type { ShellValue } from './shell/index.js'
 export { TaskContext } from './executor/context.js'
-export type { RunOptions, UploadOptions, FailureInfo } from './executor/context.js'
+export type { RunOptions, QueueOptions, FailureMeaning, UploadOptions, FailureInfo } from './executor/context.js'
 export type { DeployConfig, ConfigKey } from './model/config-types.js'
 export type { LazyValue } from './model/config.js'
 export type { SettingSpec, SettingType } from './model/settings.js'

@@ -1,7 +1,7 @@
 import type { ConfigKey, DeployConfig } from '../model/config-types.js'
 import type { Host } from '../model/host.js'
 import { Command, type ShellValue } from '../shell/command.js'
-import type { RunOptions, TaskContext, UploadOptions } from '../executor/context.js'
+import type { QueueOptions, RunOptions, TaskContext, UploadOptions } from '../executor/context.js'
 import { currentTaskContext, taskContextStorage } from '../executor/current.js'
 import { currentRegistry } from './registry-scope.js'
 
@@ -28,7 +28,7 @@ export function runLocally(first: Template | string | Command, ...rest: any[]): 
 
 /** Queues a command to send with the host's next round trip; see {@link TaskContext.queue}. */
 export function queue(strings: Template, ...values: ShellValue[]): Promise<void>
-export function queue(command: string | Command, options?: Pick<RunOptions, 'cwd' | 'env' | 'secrets'>): Promise<void>
+export function queue(command: string | Command, options?: QueueOptions): Promise<void>
 export function queue(first: Template | string | Command, ...rest: any[]): Promise<void> {
   return (currentTaskContext('queue').queue as (...args: unknown[]) => Promise<void>)(first, ...rest)
 }

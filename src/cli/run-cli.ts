@@ -106,6 +106,8 @@ async function main(invocation: Invocation): Promise<number> {
       })
       // The reporters print the failure in full; they finish drawing before anything else is printed.
       await reporters.close()
+      // Stopped at once: what the plan still unwinds in the background must not keep the process up.
+      if (outcome.status === 'interrupted') setTimeout(() => process.exit(outcome.exitCode), 2_000).unref()
       if (options.dryRun && recorded && !options.json) printDryRun(recorded, secrets)
       return outcome.exitCode
     } finally {

@@ -1,10 +1,12 @@
 import { setMaxListeners } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import { ExitCode } from '../model/errors.js'
-import type { EventSink } from '../model/events.js'
+import type { ErrorInfo, EventSink } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import { executePlan, type RunOutcome } from '../executor/execute.js'
+import { runAbortHandlers } from '../executor/abort.js'
+import type { FailureInfo } from '../executor/context.js'
 import { RunState } from '../executor/run-state.js'
 import type { Plan } from '../plan/plan.js'
 import { MemoryTransport } from '../transport/memory/memory-transport.js'
@@ -22,29 +24,60 @@ export interface RunTaskOptions {
   dryRun?: boolean
   /** Receives the run's state, e.g. to read recorded dry-run commands. */
   onState?: (state: RunState) => void
+  /** Where Ctrl-C and friends come from (default: the process; tests pass an emitter). */
+  signals?: SignalSource
 }
 
+/** Where a run listens for Ctrl-C and friends (the process; tests pass their own emitter). */
+export interface SignalSource {
+  on(event: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown
+  off(event: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown
+}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+/** After stopping at once, how long closing the connections may take before the run ends anyway. */
+const CLOSE_AFTER_ABORT_MS = 1_000
+
+/** What the user is told to do after a run was stopped at once. */
+export const ABORTED_AT_ONCE_HINT =
+  'The run was stopped before it could undo its work: hosts may hold the deploy lock or serve the new release. ' +
+  'The lines above say what each host was left with and the command that fixes it; then run dep deploy again (or dep rollback).'
+
 /**
- * Runs a plan with Ctrl-C/SIGTERM handling: the first signal stops the work and
- * lets the fail hooks revert; a second one exits at once.
+ * Runs a plan with Ctrl-C/SIGTERM/SIGHUP handling: the first signal stops the
+ * work and lets the fail hooks revert; a second one stops at once, but first
+ * runs every `ctx.onAbort()` handler (about 5 s at most) so each host says
+ * what is left, then ends the run with exit 5.
  */
 export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   const abort = new AbortController()
   // Every running command listens on this signal: with many hosts that is more than Node's default of 10.
   setMaxListeners(0, abort.signal)
-  let signals = 0
+  const signals = options.signals ?? process
+  const started = Date.now()
+  let received = 0
+  let state: RunState | undefined
+  let finished = false
+  let stopNow!: (outcome: RunOutcome) => void
+  const stoppedAtOnce = new Promise<RunOutcome>((resolve) => (stopNow = resolve))
+  let stopping = false
+  let outcome: RunOutcome | undefined
   const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1
-    if (signals === 1) {
+    received += 1
+    if (received === 1) {
       options.sink({ type: 'log', level: 'warning', message: `${signal}: stopping and reverting (again to abort at once)`, time: Date.now(), runId: '' })
       abort.abort()
+    } else if (received === 2 && state && !finished) {
+      stopping = true
+      // Whatever happens while the handlers answer, the run ends here (never waits on the plan).
+      void abortAtOnce(state, signal, started).then(stopNow, () => stopNow(abortedOutcome(started)))
     } else {
-      process.exit(ExitCode.Interrupted)
+      // A third signal while the handlers answer, or nothing left to tell about: stop now.
+      process.exit(finished && outcome ? outcome.exitCode : stopping ? ExitCode.RollbackFailed : ExitCode.Interrupted)
     }
   }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-  const state = new RunState(options.registry, options.hosts, {
+  for (const signal of STOP_SIGNALS) signals.on(signal, onSignal)
+  state = new RunState(options.registry, options.hosts, {
     runId: randomUUID(),
     overrides: options.overrides,
     transportFor: await transportFactory(options.hosts, options.dryRun ?? false),
@@ -55,13 +88,47 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     dryRun: options.dryRun,
   })
   options.onState?.(state)
-  // Every host connects at once, not when its first command comes (the lock goes to one host first).
-  if (!options.dryRun) for (const host of options.hosts) state.transportFor(host).warmUp?.()
+  // Every host connects at once before the first step (executePlan waits for all): see connectAll.
+  const running = executePlan(state, options.plan)
+  // Stopped at once: the plan keeps unwinding in the background, silenced; its end must not crash the process.
+  running.catch(() => undefined)
   try {
-    return await executePlan(state, options.plan)
+    // Once stopping at once, that is how the run ends, even if the plan finishes unwinding first.
+    outcome = await Promise.race([running.then((ended) => (stopping ? stoppedAtOnce : ended)), stoppedAtOnce])
+    return outcome
   } finally {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    await state.close()
+    finished = true
+    for (const signal of STOP_SIGNALS) signals.off(signal, onSignal)
+    if (stopping) await Promise.race([state.close(), delay(CLOSE_AFTER_ABORT_MS)])
+    else await state.close()
   }
+}
+
+/**
+ * The second signal: every onAbort handler says what is left on its host (bounded), then the run
+ * ends here with status `interrupted` and exit 5; whatever the plan still does is not reported.
+ */
+async function abortAtOnce(state: RunState, signal: NodeJS.Signals, started: number): Promise<RunOutcome> {
+  // From now on the plan, still unwinding, is not reported: only what the abort says, then its run:end.
+  state.silence()
+  state.emit({ type: 'log', level: 'warning', message: `${signal} again: stopping at once` }, true)
+  await runAbortHandlers(state)
+  const error = {
+    name: 'InterruptedError',
+    message: `Stopped at once by a second ${signal}: the run did not finish undoing its work.`,
+    hint: ABORTED_AT_ONCE_HINT,
+  }
+  const outcome = abortedOutcome(started, error)
+  state.emit({ type: 'run:end', status: 'interrupted', exitCode: outcome.exitCode, durationMs: outcome.durationMs, roundTrips: state.roundTrips(), error }, true)
+  return outcome
+}
+
+/** How a run stopped at once ends: interrupted, exit 5. */
+function abortedOutcome(started: number, error: ErrorInfo = { name: 'InterruptedError', message: 'Stopped at once.', hint: ABORTED_AT_ONCE_HINT }): RunOutcome {
+  const failure: FailureInfo = { task: '(aborted)', host: '', interrupted: true, error }
+  return { status: 'interrupted', exitCode: ExitCode.RollbackFailed, failure, recoveryErrors: [], warnings: [], durationMs: Date.now() - started }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }

@@ -1,5 +1,5 @@
 import type { ConfigKey, DeployConfig } from '../model/config-types.js'
-import { CommandError, DeployError, InterruptedError } from '../model/errors.js'
+import { CommandError, DeployError, InterruptedError, type ExitCodeValue } from '../model/errors.js'
 import type { ErrorInfo } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Phase } from '../model/task.js'
@@ -13,7 +13,26 @@ import { compileSelector } from '../plan/selector.js'
 import { taskContextStorage } from './current.js'
 import { wrapScript } from '../shell/wrap.js'
 import { LineSplitter } from './output.js'
-import type { QueuedCommand, RunState } from './run-state.js'
+import type { QueuedCommand, QueuedOwner, RunState } from './run-state.js'
+import { declareExitCode, exitCodeOf } from './errors.js'
+import { abortHandling, type AbortHandler } from './abort.js'
+
+/**
+ * What the failure of a command means for the run (`failure` of `run()` and
+ * `queue()`): the exit code and hint its error carries when the command fails,
+ * or never runs because the commands sent before it failed or the connection
+ * died.
+ */
+export interface FailureMeaning {
+  /**
+   * Exit code of the run when this command fails, e.g. `ExitCode.LockNotReleased`.
+   * In a best-effort finish phase the failure stays a warning, but the run
+   * exits with the highest such code.
+   */
+  exitCode?: ExitCodeValue
+  /** What to do about it, shown under the error (e.g. the command that releases the lock by hand). */
+  hint?: string
+}
 
 /** Options of `run()`, `runLocally()` and `test()`. */
 export interface RunOptions {
@@ -31,7 +50,12 @@ export interface RunOptions {
   stdin?: string | Buffer | Readable
   /** Do not stream the command's output to reporters (it is still returned). */
   quiet?: boolean
+  /** What a failure of this command means: the exit code and hint its error carries. */
+  failure?: FailureMeaning
 }
+
+/** Options of `queue()`. */
+export type QueueOptions = Pick<RunOptions, 'cwd' | 'env' | 'secrets' | 'failure'>
 
 /** What went wrong, given to `fail` hooks and rollback steps. */
 export interface FailureInfo {
@@ -82,6 +106,8 @@ export class TaskContext {
     /** Set while a `fail` hook or rollback runs: what failed. */
     readonly failure?: FailureInfo,
     private readonly phase?: Phase,
+    /** The step this context runs for: told about each command it queues, and how each ended. */
+    private readonly owner?: QueuedOwner,
   ) {}
 
   /** Every host selected for this run. */
@@ -176,16 +202,18 @@ export class TaskContext {
    * Queues a command whose output you do not need: it is sent, in order, with
    * the next command this host runs, or when the deploy phase ends, so several
    * steps cost one SSH round trip. A failure is reported for the task that
-   * queued it.
+   * queued it. The step that queued it ends (its ✔ or ✖) only once the
+   * command ran: failed when it failed or never ran.
    */
   queue(strings: Template, ...values: ShellValue[]): Promise<void>
-  queue(command: string | Command, options?: Pick<RunOptions, 'cwd' | 'env' | 'secrets'>): Promise<void>
+  queue(command: string | Command, options?: QueueOptions): Promise<void>
   async queue(first: Template | string | Command, ...rest: unknown[]): Promise<void> {
     const { command, options } = await this.toCommand(first, rest)
     this.state.secrets.add(...command.secrets, ...(options.secrets ?? []))
     const cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
     const queue = this.state.batches.get(this.host.alias) ?? []
-    queue.push({ task: this.taskName, script: command.text, cwd, env: options.env })
+    this.owner?.add()
+    queue.push({ task: this.taskName, script: command.text, cwd, env: options.env, owner: this.owner, failure: options.failure })
     this.state.batches.set(this.host.alias, queue)
   }
 
@@ -230,7 +258,7 @@ export class TaskContext {
         await this.invoke(name)
         continue
       }
-      const ctx = new TaskContext(this.host, name, this.state, this.failure, this.phase)
+      const ctx = new TaskContext(this.host, name, this.state, this.failure, this.phase, this.owner)
       await taskContextStorage.run(ctx, () => member.body?.(ctx))
     }
   }
@@ -245,7 +273,7 @@ export class TaskContext {
           : [target]
     return Promise.all(
       hosts.map((host) => {
-        const ctx = new TaskContext(host, this.taskName, this.state, this.failure, this.phase)
+        const ctx = new TaskContext(host, this.taskName, this.state, this.failure, this.phase, this.owner)
         return taskContextStorage.run(ctx, () => fn(ctx))
       }),
     )
@@ -264,6 +292,25 @@ export class TaskContext {
   /** Emits a lock event (used by recipes so reporters and `--json` can show lock changes). */
   lockEvent(type: 'lock:taken' | 'lock:released' | 'lock:held', owner?: string): void {
     this.state.emit({ type, host: this.host.alias, owner })
+  }
+
+  /**
+   * Registers, for this host, something to do when the user aborts at once (a
+   * second Ctrl-C, SIGTERM or SIGHUP): say what is left behind on the host and
+   * how to recover, e.g. "lock held, release 12 live: run dep deploy:unlock
+   * --force web1". Every handler of the run runs at once, bounded by about
+   * 5 s in total; commands it runs (`ctx.run`, `run`) are not stopped by the
+   * abort. The returned line is printed as a warning for this host; return
+   * nothing to print nothing. Returns a function that removes the handler
+   * (once the step that needed it cleaned up after itself).
+   */
+  onAbort(handler: AbortHandler): () => void {
+    const entry = { host: this.host, task: this.taskName, ctx: this, handler }
+    this.state.abortHandlers.push(entry)
+    return () => {
+      const index = this.state.abortHandlers.indexOf(entry)
+      if (index >= 0) this.state.abortHandlers.splice(index, 1)
+    }
   }
 
   /** Registers values to mask as `***` everywhere for the rest of the run. */
@@ -361,9 +408,9 @@ export class TaskContext {
     return result.stdout.replace(/\r?\n$/, '')
   }
 
-  /** Recovery steps (fail hooks, rollback) must run even after Ctrl-C: they get no abort signal. */
+  /** Recovery steps (fail hooks, rollback) and abort handlers must run even after Ctrl-C: they get no abort signal. */
   private get signal(): AbortSignal | undefined {
-    return this.failure ? undefined : this.state.signal
+    return this.failure || abortHandling.getStore() ? undefined : this.state.signal
   }
 
   private async execute(transport: Transport, command: Command, options: RunOptions, local: boolean) {
@@ -376,6 +423,8 @@ export class TaskContext {
     let env = options.env
     let script = command.text
     const batch = local ? [] : (state.batches.get(host) ?? [])
+    // `:` only carries queued commands (flush): it gets no events of its own.
+    const shownOwn = command.text !== ':' || batch.length === 0
     if (batch.length > 0) {
       state.batches.delete(host)
       for (const queued of batch) {
@@ -385,39 +434,76 @@ export class TaskContext {
       cwd = undefined
       env = undefined
     }
-    if (script !== ':' || batch.length === 0) state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
+    if (shownOwn) state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
     const started = Date.now()
     const splitter = (stream: 'stdout' | 'stderr') =>
       new LineSplitter((text) => state.emit({ type: 'command:output', host, task, stream, text }))
     const out = splitter('stdout')
     const err = splitter('stderr')
-    const result = await transport.exec(script, {
-      cwd,
-      env,
-      stdin: options.stdin,
-      timeoutMs: options.timeout ? options.timeout * 1000 : undefined,
-      signal: this.signal,
-      onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
-      onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
-    })
+    const ended = (commandTask: string, exitCode: number | null) =>
+      state.emit({ type: 'command:end', host, task: commandTask, exitCode, durationMs: Date.now() - started })
+    let result: Awaited<ReturnType<Transport['exec']>>
+    try {
+      result = await transport.exec(script, {
+        cwd,
+        env,
+        stdin: options.stdin,
+        timeoutMs: options.timeout ? options.timeout * 1000 : undefined,
+        signal: this.signal,
+        onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
+        onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
+      })
+    } catch (error) {
+      // The connection failed (or could not be made): none of these commands is known to have run.
+      out.flush()
+      err.flush()
+      for (const queued of batch) ended(queued.task, null)
+      if (shownOwn) ended(task, null)
+      for (const queued of batch) queued.owner?.settle(this.notRun(queued.task, queued.script, error, queued.failure))
+      throw options.failure && shownOwn ? this.notRun(undefined, command.text, error, options.failure) : error
+    }
     out.flush()
     err.flush()
-    state.emit({ type: 'command:end', host, task, exitCode: result.code, durationMs: Date.now() - started })
+    // How each queued command ended: the marker names the one that failed; those after it never ran.
+    const failedIndex = batch.length > 0 && result.code !== 0 ? findFailedBatch(result.stderr) : -1
+    // Killed (timeout, Ctrl-C) with no marker: whether the queued commands finished is not known.
+    const unknown = failedIndex === -1 && (result.aborted || result.code === null)
+    let failedQueued: CommandError | undefined
+    const queuedErrors = batch.map((queued, index) => {
+      if (failedIndex === index) {
+        // A queued command failed: reported for the task that queued it, whatever `nothrow` says here.
+        const shown = state.secrets.redact(queued.script)
+        failedQueued = new CommandError(
+          `Command on ${host} (queued by ${queued.task}) exited with code ${result.code}: ${firstLine(shown)}`,
+          {
+            host,
+            command: shown,
+            exitCode: result.code,
+            signal: result.signal,
+            stdout: state.secrets.redact(result.stdout),
+            stderr: state.secrets.redact(result.stderr.replace(BATCH_MARKER_LINE, '')),
+            timedOut: result.timedOut,
+            queuedBy: queued.task,
+          },
+          queued.failure,
+        )
+        declareExitCode(failedQueued, queued.failure)
+        return failedQueued as unknown
+      }
+      if ((failedIndex !== -1 && index > failedIndex) || unknown) {
+        const reason = unknown
+          ? new InterruptedError(result.aborted ? 'the run was interrupted' : `the command it was sent with was killed by ${result.signal ?? 'a signal'}`)
+          : new DeployError(`an earlier queued command failed (queued by ${batch[failedIndex].task})`)
+        return this.notRun(queued.task, queued.script, reason, queued.failure)
+      }
+      return undefined
+    })
+    batch.forEach((queued, index) => ended(queued.task, failedIndex === index ? result.code : queuedErrors[index] ? null : 0))
+    if (shownOwn) ended(task, failedIndex === -1 ? result.code : null)
+    batch.forEach((queued, index) => queued.owner?.settle(queuedErrors[index]))
     if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
-    const failedQueued = batch.length > 0 ? findFailedBatch(result.stderr, batch) : undefined
-    if (failedQueued && result.code !== 0) {
-      // A queued command failed: report it for the task that queued it, whatever `nothrow` says here.
-      const shown = state.secrets.redact(failedQueued.script)
-      throw new CommandError(`Command on ${host} (queued by ${failedQueued.task}) exited with code ${result.code}: ${firstLine(shown)}`, {
-        host,
-        command: shown,
-        exitCode: result.code,
-        signal: result.signal,
-        stdout: state.secrets.redact(result.stdout),
-        stderr: state.secrets.redact(result.stderr.replace(BATCH_MARKER_LINE, '')),
-        timedOut: result.timedOut,
-        queuedBy: failedQueued.task,
-      })
+    if (failedQueued) {
+      throw options.failure && shownOwn ? this.notRun(undefined, command.text, failedQueued, options.failure) : failedQueued
     }
     if (result.code !== 0 && !options.nothrow) {
       const shown = state.secrets.redact(command.text)
@@ -426,18 +512,50 @@ export class TaskContext {
         : result.code === null
           ? `was killed by ${result.signal ?? 'a signal'}`
           : `exited with code ${result.code}`
-      throw new CommandError(`Command on ${host} ${reason}: ${firstLine(shown)}`, {
-        host,
-        command: shown,
-        exitCode: result.code,
-        signal: result.signal,
-        stdout: state.secrets.redact(result.stdout),
-        stderr: state.secrets.redact(result.stderr),
-        timedOut: result.timedOut,
-      })
+      const error = new CommandError(
+        `Command on ${host} ${reason}: ${firstLine(shown)}`,
+        {
+          host,
+          command: shown,
+          exitCode: result.code,
+          signal: result.signal,
+          stdout: state.secrets.redact(result.stdout),
+          stderr: state.secrets.redact(result.stderr),
+          timedOut: result.timedOut,
+        },
+        options.failure,
+      )
+      throw declareExitCode(error, options.failure)
     }
     return result
   }
+
+  /** The error of a command that never ran: see notRunError. */
+  private notRun(queuedBy: string | undefined, script: string, reason: unknown, meaning: FailureMeaning | undefined): DeployError {
+    return notRunError(this.state, this.host.alias, queuedBy, script, reason, meaning)
+  }
+}
+
+/**
+ * The error of a command that never ran (`queuedBy` for a queued one): it names the host, the
+ * command and why, and carries the command's own failure meaning (else the reason's exit code).
+ */
+export function notRunError(
+  state: RunState,
+  host: string,
+  queuedBy: string | undefined,
+  script: string,
+  reason: unknown,
+  meaning: FailureMeaning | undefined,
+): DeployError {
+  const shown = state.secrets.redact(script)
+  const why = state.secrets.redact(reason instanceof Error ? reason.message : String(reason))
+  const error = new DeployError(`Command on ${host}${queuedBy ? ` (queued by ${queuedBy})` : ''} did not run: ${firstLine(shown)} (${why.replace(/\.$/, '')})`, {
+    exitCode: meaning?.exitCode ?? exitCodeOf(reason),
+    hint: meaning?.hint ?? (reason instanceof DeployError ? reason.hint : undefined),
+    cause: reason,
+  })
+  return declareExitCode(error, meaning)
 }
 
 const BATCH_MARKER = '@@deployfile-queued-failed'
@@ -458,9 +576,10 @@ function renderBatch(batch: QueuedCommand[]): string {
     .join('\n')
 }
 
-function findFailedBatch(stderr: string, batch: QueuedCommand[]): QueuedCommand | undefined {
+/** Index of the queued command whose failure the marker reports, or -1. */
+function findFailedBatch(stderr: string): number {
   const match = new RegExp(`${BATCH_MARKER} (\\d+)`).exec(stderr)
-  return match ? batch[Number(match[1])] : undefined
+  return match ? Number(match[1]) : -1
 }
 
 function firstLine(text: string): string {

@@ -12,6 +12,7 @@ export function describeError(error: unknown, where: { host?: string; task?: str
       command: error.details.command,
       exitCode: error.details.exitCode,
       stderr: tail(error.details.stderr || error.details.stdout, 20),
+      hint: error.hint,
     }
   }
   if (error instanceof DeployError) {
@@ -51,6 +52,22 @@ export function userLocation(error: Error): string | undefined {
     return `${file}:${match[2]}:${match[3]}`
   }
   return undefined
+}
+
+const DECLARED = Symbol.for('deployfile.declaredExitCode')
+
+/**
+ * Marks an error as carrying the exit code a command's `failure` option gave it (when it gave one):
+ * in a best-effort finish phase, only such codes change the run's exit code.
+ */
+export function declareExitCode<E extends Error>(error: E, meaning: { exitCode?: ExitCodeValue } | undefined): E {
+  if (meaning?.exitCode !== undefined) Object.defineProperty(error, DECLARED, { value: meaning.exitCode, enumerable: false })
+  return error
+}
+
+/** The exit code a command's `failure` option gave this error, if any. */
+export function declaredExitCode(error: unknown): ExitCodeValue | undefined {
+  return error && typeof error === 'object' ? ((error as Record<symbol, ExitCodeValue | undefined>)[DECLARED] ?? undefined) : undefined
 }
 
 /** The exit code an error stands for. */

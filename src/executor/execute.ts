@@ -3,10 +3,11 @@ import { ExitCode, InterruptedError, type ExitCodeValue } from '../model/errors.
 import type { ErrorInfo, PlannedStep } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Plan, PlanStep } from '../plan/plan.js'
-import { TaskContext, type FailureInfo } from './context.js'
+import { notRunError, TaskContext, type FailureInfo } from './context.js'
 import { taskContextStorage } from './current.js'
-import { describeError, exitCodeOf } from './errors.js'
-import type { RunState } from './run-state.js'
+import { declaredExitCode, describeError, exitCodeOf } from './errors.js'
+import type { QueuedOwner, RunState } from './run-state.js'
+import { DeployError } from '../model/errors.js'
 
 /** How a run ended. */
 export interface RunOutcome {
@@ -16,6 +17,8 @@ export interface RunOutcome {
   failure?: FailureInfo
   /** The raw error of the first failure. */
   error?: unknown
+  /** Every failure when several hosts failed before any step ran (hosts that could not be reached); `failure` is the first. */
+  errors?: ErrorInfo[]
   /** Failures of the recovery (fail hooks / rollback) itself. */
   recoveryErrors: ErrorInfo[]
   /** Warnings from best-effort (`finish`) steps. */
@@ -28,15 +31,72 @@ interface HostFailure {
   error: unknown
 }
 
+/** A step whose body succeeded, but a command it queued failed or never ran (found later). */
+interface QueuedFailure extends HostFailure {
+  task: string
+  phase?: PlanStep['phase']
+}
+
+/**
+ * The end of one step on one host: it comes once the body returned and every
+ * command the body queued was settled (ran, failed, or will never run), so a
+ * step line never shows ✔ for work that did not happen.
+ */
+class StepEnd implements QueuedOwner {
+  private pending = 0
+  private bodyDone = false
+  private ended = false
+  private error: unknown
+  private onEnd: (error: unknown) => void = () => undefined
+
+  add(): void {
+    this.pending++
+  }
+
+  settle(error?: unknown): void {
+    this.pending = Math.max(0, this.pending - 1)
+    if (error !== undefined && this.error === undefined) this.error = error
+    this.check()
+  }
+
+  /** The body returned: end now, or once its queued commands are settled. */
+  bodyReturned(onEnd: (error: unknown) => void): void {
+    this.onEnd = onEnd
+    this.bodyDone = true
+    this.check()
+  }
+
+  /** The body threw: the step ended (its step:end is emitted by the caller); later news is ignored. */
+  bodyFailed(): void {
+    this.ended = true
+  }
+
+  private check(): void {
+    if (this.ended || !this.bodyDone || this.pending > 0) return
+    this.ended = true
+    this.onEnd(this.error)
+  }
+}
+
 /**
  * Runs one step on its hosts in parallel (bounded by the step's limit) and
  * waits for all of them: every step is a barrier, so no host starts a step
- * before every host finished the one before.
+ * before every host finished the one before. A step whose body queued
+ * commands ends when they ran (see StepEnd); failures of those are pushed to
+ * `queuedFailures` when they are known.
  */
-async function runStep(state: RunState, step: PlanStep, index: number, failure?: FailureInfo, finishIsWarning = false): Promise<HostFailure[]> {
+async function runStep(
+  state: RunState,
+  step: PlanStep,
+  index: number,
+  failure: FailureInfo | undefined,
+  finishIsWarning: boolean,
+  queuedFailures: QueuedFailure[],
+): Promise<HostFailure[]> {
   const limit = pLimit(step.limit && step.limit > 0 ? step.limit : Math.max(1, step.hosts.length))
   const failures: HostFailure[] = []
   const recovery = failure !== undefined
+  const failedStatus = step.phase === 'finish' && !recovery && finishIsWarning ? 'warning' : 'failed'
   await Promise.all(
     step.hosts.map((host) =>
       limit(async () => {
@@ -44,18 +104,29 @@ async function runStep(state: RunState, step: PlanStep, index: number, failure?:
         const started = Date.now()
         const tripsBefore = state.roundTripsOf(host)
         const fields = { task, host: host.alias, phase: step.phase, recovery: recovery || undefined, hidden: step.task.hidden || undefined, index }
+        // Measured when the body returns: queued commands are paid for by the step that sends them.
         const ended = () => ({ durationMs: Date.now() - started, roundTrips: state.roundTripsOf(host) - tripsBefore })
         state.emit({ type: 'step:start', ...fields })
-        const ctx = new TaskContext(host, task, state, failure, step.phase)
+        const end = new StepEnd()
+        const ctx = new TaskContext(host, task, state, failure, step.phase, end)
         try {
           if (!recovery && state.signal?.aborted) throw new InterruptedError()
           await taskContextStorage.run(ctx, () => step.task.body!(ctx))
-          state.emit({ type: 'step:end', ...fields, status: 'ok', ...ended() })
         } catch (error) {
+          end.bodyFailed()
           failures.push({ host, error })
-          const status = step.phase === 'finish' && !recovery && finishIsWarning ? 'warning' : 'failed'
-          state.emit({ type: 'step:end', ...fields, status, ...ended(), error: describeError(error, { host: host.alias, task }) })
+          state.emit({ type: 'step:end', ...fields, status: failedStatus, ...ended(), error: describeError(error, { host: host.alias, task }) })
+          return
         }
+        const measured = ended()
+        end.bodyReturned((error) => {
+          if (error === undefined) {
+            state.emit({ type: 'step:end', ...fields, status: 'ok', ...measured })
+            return
+          }
+          queuedFailures.push({ host, error, task, phase: step.phase })
+          state.emit({ type: 'step:end', ...fields, status: failedStatus, ...measured, error: describeError(error, { host: host.alias, task }) })
+        })
       }),
     ),
   )
@@ -122,31 +193,47 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     dryRun: state.dryRun,
   })
 
-  let outcome: RunOutcome | undefined
-  const steps = plan.steps.filter((s) => s.hosts.length > 0)
+  let outcome: RunOutcome | undefined = state.dryRun ? undefined : await connectAll(state, plan.hosts, started)
+  const steps = outcome ? [] : plan.steps.filter((s) => s.hosts.length > 0)
   // Best effort only once something went live: a finish task run on its own fails like any task.
   const finishIsWarning = steps.some((s) => s.phase === 'switch')
+  const queuedFailures: QueuedFailure[] = []
+  let queuedSeen = 0
+  /** The highest exit code a failed best-effort command declared (its `failure` option), 0 when none. */
+  let finishExitCode: ExitCodeValue = ExitCode.Success
   for (const [index, step] of steps.entries()) {
-    const failures = await runStep(state, step, plan.steps.indexOf(step), undefined, finishIsWarning)
+    const failures = await runStep(state, step, plan.steps.indexOf(step), undefined, finishIsWarning, queuedFailures)
     // Queued commands must land before the phase ends: no host switches before every host is prepared.
     const bestEffort = step.phase === 'finish' && finishIsWarning
     if ((failures.length === 0 || bestEffort) && (index === steps.length - 1 || steps[index + 1].phase !== step.phase)) {
       failures.push(...(await flushBatches(state, plan.hosts, step)))
     }
-    if (failures.length === 0) continue
+    const queued = queuedFailures.slice(queuedSeen)
+    queuedSeen = queuedFailures.length
     if (bestEffort) {
-      for (const { host, error } of failures) {
-        const info = maskError(state, describeError(error, { host: host.alias, task: step.task.name }))
+      const seen = new Set(failures.map((f) => f.error))
+      // A queued command that never ran is a failure of its own (the one that failed is already in `failures`).
+      const all = [...failures.map((f) => ({ ...f, task: step.task.name })), ...queued.filter((f) => f.phase === 'finish' && !seen.has(f.error))]
+      for (const { host, error, task } of all) {
+        const info = maskError(state, describeError(error, { host: host.alias, task }))
         warnings.push(info)
-        state.emit({ type: 'log', level: 'warning', host: host.alias, task: step.task.name, message: `Finish step failed (the deploy stays live): ${info.message}` })
+        state.emit({ type: 'log', level: 'warning', host: host.alias, task, message: `Finish step failed (the deploy stays live): ${info.message}` })
+        const declared = declaredExitCode(error)
+        if (declared !== undefined && declared > finishExitCode) finishExitCode = declared
       }
       continue
     }
+    if (failures.length === 0) continue
     outcome = await recover(state, plan, step, failures, warnings, started)
     break
   }
 
-  outcome ??= { status: 'success', exitCode: ExitCode.Success, recoveryErrors: [], warnings, durationMs: Date.now() - started }
+  // Anything still queued (the run stopped before it was sent) never ran: its step says so before run:end.
+  state.dropQueued((queued, host) => notRunError(state, host, queued.task, queued.script, new DeployError('the run ended before it was sent'), queued.failure))
+  outcome ??=
+    finishExitCode !== ExitCode.Success
+      ? { status: 'failed', exitCode: finishExitCode, recoveryErrors: [], warnings, durationMs: Date.now() - started }
+      : { status: 'success', exitCode: ExitCode.Success, recoveryErrors: [], warnings, durationMs: Date.now() - started }
   outcome.durationMs = Date.now() - started
   state.emit({
     type: 'run:end',
@@ -155,10 +242,70 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     durationMs: outcome.durationMs,
     roundTrips: state.roundTrips(),
     error: outcome.failure?.error,
+    errors: outcome.errors,
     recoveryErrors: outcome.recoveryErrors.length > 0 ? outcome.recoveryErrors : undefined,
     warnings: outcome.warnings.length > 0 ? outcome.warnings : undefined,
   })
   return outcome
+}
+
+/**
+ * Connects every selected host at once and waits, before the first step: one
+ * unreachable host (refused, timed out, authentication or host key refused)
+ * ends the run here, before the lock, with nothing run anywhere and one error
+ * per such host, each naming its own host and address. Without this, the
+ * healthy hosts would run their first steps and then fail in the recovery
+ * while trying to reach the missing one. Returns the outcome of a run that
+ * cannot start, or undefined when every host is connected.
+ */
+async function connectAll(state: RunState, hosts: Host[], started: number): Promise<RunOutcome | undefined> {
+  const failures: HostFailure[] = []
+  const connecting = Promise.all(
+    hosts.map(async (host) => {
+      const transport = state.transportFor(host)
+      if (!transport.connect) return
+      try {
+        await transport.connect()
+      } catch (error) {
+        failures.push({ host, error })
+      }
+    }),
+  )
+  // Ctrl-C while connecting: stop waiting (run-task closes the transports, which cancels the handshakes).
+  const signal = state.signal
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+  await Promise.race([connecting, aborted])
+  if (onAbort) signal?.removeEventListener('abort', onAbort)
+  if (signal?.aborted) {
+    const error = maskError(state, describeError(new InterruptedError('Interrupted while connecting to the hosts; nothing ran.')))
+    const failure: FailureInfo = { task: '(connect)', host: '', interrupted: true, error }
+    return { status: 'interrupted', exitCode: ExitCode.Interrupted, failure, recoveryErrors: [], warnings: [], durationMs: Date.now() - started }
+  }
+  if (failures.length === 0) return undefined
+  failures.sort((a, b) => hosts.indexOf(a.host) - hosts.indexOf(b.host))
+  // Each error names only its own host: describeError gets that host, never the step's or another's.
+  const errors = failures.map(({ host, error }) => maskError(state, describeError(error, { host: host.alias })))
+  state.emit({
+    type: 'log',
+    level: 'error',
+    message: `${failures.length} of ${hosts.length} ${hosts.length === 1 ? 'host' : 'hosts'} could not be reached: nothing ran on any host.`,
+  })
+  const first = failures[0]
+  const failure: FailureInfo = { task: '(connect)', host: first.host.alias, interrupted: false, error: errors[0] }
+  return {
+    status: 'failed',
+    exitCode: exitCodeOf(first.error),
+    failure,
+    error: first.error,
+    errors: errors.length > 1 ? errors : undefined,
+    recoveryErrors: [],
+    warnings: [],
+    durationMs: Date.now() - started,
+  }
 }
 
 async function recover(
@@ -182,12 +329,14 @@ async function recover(
   // A queued command fails in the step that sent it; the failure belongs to the task that queued it.
   failure.task = failure.error.task ?? failure.task
   const recoveryErrors: ErrorInfo[] = []
+  // What the failed phase queued and never sent will not run: the steps that queued it end failed, before the recovery.
+  const stopped = new DeployError(`the run stopped: ${failure.task} failed on ${failure.host}`)
+  state.dropQueued((queued, host) => notRunError(state, host, queued.task, queued.script, stopped, queued.failure))
   if (plan.failSteps.length > 0) {
     state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host, interrupted: interrupted || undefined })
-    state.batches.clear()
     for (const [index, failStep] of plan.failSteps.entries()) {
       if (failStep.hosts.length === 0) continue
-      const errors = await runStep(state, failStep, index, failure)
+      const errors = await runStep(state, failStep, index, failure, false, [])
       errors.push(...(await flushBatches(state, plan.hosts, failStep, failure)))
       recoveryErrors.push(...errors.map(({ host, error }) => maskError(state, describeError(error, { host: host.alias, task: failStep.task.name }))))
     }

@@ -2,12 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ConfigKey } from '../model/config-types.js'
+import type { ExitCodeValue } from '../model/errors.js'
 import { createTarArchive } from '../transport/local/tar.js'
 import type { HostConfig } from '../model/config.js'
 import type { EventInput, EventSink, RunEvent } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import { SecretRegistry } from '../shell/redact.js'
+import type { AbortHandlerEntry } from './abort.js'
 import type { Transport, TransportFactory } from '../transport/types.js'
 
 /** A command queued with `ctx.queue()`, waiting for the host's next round trip. */
@@ -16,6 +18,18 @@ export interface QueuedCommand {
   script: string
   cwd?: string
   env?: Record<string, string>
+  /** The step that queued it: told once it ran (or failed, or never will). */
+  owner?: QueuedOwner
+  /** What its failure means (`queue()`'s `failure` option). */
+  failure?: { exitCode?: ExitCodeValue; hint?: string }
+}
+
+/** A step that queued commands: its step:end waits until each of them is settled. */
+export interface QueuedOwner {
+  /** One more command queued by the step. */
+  add(): void
+  /** One of its commands ran (no error), failed, or will never run (the error says why). */
+  settle(error?: unknown): void
 }
 
 /** What every host of one run shares: settings, connections, secrets and the event stream. */
@@ -27,6 +41,10 @@ export class RunState {
   readonly shared = new Map<string, unknown>()
   /** Commands queued per host, sent with the host's next command or at the end of the phase. */
   readonly batches = new Map<string, QueuedCommand[]>()
+  /** What `ctx.onAbort()` registered, run on a second Ctrl-C. */
+  readonly abortHandlers: AbortHandlerEntry[] = []
+  /** Set once the run was ended from outside (a second Ctrl-C): later events are dropped. */
+  private silenced = false
   /** Tar archives of uploaded directories, made once per run and shared by every host. */
   private readonly archives = new Map<string, Promise<string>>()
   private archiveDir?: Promise<string>
@@ -64,10 +82,16 @@ export class RunState {
     return this.options.dryRun ?? false
   }
 
-  /** Emits an event with secrets masked in every string field. */
-  emit(event: EventInput): void {
+  /** Emits an event with secrets masked in every string field (`force`: even once silenced). */
+  emit(event: EventInput, force = false): void {
+    if (this.silenced && !force) return
     const masked = maskDeep(event, (text) => this.secrets.redact(text)) as RunEvent
     this.options.sink({ ...masked, time: Date.now(), runId: this.runId } as RunEvent)
+  }
+
+  /** Drops every later event except forced ones: the run is being ended from outside (stopped at once). */
+  silence(): void {
+    this.silenced = true
   }
 
   configFor(host: Host): HostConfig {
@@ -96,6 +120,16 @@ export class RunState {
       this.localTransports.set(host.alias, transport)
     }
     return transport
+  }
+
+  /**
+   * Drops every queued command that was not sent (the run failed or ended before it went): the
+   * step that queued each one is told it never ran, with `reason`.
+   */
+  dropQueued(reason: (queued: QueuedCommand, host: string) => unknown): void {
+    const batches = [...this.batches.entries()]
+    this.batches.clear()
+    for (const [host, batch] of batches) for (const queued of batch) queued.owner?.settle(reason(queued, host))
   }
 
   /** Round trips so far, per host alias. */

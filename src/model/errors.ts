@@ -16,6 +16,11 @@ export const ExitCode = {
   LockHeld: 4,
   /** A failure happened and undoing it failed too: hosts may need a look. */
   RollbackFailed: 5,
+  /**
+   * The deploy went live, but a deploy lock could not be released: the summary
+   * names the host and the unlock command.
+   */
+  LockNotReleased: 6,
   /** Stopped by Ctrl-C or SIGTERM (after reverting what could be reverted). */
   Interrupted: 130,
 } as const
@@ -74,8 +79,10 @@ export class CommandError extends DeployError {
       /** The task that queued the command, when it was sent with another task's round trip. */
       queuedBy?: string
     },
+    /** What the failure means (the command's `failure` option): exit code and hint. */
+    meaning: { exitCode?: ExitCodeValue; hint?: string } = {},
   ) {
-    super(message, { exitCode: ExitCode.TaskFailed })
+    super(message, { exitCode: meaning.exitCode ?? ExitCode.TaskFailed, hint: meaning.hint })
   }
 }
 

@@ -42,6 +42,11 @@ export interface RunEndEvent extends EventBase {
   roundTrips: Record<string, number>
   /** The first failure (masked). */
   error?: ErrorInfo
+  /**
+   * Every failure, `error` first, when several hosts failed before any step ran
+   * (hosts that could not be reached): one per host, each naming only its host.
+   */
+  errors?: ErrorInfo[]
   /** Failures of the recovery itself (fail hooks, rollback): with them, status is `rollback-failed`. */
   recoveryErrors?: ErrorInfo[]
   /** Failures of best-effort `finish` steps: the deploy stays live. */

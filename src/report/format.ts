@@ -91,6 +91,7 @@ export const EXIT_MEANINGS: Record<number, string> = {
   3: 'a host could not be reached, logged in to, or trusted',
   4: 'the deploy lock is held by another run; nothing changed',
   5: 'a failure, and undoing it failed too: hosts need a look',
+  6: 'the deploy went live, but a deploy lock could not be released',
   130: 'interrupted',
 }
 
@@ -128,7 +129,7 @@ export function runSummary(
   const c = colorsFor(context.color)
   const details: string[] = []
   for (const warning of end.warnings ?? []) details.push(...formatError(warning, context.color).map((l, i) => (i === 0 ? c.yellow(`⚠ finish step failed (the deploy stays live): ${warning.message}`) : l)))
-  if (end.error) details.push(...formatError(end.error, context.color))
+  for (const error of end.errors ?? (end.error ? [end.error] : [])) details.push(...formatError(error, context.color))
   if (end.recoveryErrors?.length) {
     details.push(c.red(`Undoing the failure failed too (${plural(end.recoveryErrors.length, 'error')}):`))
     for (const error of end.recoveryErrors) details.push(...formatError(error, context.color))
@@ -149,6 +150,11 @@ export function runSummary(
       status = c.red(`✖ ${context.task} failed and undoing it failed too (exit ${end.exitCode}): hosts need a look`)
       break
     case 'interrupted':
+      // Stopped at once (a second Ctrl-C): nothing was undone to the end, whatever the recovery began.
+      if (end.exitCode === 5) {
+        status = c.red(`✖ ${context.task} stopped at once after ${took} (exit ${end.exitCode}): the recovery did not finish; hosts need a look`)
+        break
+      }
       status = c.yellow(`✖ ${context.task} interrupted after ${took} (exit ${end.exitCode})${context.recovered ? `; ${undoneText(context.recoveryPhase)}` : ''}`)
       break
   }

@@ -66,6 +66,13 @@ export interface Transport {
    * overlaps the first steps; an error surfaces on first use.
    */
   warmUp?(): void
+  /**
+   * Connects now and waits for it.
+   * Rejects with the host's ConnectionError (unreachable, authentication or host
+   * key refused) without running anything; a transport that needs no
+   * connection (local, recorder) leaves this out.
+   */
+  connect?(): Promise<void>
 }
 
 /** Creates the transport for a host (connections open lazily on first use). */

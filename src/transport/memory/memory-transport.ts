@@ -20,6 +20,8 @@ export interface Responder {
  */
 export class MemoryTransport implements Transport {
   readonly operations: RecordedOperation[] = []
+  /** For tests: `connect()` rejects with this (a host that cannot be reached). */
+  unreachable?: Error
 
   constructor(
     readonly host: Host,
@@ -35,7 +37,13 @@ export class MemoryTransport implements Transport {
     return this.operations.flatMap((op) => (op.kind === 'exec' ? [wrapScript(op.script, op.options)] : []))
   }
 
+  /** Resolves at once, or rejects with `unreachable` when a test set it. */
+  async connect(): Promise<void> {
+    if (this.unreachable) throw this.unreachable
+  }
+
   async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.unreachable) throw this.unreachable
     const { onStdout, onStderr, signal, ...rest } = options
     // Nothing reads a streamed stdin here: drain it, or its producer (a tar of a big tree) waits forever.
     if (rest.stdin && typeof rest.stdin === 'object' && !Buffer.isBuffer(rest.stdin)) rest.stdin.resume()

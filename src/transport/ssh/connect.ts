@@ -10,8 +10,10 @@ import { PASSPHRASE_ENV, planAuth, type IdentityStore } from './auth.js'
 import { HostKeyRejected, prepareHostKeyCheck } from './host-key.js'
 import { describeEndpoint, type Endpoint, type SshContext, type SshSettings } from './settings.js'
 
-const KEEPALIVE_INTERVAL = 15_000
-const KEEPALIVE_COUNT_MAX = 4
+/** TCP keepalive: a backstop for the OS; the SSH keepalive (settings.keepaliveInterval) finds a hung peer first. */
+const TCP_KEEPALIVE_DELAY = 15_000
+/** Incoming bytes restart the SSH keepalive count, at most this often. */
+const KEEPALIVE_RESET_MS = 250
 /** Backoff between tries: 1 s, 2 s, 4 s, 8 s… */
 const RETRY_MIN_TIMEOUT = 1_000
 const RETRY_FACTOR = 2
@@ -158,7 +160,7 @@ function tcpConnect(endpoint: Endpoint, timeout: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: endpoint.hostname, port: endpoint.port })
     socket.setNoDelay(true)
-    socket.setKeepAlive(true, KEEPALIVE_INTERVAL)
+    socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY)
     const fail = (error: NodeJS.ErrnoException) => {
       clearTimeout(timer)
       socket.destroy()
@@ -225,7 +227,23 @@ function handshake(
           resolve(client)
         }
       }
-      client.once('ready', () => settle(undefined))
+      client.once('ready', () => {
+        // ssh2 pings every keepaliveInterval whatever comes in; OpenSSH (ServerAliveInterval) only
+        // pings a connection that was silent that long. Any bytes from the server prove it alive,
+        // so they restart the count: a busy run sends no extra keepalive, a hung one is found as fast.
+        // (At most every KEEPALIVE_RESET_MS: a transfer brings thousands of chunks a second.)
+        const resetKeepalive = (client as unknown as { _resetKA?: () => void })._resetKA
+        let lastReset = 0
+        if (typeof resetKeepalive === 'function') {
+          sock.on('data', () => {
+            const now = performance.now()
+            if (now - lastReset < KEEPALIVE_RESET_MS) return
+            lastReset = now
+            resetKeepalive()
+          })
+        }
+        settle(undefined)
+      })
       client.on('error', (error: Error & { level?: string; code?: string }) => {
         if (settled) return
         const rejection = hostKey.rejection()
@@ -272,8 +290,9 @@ function handshake(
         hostVerifier: hostKey.verify,
         authHandler: auth.handler,
         readyTimeout: settings.connectTimeout,
-        keepaliveInterval: KEEPALIVE_INTERVAL,
-        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+        // Every hop: a hung bastion hangs the host behind it as well.
+        keepaliveInterval: settings.keepaliveInterval,
+        keepaliveCountMax: settings.keepaliveCountMax,
       }
       if (hostKey.algorithms) config.algorithms = { serverHostKey: hostKey.algorithms }
       if (forwardAgent) {

@@ -100,11 +100,22 @@ export class SshTransport implements Transport {
   warmUp(): void {
     if (this.closing || this.warming) return
     this.warming = (async () => {
-      await this.connect()
+      await this.open()
       this.pool?.fill()
     })().catch((error: unknown) => {
       if (!this.used && !this.closing) this.warmError = error as Error
     })
+  }
+
+  /**
+   * Connects (host key, authentication) and waits: the run checks every host this way before its
+   * first step, so an unreachable host stops the run before anything changed anywhere.
+   */
+  async connect(): Promise<void> {
+    this.assertOpen()
+    // No spares yet: opened now, their answers would come while nothing else is in flight (extra
+    // waits on the wire); the first command opens them alongside its own channel, as before.
+    await this.open()
   }
 
   async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
@@ -114,7 +125,7 @@ export class SshTransport implements Transport {
     const limiter = this.channelLimiter(settings)
     // Connect before queueing: every waiting command shares one connection attempt (and its failure).
     try {
-      await this.connect()
+      await this.open()
     } catch (error) {
       if (this.closing) return emptyResult({ aborted: true })
       throw error
@@ -135,7 +146,7 @@ export class SshTransport implements Transport {
         void spare?.ready.then((channel) => channel?.end())
         return emptyResult({ aborted: true })
       }
-      const connection = await this.connect()
+      const connection = await this.open()
       if (this.closing) return emptyResult({ aborted: true })
       this.trips++
       const running = runCommand(connection.client, script, options, this.hooks(connection), spare?.ready)
@@ -150,13 +161,15 @@ export class SshTransport implements Transport {
 
   async put(source: string | Buffer, remotePath: string, options: PutOptions = {}): Promise<void> {
     this.beginUse()
-    const session = await this.sftp()
+    // Opening the session can die with the connection too: that is the host's ConnectionError.
+    const session = await this.sftp().catch((error: unknown) => this.transferFailed(error))
     await put(session, source, remotePath, options).catch((error: unknown) => this.transferFailed(error))
   }
 
   async get(remotePath: string, localPath: string, options: GetOptions = {}): Promise<void> {
     this.beginUse()
-    const session = await this.sftp()
+    // Opening the session can die with the connection too: that is the host's ConnectionError.
+    const session = await this.sftp().catch((error: unknown) => this.transferFailed(error))
     await get(session, remotePath, localPath, options).catch((error: unknown) => this.transferFailed(error))
   }
 
@@ -208,7 +221,7 @@ export class SshTransport implements Transport {
     return this.limiter
   }
 
-  private connect(): Promise<SshConnection> {
+  private open(): Promise<SshConnection> {
     if (this.connection?.alive) return Promise.resolve(this.connection)
     this.connecting ??= (async () => {
       const settings = await this.settings()
@@ -222,11 +235,7 @@ export class SshTransport implements Transport {
         if (this.connection !== connection) return
         this.connection = undefined
         this.sftpSession = undefined
-        this.lostError = new ConnectionError(
-          `The connection to ${describeEndpoint(settings)} was lost${error ? `: ${error.message}` : ''}.`,
-          'The host or the network went away while a command ran; check the host and run again.',
-          error,
-        )
+        this.lostError = lostConnectionError(settings, error)
       })
       this.connection = connection
       this.pool = pool
@@ -293,7 +302,7 @@ export class SshTransport implements Transport {
 
   private sftp(): Promise<SftpSession> {
     this.sftpSession ??= (async () => {
-      const connection = await this.connect()
+      const connection = await this.open()
       this.trips++
       const wrapper = await new Promise<SFTPWrapper>((resolve, reject) => {
         connection.client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp)))
@@ -311,6 +320,23 @@ export class SshTransport implements Transport {
     })
     return this.sftpSession
   }
+}
+
+/** Why a connection that was up went away, naming the host and its address. */
+function lostConnectionError(settings: SshSettings, error: Error | undefined): ConnectionError {
+  const where = describeEndpoint(settings)
+  if (error?.message === 'Keepalive timeout') {
+    return new ConnectionError(
+      `The connection to ${where} was lost: no answer to ${settings.keepaliveCountMax} keepalives sent ${settings.keepaliveInterval / 1000} s apart (the network or the host hung).`,
+      'Nothing came back from the host, not even a reset: check the host and the network in between, then run again. ServerAliveInterval and ServerAliveCountMax in ~/.ssh/config set how soon dep gives up.',
+      error,
+    )
+  }
+  return new ConnectionError(
+    `The connection to ${where} was lost${error ? `: ${error.message}` : ''}.`,
+    'The host or the network went away while a command ran; check the host and run again.',
+    error,
+  )
 }
 
 function delay(ms: number): Promise<void> {
