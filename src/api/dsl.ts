@@ -143,6 +143,8 @@ export function secret<K extends ConfigKey>(key: K, value: SettingValue<DeployCo
   registry.config.set(key, value)
   registry.secretKeys.add(key)
   if (typeof value === 'string') registry.secretValues.add(value)
+  // A PIN or a numeric token is a secret too (masked from 4 digits).
+  else if (typeof value === 'number' && Number.isFinite(value)) registry.secretValues.add(String(value))
 }
 
 /** Hosts declared by one `host()` call; settings chain onto all of them. */
