@@ -3,7 +3,7 @@
  * writable dirs, composer vendors, storage:link, caches baked in the release
  * directory, migrations once before the switch, reloads after it.
  */
-import { ConfigError, after, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
+import { ConfigError, after, secretsFrom, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
 import { common, isPreparingRelease } from './common.js'
 import { dotenvContent, secretValuesOf } from './laravel/dotenv.js'
 import {
@@ -116,6 +116,9 @@ export const laravel: Recipe = () => {
   setDefault('copy_vendors', true)
   setDefault('queue_restart', false)
   setDefault('composer_options', '--prefer-dist --no-progress --no-interaction --no-dev --optimize-autoloader')
+  // Every .env value is a secret for the whole run, not only once deploy:env read it: `dep run
+  // 'cat .env'` and any task printing a value must show ***.
+  secretsFrom(async (config) => (config.has('dotenv') ? secretValuesOf(await dotenvContent(await config.get('dotenv'))) : []))
 
   task('deploy:env', async (ctx) => {
     const deployPath = await ctx.get('deploy_path')

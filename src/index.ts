@@ -5,7 +5,7 @@
  * settings, and `dep <task>` runs them.
  * @packageDocumentation
  */
-export { task, desc, before, after, fail, set, setDefault, add, secret, host, localhost, use, TaskBuilder, HostList } from './api/dsl.js'
+export { task, desc, before, after, fail, set, setDefault, add, secret, secretsFrom, host, localhost, use, TaskBuilder, HostList } from './api/dsl.js'
 export type { SettingValue, Recipe } from './api/dsl.js'
 export {
   run,
@@ -32,6 +32,7 @@ export { TaskContext } from './executor/context.js'
 export type { RunOptions, UploadOptions, FailureInfo } from './executor/context.js'
 export type { DeployConfig, ConfigKey } from './model/config-types.js'
 export type { LazyValue } from './model/config.js'
+export type { SecretSource, SecretSourceConfig } from './model/registry.js'
 export { Host } from './model/host.js'
 export type { HostOptions, StrictHostKeyChecking } from './model/host.js'
 export type { Phase, TaskOptions, TaskBody } from './model/task.js'

@@ -8,6 +8,7 @@ import type { TaskContext } from '../executor/context.js'
 import { mergeValues } from '../executor/context.js'
 import { taskContextStorage } from '../executor/current.js'
 import { currentRegistry } from './registry-scope.js'
+import type { SecretSource } from '../model/registry.js'
 
 /** A value for `set()`: the value itself, or a function computing it once per host when first read. */
 export type SettingValue<T> = T | LazyValue<T>
@@ -145,6 +146,18 @@ export function secret<K extends ConfigKey>(key: K, value: SettingValue<DeployCo
   if (typeof value === 'string') registry.secretValues.add(value)
   // A PIN or a numeric token is a secret too (masked from 4 digits).
   else if (typeof value === 'number' && Number.isFinite(value)) registry.secretValues.add(String(value))
+}
+
+/**
+ * Registers a source of secrets: before a run's first step, it is called once per host with the
+ * host's settings, and every value it returns is masked as `***` for the whole run (every task,
+ * `dep run`, every output channel). For values a recipe derives from settings, such as the Laravel
+ * recipe's `.env` values.
+ *
+ * @example secretsFrom(async (config) => (config.has('api_keys') ? Object.values(await config.get('api_keys') as object) : []))
+ */
+export function secretsFrom(source: SecretSource): void {
+  currentRegistry().secretSources.push(source)
 }
 
 /** Hosts declared by one `host()` call; settings chain onto all of them. */

@@ -55,6 +55,8 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     dryRun: options.dryRun,
   })
   options.onState?.(state)
+  // Values recipes derive from settings (the .env of the Laravel recipe) are masked from the start.
+  await state.loadSecretSources()
   // Every host connects at once, not when its first command comes (the lock goes to one host first).
   if (!options.dryRun) for (const host of options.hosts) state.transportFor(host).warmUp?.()
   try {

@@ -79,6 +79,28 @@ export class RunState {
     return config
   }
 
+  /**
+   * Runs the registry's secret sources (secretsFrom()) for every host and registers what they
+   * return, so those values are masked from the run's first line. A source that fails (a dotenv
+   * file that is not there) is reported as a warning: the task that needs the value fails on its own.
+   */
+  async loadSecretSources(): Promise<void> {
+    const sources = this.registry.secretSources
+    if (sources.length === 0) return
+    await Promise.all(
+      this.hosts.map(async (host) => {
+        const config = this.configFor(host)
+        for (const source of sources) {
+          try {
+            for (const value of await source({ get: (key) => config.get(key), has: (key) => config.has(key) })) this.secrets.add(value)
+          } catch (error) {
+            this.emit({ type: 'log', level: 'warning', host: host.alias, message: `Could not read secrets to mask: ${(error as Error).message}` })
+          }
+        }
+      }),
+    )
+  }
+
   transportFor(host: Host): Transport {
     let transport = this.transports.get(host.alias)
     if (!transport) {

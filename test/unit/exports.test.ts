@@ -40,6 +40,7 @@ describe('the public API of deployfile', () => {
       'run',
       'runLocally',
       'secret',
+      'secretsFrom',
       'set',
       'setDefault',
       'sh',
