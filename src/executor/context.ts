@@ -13,6 +13,7 @@ import { compileSelector } from '../plan/selector.js'
 import { taskContextStorage } from './current.js'
 import { wrapScript } from '../shell/wrap.js'
 import { LineSplitter } from './output.js'
+import type { SecretRegistry } from '../shell/redact.js'
 import type { QueuedCommand, RunState } from './run-state.js'
 
 /** Options of `run()`, `runLocally()` and `test()`. */
@@ -31,7 +32,21 @@ export interface RunOptions {
   stdin?: string | Buffer | Readable
   /** Do not stream the command's output to reporters (it is still returned). */
   quiet?: boolean
+  /**
+   * Most bytes of stdout `run()` returns: the last ones, with a warning when more came. Default
+   * {@link DEFAULT_MAX_OUTPUT} for a command whose output is streamed (it is on screen and in the
+   * log already), no limit for a `quiet` one (its output is what the caller asked for). `0` keeps
+   * nothing (`run()` returns '').
+   */
+  maxOutput?: number
 }
+
+/** What `run()` returns at most of a streamed command's stdout (its last 4 MiB), unless `maxOutput` says otherwise. */
+export const DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024
+/** Of stderr, what the result keeps (its last 1 MiB): the end of it explains a failure. */
+const MAX_STDERR = 1024 * 1024
+/** Of stdout and stderr, what a CommandError carries (the last 64 KiB of each). */
+const ERROR_OUTPUT_TAIL = 64 * 1024
 
 /** What went wrong, given to `fail` hooks and rollback steps. */
 export interface FailureInfo {
@@ -378,7 +393,11 @@ export class TaskContext {
     if (script !== ':' || batch.length === 0) state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
     const started = Date.now()
     const splitter = (stream: 'stdout' | 'stderr') =>
-      new LineSplitter((text) => state.emit({ type: 'command:output', host, task, stream, text }))
+      new LineSplitter(
+        (text, partial) => state.emit({ type: 'command:output', host, task, stream, text, ...(partial ? { partial: true } : {}) }),
+        state.secrets,
+      )
+    const maxStdout = options.maxOutput ?? (options.quiet ? undefined : DEFAULT_MAX_OUTPUT)
     const out = splitter('stdout')
     const err = splitter('stderr')
     const result = await transport.exec(script, {
@@ -389,9 +408,20 @@ export class TaskContext {
       signal: this.signal,
       onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
       onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
+      maxStdout,
+      maxStderr: MAX_STDERR,
     })
     out.flush()
     err.flush()
+    if (result.stdoutDropped && options.maxOutput === undefined) {
+      state.emit({
+        type: 'log',
+        level: 'warning',
+        host,
+        task,
+        message: `The command printed more than ${maxStdout! / 1024 / 1024} MiB: run() returned only its last ${maxStdout! / 1024 / 1024} MiB (the rest was streamed). Pass { maxOutput } to keep more.`,
+      })
+    }
     state.emit({ type: 'command:end', host, task, exitCode: result.code, durationMs: Date.now() - started })
     if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
     const failedQueued = batch.length > 0 ? findFailedBatch(result.stderr, batch) : undefined
@@ -403,8 +433,8 @@ export class TaskContext {
         command: shown,
         exitCode: result.code,
         signal: result.signal,
-        stdout: state.secrets.redact(result.stdout),
-        stderr: state.secrets.redact(result.stderr.replace(BATCH_MARKER_LINE, '')),
+        stdout: errorOutput(result.stdout, result.stdoutDropped, state.secrets),
+        stderr: errorOutput(result.stderr.replace(BATCH_MARKER_LINE, ''), result.stderrDropped, state.secrets),
         timedOut: result.timedOut,
         queuedBy: failedQueued.task,
       })
@@ -421,8 +451,8 @@ export class TaskContext {
         command: shown,
         exitCode: result.code,
         signal: result.signal,
-        stdout: state.secrets.redact(result.stdout),
-        stderr: state.secrets.redact(result.stderr),
+        stdout: errorOutput(result.stdout, result.stdoutDropped, state.secrets),
+        stderr: errorOutput(result.stderr, result.stderrDropped, state.secrets),
         timedOut: result.timedOut,
       })
     }
@@ -451,6 +481,24 @@ function renderBatch(batch: QueuedCommand[]): string {
 function findFailedBatch(stderr: string, batch: QueuedCommand[]): QueuedCommand | undefined {
   const match = new RegExp(`${BATCH_MARKER} (\\d+)`).exec(stderr)
   return match ? batch[Number(match[1])] : undefined
+}
+
+/**
+ * A command's output as a CommandError carries it: masked, then its last ERROR_OUTPUT_TAIL
+ * characters (from a line start when there is one). Output the transport already cut (`dropped`)
+ * may begin inside a secret, which masking would not recognise: its first, partial line goes (or,
+ * in one endless line, as much as the longest secret).
+ */
+function errorOutput(text: string, dropped: number | undefined, secrets: SecretRegistry): string {
+  if (dropped) {
+    const newline = text.indexOf('\n')
+    text = newline >= 0 ? text.slice(newline + 1) : text.slice(Math.min(text.length, secrets.maxLength))
+  }
+  const masked = secrets.redact(text)
+  if (masked.length <= ERROR_OUTPUT_TAIL) return masked
+  const tail = masked.slice(masked.length - ERROR_OUTPUT_TAIL)
+  const newline = tail.indexOf('\n')
+  return newline >= 0 && newline < tail.length - 1 ? tail.slice(newline + 1) : tail
 }
 
 function firstLine(text: string): string {

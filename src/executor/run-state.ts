@@ -66,9 +66,15 @@ export class RunState {
 
   /** Emits an event with secrets masked in every string field. */
   emit(event: EventInput): void {
-    const masked = maskDeep(event, (text) => this.secrets.redact(text)) as RunEvent
-    this.options.sink({ ...masked, time: Date.now(), runId: this.runId } as RunEvent)
+    // maskDeep returns a fresh object: stamp it in place (a command printing a million lines emits
+    // a million events; every copy counts).
+    const masked = maskDeep(event, this.mask) as RunEvent
+    masked.time = Date.now()
+    masked.runId = this.runId
+    this.options.sink(masked)
   }
+
+  private readonly mask = (text: string): string => this.secrets.redact(text)
 
   configFor(host: Host): HostConfig {
     let config = this.hostConfigs.get(host.alias)
@@ -166,7 +172,9 @@ function maskDeep(value: unknown, mask: (text: string) => string): unknown {
   if (typeof value === 'string') return mask(value)
   if (Array.isArray(value)) return value.map((item) => maskDeep(item, mask))
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskDeep(v, mask)]))
+    const copy: Record<string, unknown> = {}
+    for (const key of Object.keys(value)) copy[key] = maskDeep((value as Record<string, unknown>)[key], mask)
+    return copy
   }
   return value
 }
