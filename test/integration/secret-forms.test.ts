@@ -121,6 +121,26 @@ describe('elsewhere', () => {
     expect(r.stdout).toContain(`echo '***'`)
   })
 
+  it('dep config masks a dotenv value wherever another setting repeats it', async () => {
+    const configProject = path.join(sandbox, 'config')
+    const value = 'Cfg-Dotenv-Secret-5521'
+    await writeDeployfile(
+      configProject,
+      `import { localhost, set } from 'deployfile'
+import { laravel } from 'deployfile/recipes/laravel'
+import { use } from 'deployfile'
+use(laravel)
+localhost('local', { deployPath: ${JSON.stringify(deployPath)} })
+set('dotenv', { DB_PASSWORD: ${JSON.stringify(value)} })
+set('db_note', 'the password is ${value}')
+`,
+    )
+    const r = await dep(['config'], { cwd: configProject })
+    expect(r.code, r.output).toBe(0)
+    expect(r.stdout).toContain('db_note: ')
+    expectNone([value], { stdout: r.stdout, stderr: r.stderr })
+  })
+
   it('every dotenv value is masked in dep run (cat .env) and in a task that never reads it', async () => {
     for (const flags of [['-v'], ['--json']]) {
       const r = await depWithLog(laravelProject, ['run', 'cat .env', ...flags])
