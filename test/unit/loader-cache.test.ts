@@ -6,10 +6,15 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createJiti } from 'jiti'
 import { loadDeployfile, transpileCacheDir } from '../../src/config/load.js'
 
 const NOBODY = 65534
+const repo = fileURLToPath(new URL('../..', import.meta.url))
+/** As the loader resolves `deployfile` from source. */
+const aliases = { 'deployfile/recipes': join(repo, 'recipes'), deployfile: join(repo, 'src/index.ts') }
 const sandbox = realpathSync(mkdtempSync(join(tmpdir(), 'df-cache-')))
 afterAll(() => rmSync(sandbox, { recursive: true, force: true }))
 
@@ -115,9 +120,21 @@ describe('the transpile cache', () => {
     expect(transpileCacheDir(parentOwned, () => undefined)).toBeUndefined()
   })
 
-  it('never uses the shared $TMPDIR/jiti', async () => {
+  it("never loads a file planted in the shared $TMPDIR/jiti (the issue's attack), nor writes there", async () => {
     const tmp = join(sandbox, `tmp${count}`)
-    mkdirSync(tmp)
+    mkdirSync(tmp, { mode: 0o1777 })
+    chmodSync(tmp, 0o1777)
+    // The attacker's file: what jiti's default cache would hold for this deployfile, with code added.
+    const planter = createJiti(join(sandbox, 'planter.mjs'), { fsCache: join(tmp, 'jiti'), moduleCache: false, interopDefault: true, alias: aliases })
+    await planter.import(join(project, 'deployfile.ts'))
+    const plantedFiles = readdirSync(join(tmp, 'jiti')).map((name) => join(tmp, 'jiti', name))
+    expect(plantedFiles.length).toBeGreaterThan(0)
+    for (const file of plantedFiles) {
+      writeFileSync(file, `globalThis.__dfPlanted = true;\n${readFileSync(file, 'utf8')}`)
+      chownSync(file, NOBODY, NOBODY)
+    }
+    chownSync(join(tmp, 'jiti'), NOBODY, NOBODY)
+    const before = readdirSync(join(tmp, 'jiti')).sort()
     const saved = process.env.TMPDIR
     process.env.TMPDIR = tmp
     try {
@@ -126,6 +143,8 @@ describe('the transpile cache', () => {
       if (saved === undefined) delete process.env.TMPDIR
       else process.env.TMPDIR = saved
     }
-    expect(readdirSync(tmp)).toEqual([])
+    expect(planted()).toBe(false)
+    expect(readdirSync(tmp)).toEqual(['jiti'])
+    expect(readdirSync(join(tmp, 'jiti')).sort()).toEqual(before)
   })
 })
