@@ -1,7 +1,8 @@
 /**
  * Issue 11, item 3: no secret in any process's argv, remote or local. A real sshd on loopback (so
  * the "remote" processes are this machine's): a run uses a secret in 5 concurrent `run()` commands
- * (more than the spare channels, so some open channels of their own), in 2 commands that also get
+ * (more than the spare channels; on a second host with maxChannels 2, so that some open channels
+ * of their own), in 2 commands that also get
  * stdin, and in a `runLocally()`, while a bounded loop reads every /proc/<pid>/cmdline. The secret
  * is found nowhere; the commands' own `sleep` markers are found (the sampler saw them run).
  */
@@ -28,6 +29,8 @@ beforeAll(async () => {
     dir,
     `import { host, info, run, runLocally, secret, task } from 'deployfile'
 host('web', { ...${JSON.stringify(servers.hostOptions(0))}, deployPath: ${JSON.stringify(path.join(servers.workDir, 'argv'))} })
+// Two channels at most: the commands past the first two wait for a slot and open channels of their own.
+host('narrow', { ...${JSON.stringify(servers.hostOptions(0))}, deployPath: ${JSON.stringify(path.join(servers.workDir, 'argv-narrow'))}, maxChannels: 2 })
 secret('api_token', ${JSON.stringify(SECRET)})
 task('leak', async () => {
   const outputs = await Promise.all([1, 2, 3, 4, 5].map((n) => run(\`T={{api_token}}; sleep 1.${MARK}\${n}; echo "ran \${n} \${'$'}{#T}"\`)))
@@ -87,9 +90,11 @@ describe('process lists during a run that uses a secret', () => {
     // and the remote bootstrap shells (whose argv is the fixed bootstrap, without the script).
     expect([...seen].sort(), `${samples} samples`).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', 'bootstrap'])
     // The commands got the secret (its length), and their stdin intact after the script.
-    for (let n = 1; n <= 5; n++) expect(result.stdout).toContain(`ran ${n} ${SECRET.length}`)
-    expect(result.stdout).toMatch(/stdin 6: 12 bytes \/ stdin 7: 12 bytes/)
-    expect(result.stdout).toContain(`local ${SECRET.length}`)
+    for (const host of ['web', 'narrow']) {
+      for (let n = 1; n <= 5; n++) expect(result.stdout).toMatch(new RegExp(`\\[${host}\\] .*ran ${n} ${SECRET.length}`))
+      expect(result.stdout).toMatch(new RegExp(`\\[${host}\\] stdin 6: 12 bytes / stdin 7: 12 bytes`))
+      expect(result.stdout).toContain(`[${host}] local ${SECRET.length}`)
+    }
     expect(result.output).not.toContain(RANDOM)
   }, 120_000)
 })
