@@ -100,7 +100,12 @@ export class RunState {
           try {
             for (const value of await source({ get: (key) => config.get(key), has: (key) => config.has(key) })) this.secrets.add(value)
           } catch (error) {
-            this.emit({ type: 'log', level: 'warning', host: host.alias, message: `Could not read secrets to mask: ${(error as Error).message}` })
+            this.emit({
+              type: 'log',
+              level: 'warning',
+              host: host.alias,
+              message: `Could not compute the values to mask from the settings (${(error as Error).message}): they are not masked in this run.`,
+            })
           }
         }
       }),
