@@ -3,7 +3,7 @@
  * writable dirs, composer vendors, storage:link, caches baked in the release
  * directory, migrations once before the switch, reloads after it.
  */
-import { ConfigError, after, declareSetting, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
+import { ConfigError, after, declareSetting, secretsFrom, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
 import { common, isPreparingRelease } from './common.js'
 import { dotenvContent, secretValuesOf } from './laravel/dotenv.js'
 import {
@@ -119,6 +119,9 @@ export const laravel: Recipe = () => {
   // Keys with no default are declared so that set()/-o accept them (deploy:vendors sets laravel_version).
   declareSetting('laravel_version', { type: 'string', description: 'Laravel version, as artisan --version reports it (found during deploy:vendors).' })
   declareSetting('php_fpm_reload_command', { type: 'string', description: 'Command run after the switch to reload PHP-FPM or reset OPcache.' })
+  // Every .env value is a secret for the whole run, not only once deploy:env read it: `dep run
+  // 'cat .env'` and any task printing a value must show ***.
+  secretsFrom(async (config) => (config.has('dotenv') ? secretValuesOf(await dotenvContent(await config.get('dotenv'))) : []))
 
   task('deploy:env', async (ctx) => {
     const deployPath = await ctx.get('deploy_path')

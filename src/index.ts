@@ -5,7 +5,7 @@
  * settings, and `dep <task>` runs them.
  * @packageDocumentation
  */
-export { task, desc, before, after, fail, set, setDefault, add, secret, declareSetting, host, localhost, use, TaskBuilder, HostList } from './api/dsl.js'
+export { task, desc, before, after, fail, set, setDefault, add, secret, declareSetting, secretsFrom, host, localhost, use, TaskBuilder, HostList } from './api/dsl.js'
 export type { SettingValue, Recipe } from './api/dsl.js'
 export {
   run,
@@ -33,6 +33,7 @@ export type { RunOptions, QueueOptions, FailureMeaning, UploadOptions, FailureIn
 export type { DeployConfig, ConfigKey } from './model/config-types.js'
 export type { LazyValue } from './model/config.js'
 export type { SettingSpec, SettingType } from './model/settings.js'
+export type { SecretSource, SecretSourceConfig } from './model/registry.js'
 export { Host } from './model/host.js'
 export type { HostOptions, StrictHostKeyChecking } from './model/host.js'
 export type { Phase, TaskOptions, TaskBody } from './model/task.js'

@@ -62,16 +62,28 @@ export function renderDotenv(values: Record<string, string | number | boolean>):
     .join('\n')}\n`
 }
 
-/** The values of a .env text that must never be shown. */
+/**
+ * The values of a .env text that must never be shown: every value but those of PUBLIC_KEYS and
+ * true/false/null, numbers of 4+ digits included, each both as written in the file (quoted values
+ * without their quotes, `dbPASS\"3\$x`) and as the application reads it (`dbPASS"3$x`), so
+ * `cat .env` and a command using the value are both masked.
+ */
 export function secretValuesOf(content: string): string[] {
-  const values: string[] = []
+  const values = new Set<string>()
   for (const line of content.split('\n')) {
     const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line)
     if (!match || PUBLIC_KEYS.has(match[1])) continue
-    const value = match[2].trim().replace(/^(["'])(.*)\1$/, '$2')
-    if (value.length >= 4 && !/^(true|false|null|\d+)$/i.test(value)) values.push(value)
+    const written = match[2].trim()
+    const quoted = /^(["'])(.*)\1$/.exec(written)
+    const literal = quoted ? quoted[2] : written.replace(/\s+#.*$/, '')
+    // Double quotes take escapes (what renderDotenv writes, what phpdotenv reads); single quotes do not.
+    const value =
+      quoted?.[1] === '"' ? literal.replace(/\\(["\\$n])/g, (_, c: string) => (c === 'n' ? '\n' : c)) : literal
+    for (const form of [value, literal]) {
+      if (form.length >= 4 && !/^(true|false|null)$/i.test(form)) values.add(form)
+    }
   }
-  return values
+  return [...values]
 }
 
 /**

@@ -11,6 +11,7 @@ import { currentRegistry } from './registry-scope.js'
 import { siteKey, type Registry } from '../model/registry.js'
 import { inferType, type SettingSpec } from '../model/settings.js'
 import { userLocation } from '../executor/errors.js'
+import type { SecretSource } from '../model/registry.js'
 
 /** A value for `set()`: the value itself, or a function computing it once per host when first read. */
 export type SettingValue<T> = T | LazyValue<T>
@@ -210,6 +211,20 @@ export function secret<K extends ConfigKey>(key: K, value: SettingValue<DeployCo
   noteSite(registry, 'global', key, `secret('${key}', …)`)
   registry.secretKeys.add(key)
   if (typeof value === 'string') registry.secretValues.add(value)
+  // A PIN or a numeric token is a secret too (masked from 4 digits).
+  else if (typeof value === 'number' && Number.isFinite(value)) registry.secretValues.add(String(value))
+}
+
+/**
+ * Registers a source of secrets: before a run's first step, it is called once per host with the
+ * host's settings, and every value it returns is masked as `***` for the whole run (every task,
+ * `dep run`, every output channel). For values a recipe derives from settings, such as the Laravel
+ * recipe's `.env` values.
+ *
+ * @example secretsFrom(async (config) => (config.has('api_keys') ? Object.values(await config.get('api_keys') as object) : []))
+ */
+export function secretsFrom(source: SecretSource): void {
+  currentRegistry().secretSources.push(source)
 }
 
 /** Hosts declared by one `host()` call; settings chain onto all of them. */

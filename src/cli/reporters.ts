@@ -4,6 +4,7 @@ import { createJsonReporter } from '../report/json.js'
 import { createLogFileReporter } from '../report/log-file.js'
 import { runSummary } from '../report/format.js'
 import type { CliOptions } from './options.js'
+import { LineWriter } from './stdio.js'
 
 const argv = () => process.argv.slice(2)
 
@@ -60,9 +61,17 @@ function commandLine(): string {
 export async function createReporters(options: CliOptions, logFile?: string): Promise<{ sink: EventSink; close: () => Promise<void> }> {
   const sinks: EventSink[] = []
   const closers: Array<() => Promise<void>> = []
-  const line = (stream: NodeJS.WriteStream) => (text: string) => {
-    stream.write(`${text}\n`)
-  }
+  // Stdout is batched: a command printing a million lines must not cost a million write(2)s. A line
+  // for stderr (rare) flushes stdout's batch first, so the two stay in order on one terminal.
+  const stdout = new LineWriter(process.stdout)
+  const line = (stream: NodeJS.WriteStream) =>
+    stream === process.stdout
+      ? (text: string) => stdout.line(text)
+      : (text: string) => {
+          stdout.flush()
+          stream.write(`${text}\n`)
+        }
+
   if (options.json) {
     sinks.push(createJsonReporter(line(process.stdout)))
     // Humans still learn how it ended, on stderr; stdout stays pure NDJSON.
@@ -102,6 +111,7 @@ export async function createReporters(options: CliOptions, logFile?: string): Pr
     sinks.push(log.sink)
     closers.push(log.close)
   }
+  closers.push(async () => stdout.flush())
   let closing: Promise<void> | undefined
   return {
     sink: (event: RunEvent) => sinks.forEach((sink) => sink(event)),

@@ -15,6 +15,7 @@ import { parseArgv } from './program.js'
 import { createReporters, ignoreBrokenPipes, useColor } from './reporters.js'
 import { errorLine, planLine } from '../report/json.js'
 import { runTask } from './run-task.js'
+import { blockingStdio } from './stdio.js'
 
 const out = (lines: string[]) => process.stdout.write(lines.map((l) => `${l}\n`).join(''))
 
@@ -132,6 +133,7 @@ function printDryRun(recorded: Map<string, MemoryTransport>, secrets: SecretRegi
 /** Parses argv, runs the command, and sets the exit code. */
 export async function cli(): Promise<void> {
   ignoreBrokenPipes()
+  blockingStdio()
   let invocation: Invocation
   try {
     invocation = parseArgv(process.argv.slice(2))

@@ -88,6 +88,8 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     dryRun: options.dryRun,
   })
   options.onState?.(state)
+  // Values recipes derive from settings (the .env of the Laravel recipe) are masked from the start.
+  await state.loadSecretSources()
   // Every host connects at once before the first step (executePlan waits for all): see connectAll.
   const running = executePlan(state, options.plan)
   // Stopped at once: the plan keeps unwinding in the background, silenced; its end must not crash the process.

@@ -1,5 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { cosmiconfig } from 'cosmiconfig'
 import { createJiti } from 'jiti'
@@ -44,15 +45,93 @@ function selfAliases(): Record<string, string> {
 
 async function importModule(path: string): Promise<unknown> {
   if (/\.m?js$/.test(path)) return import(`${pathToFileURL(path).href}?t=${Date.now()}`)
+  const cacheDir = transpileCacheDir()
   const jiti = createJiti(import.meta.url, {
-    // A fresh module per load (two deployfiles in one process), but the
-    // transpiled code is cached on disk by content hash: start-up stays fast.
+    // A fresh module per load (two deployfiles in one process), but the transpiled code is cached
+    // on disk by content hash: without it every start pays ~2 s for loading babel and transpiling
+    // (measured: `dep list` 2.0 s vs 0.11–0.35 s). The cache is the user's own (see
+    // transpileCacheDir), never jiti's default `$TMPDIR/jiti`, which any local user can create first.
     moduleCache: false,
-    fsCache: true,
+    fsCache: cacheDir ?? false,
+    // jiti's other fallback for ESM writes to `$TMPDIR/jiti-esm`; a data: URL needs no file.
+    esmEvalTempFile: false,
     interopDefault: true,
     alias: selfAliases(),
   })
-  return jiti.import(path)
+  // Files jiti writes now are 0600 (the cache holds the deployfile's literal secrets).
+  const umask = cacheDir ? process.umask(0o077) : undefined
+  try {
+    return await jiti.import(path)
+  } finally {
+    if (umask !== undefined) process.umask(umask)
+  }
+}
+
+/** The directory of this user's caches: `$XDG_CACHE_HOME`, else `~/.cache`. */
+function userCacheBase(): string | undefined {
+  const xdg = process.env.XDG_CACHE_HOME
+  if (xdg && isAbsolute(xdg)) return xdg
+  const home = homedir()
+  return home && isAbsolute(home) ? join(home, '.cache') : undefined
+}
+
+/**
+ * Where transpiled deployfiles are cached: `<user cache dir>/deployfile/jiti`, created 0700, or
+ * undefined (no disk cache, only slower) when it cannot be made safe. A cached file is code this
+ * process will run and may hold secrets, so nobody else may be able to write or read it:
+ * - the directory is owned by this user, mode 0700, not a symlink;
+ * - every directory above it is owned by this user or root and not writable by group or others
+ *   (or is sticky, like /tmp): nobody else can rename it away and put their own in its place;
+ * - every entry in it that is not a regular file owned by this user with no group/other bits is
+ *   deleted before jiti looks (so it is never loaded), and our own files are made 0600.
+ * A directory that fails a check is left alone, with a warning on stderr.
+ */
+export function transpileCacheDir(base: string | undefined = userCacheBase(), warn: (message: string) => void = defaultWarn): string | undefined {
+  if (!base || typeof process.getuid !== 'function') return undefined
+  const uid = process.getuid()
+  const dir = join(base, 'deployfile', 'jiti')
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch {
+    return undefined // a read-only home, say: run without the cache
+  }
+  const unsafe = unsafeReason(dir, uid)
+  if (unsafe) {
+    warn(`deployfile: not using the transpile cache ${dir}: ${unsafe}. Fix or remove it (start-up is slower without it).`)
+    return undefined
+  }
+  try {
+    for (const name of readdirSync(dir)) {
+      const file = join(dir, name)
+      const info = lstatSync(file)
+      if (!info.isFile() || info.uid !== uid || (info.mode & 0o022) !== 0) unlinkSync(file)
+      else if ((info.mode & 0o077) !== 0) chmodSync(file, 0o600)
+    }
+  } catch (error) {
+    warn(`deployfile: not using the transpile cache ${dir}: ${(error as Error).message}`)
+    return undefined
+  }
+  return dir
+}
+
+/** Why `dir` (or a directory above it) is not safe to keep code in, or undefined when it is. */
+function unsafeReason(dir: string, uid: number): string | undefined {
+  const own = lstatSync(dir)
+  if (!own.isDirectory()) return 'it is not a directory'
+  if (own.uid !== uid) return `it belongs to uid ${own.uid}, not ${uid}`
+  if ((own.mode & 0o077) !== 0) return `its mode is ${(own.mode & 0o777).toString(8)}, not 700`
+  // The directories above, as they really are (a symlinked home is judged by its target).
+  for (let parent = realpathSync(dirname(dir)); ; parent = dirname(parent)) {
+    const info = lstatSync(parent)
+    const sticky = (info.mode & 0o1000) !== 0
+    if (info.uid !== uid && info.uid !== 0) return `${parent} belongs to uid ${info.uid}`
+    if ((info.mode & 0o022) !== 0 && !sticky) return `${parent} is writable by others (mode ${(info.mode & 0o777).toString(8)})`
+    if (dirname(parent) === parent) return undefined
+  }
+}
+
+function defaultWarn(message: string): void {
+  process.stderr.write(`${message}\n`)
 }
 
 /** Finds the deployfile: `file` if given, else searching upward from `cwd`. */

@@ -13,6 +13,7 @@ import { compileSelector } from '../plan/selector.js'
 import { taskContextStorage } from './current.js'
 import { wrapScript } from '../shell/wrap.js'
 import { LineSplitter } from './output.js'
+import type { SecretRegistry } from '../shell/redact.js'
 import type { QueuedCommand, QueuedOwner, RunState } from './run-state.js'
 import { declareExitCode, exitCodeOf } from './errors.js'
 import { abortHandling, type AbortHandler } from './abort.js'
@@ -52,10 +53,24 @@ export interface RunOptions {
   quiet?: boolean
   /** What a failure of this command means: the exit code and hint its error carries. */
   failure?: FailureMeaning
+  /**
+   * Most bytes of stdout `run()` returns: the last ones, with a warning when more came. Default
+   * {@link DEFAULT_MAX_OUTPUT} for a command whose output is streamed (it is on screen and in the
+   * log already), no limit for a `quiet` one (its output is what the caller asked for). `0` keeps
+   * nothing (`run()` returns '').
+   */
+  maxOutput?: number
 }
 
 /** Options of `queue()`. */
 export type QueueOptions = Pick<RunOptions, 'cwd' | 'env' | 'secrets' | 'failure'>
+
+/** What `run()` returns at most of a streamed command's stdout (its last 4 MiB), unless `maxOutput` says otherwise. */
+export const DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024
+/** Of stderr, what the result keeps (its last 1 MiB): the end of it explains a failure. */
+const MAX_STDERR = 1024 * 1024
+/** Of stdout and stderr, what a CommandError carries (the last 64 KiB of each). */
+const ERROR_OUTPUT_TAIL = 64 * 1024
 
 /** What went wrong, given to `fail` hooks and rollback steps. */
 export interface FailureInfo {
@@ -437,7 +452,11 @@ export class TaskContext {
     if (shownOwn) state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
     const started = Date.now()
     const splitter = (stream: 'stdout' | 'stderr') =>
-      new LineSplitter((text) => state.emit({ type: 'command:output', host, task, stream, text }))
+      new LineSplitter(
+        (text, partial) => state.emit({ type: 'command:output', host, task, stream, text, ...(partial ? { partial: true } : {}) }),
+        state.secrets,
+      )
+    const maxStdout = options.maxOutput ?? (options.quiet ? undefined : DEFAULT_MAX_OUTPUT)
     const out = splitter('stdout')
     const err = splitter('stderr')
     const ended = (commandTask: string, exitCode: number | null) =>
@@ -452,6 +471,8 @@ export class TaskContext {
         signal: this.signal,
         onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
         onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
+        maxStdout,
+        maxStderr: MAX_STDERR,
       })
     } catch (error) {
       // The connection failed (or could not be made): none of these commands is known to have run.
@@ -464,6 +485,15 @@ export class TaskContext {
     }
     out.flush()
     err.flush()
+    if (result.stdoutDropped && options.maxOutput === undefined) {
+      state.emit({
+        type: 'log',
+        level: 'warning',
+        host,
+        task,
+        message: `The command printed more than ${maxStdout! / 1024 / 1024} MiB: run() returned only its last ${maxStdout! / 1024 / 1024} MiB (the rest was streamed). Pass { maxOutput } to keep more.`,
+      })
+    }
     // How each queued command ended: the marker names the one that failed; those after it never ran.
     const failedIndex = batch.length > 0 && result.code !== 0 ? findFailedBatch(result.stderr) : -1
     // Killed (timeout, Ctrl-C) with no marker: whether the queued commands finished is not known.
@@ -480,8 +510,8 @@ export class TaskContext {
             command: shown,
             exitCode: result.code,
             signal: result.signal,
-            stdout: state.secrets.redact(result.stdout),
-            stderr: state.secrets.redact(result.stderr.replace(BATCH_MARKER_LINE, '')),
+            stdout: errorOutput(result.stdout, result.stdoutDropped, state.secrets),
+            stderr: errorOutput(result.stderr.replace(BATCH_MARKER_LINE, ''), result.stderrDropped, state.secrets),
             timedOut: result.timedOut,
             queuedBy: queued.task,
           },
@@ -519,8 +549,8 @@ export class TaskContext {
           command: shown,
           exitCode: result.code,
           signal: result.signal,
-          stdout: state.secrets.redact(result.stdout),
-          stderr: state.secrets.redact(result.stderr),
+          stdout: errorOutput(result.stdout, result.stdoutDropped, state.secrets),
+          stderr: errorOutput(result.stderr, result.stderrDropped, state.secrets),
           timedOut: result.timedOut,
         },
         options.failure,
@@ -580,6 +610,24 @@ function renderBatch(batch: QueuedCommand[]): string {
 function findFailedBatch(stderr: string): number {
   const match = new RegExp(`${BATCH_MARKER} (\\d+)`).exec(stderr)
   return match ? Number(match[1]) : -1
+}
+
+/**
+ * A command's output as a CommandError carries it: masked, then its last ERROR_OUTPUT_TAIL
+ * characters (from a line start when there is one). Output the transport already cut (`dropped`)
+ * may begin inside a secret, which masking would not recognise: its first, partial line goes (or,
+ * in one endless line, as much as the longest secret).
+ */
+function errorOutput(text: string, dropped: number | undefined, secrets: SecretRegistry): string {
+  if (dropped) {
+    const newline = text.indexOf('\n')
+    text = newline >= 0 ? text.slice(newline + 1) : text.slice(Math.min(text.length, secrets.maxLength))
+  }
+  const masked = secrets.redact(text)
+  if (masked.length <= ERROR_OUTPUT_TAIL) return masked
+  const tail = masked.slice(masked.length - ERROR_OUTPUT_TAIL)
+  const newline = tail.indexOf('\n')
+  return newline >= 0 && newline < tail.length - 1 ? tail.slice(newline + 1) : tail
 }
 
 function firstLine(text: string): string {

@@ -85,9 +85,15 @@ export class RunState {
   /** Emits an event with secrets masked in every string field (`force`: even once silenced). */
   emit(event: EventInput, force = false): void {
     if (this.silenced && !force) return
-    const masked = maskDeep(event, (text) => this.secrets.redact(text)) as RunEvent
-    this.options.sink({ ...masked, time: Date.now(), runId: this.runId } as RunEvent)
+    // maskDeep returns a fresh object: stamp it in place (a command printing a million lines emits
+    // a million events; every copy counts).
+    const masked = maskDeep(event, this.mask) as RunEvent
+    masked.time = Date.now()
+    masked.runId = this.runId
+    this.options.sink(masked)
   }
+
+  private readonly mask = (text: string): string => this.secrets.redact(text)
 
   /** Drops every later event except forced ones: the run is being ended from outside (stopped at once). */
   silence(): void {
@@ -101,6 +107,33 @@ export class RunState {
       this.hostConfigs.set(host.alias, config)
     }
     return config
+  }
+
+  /**
+   * Runs the registry's secret sources (secretsFrom()) for every host and registers what they
+   * return, so those values are masked from the run's first line. A source that fails (a dotenv
+   * file that is not there) is reported as a warning: the task that needs the value fails on its own.
+   */
+  async loadSecretSources(): Promise<void> {
+    const sources = this.registry.secretSources
+    if (sources.length === 0) return
+    await Promise.all(
+      this.hosts.map(async (host) => {
+        const config = this.configFor(host)
+        for (const source of sources) {
+          try {
+            for (const value of await source({ get: (key) => config.get(key), has: (key) => config.has(key) })) this.secrets.add(value)
+          } catch (error) {
+            this.emit({
+              type: 'log',
+              level: 'warning',
+              host: host.alias,
+              message: `Could not compute the values to mask from the settings (${(error as Error).message}): they are not masked in this run.`,
+            })
+          }
+        }
+      }),
+    )
   }
 
   transportFor(host: Host): Transport {
@@ -178,7 +211,9 @@ function maskDeep(value: unknown, mask: (text: string) => string): unknown {
   if (typeof value === 'string') return mask(value)
   if (Array.isArray(value)) return value.map((item) => maskDeep(item, mask))
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskDeep(v, mask)]))
+    const copy: Record<string, unknown> = {}
+    for (const key of Object.keys(value)) copy[key] = maskDeep((value as Record<string, unknown>)[key], mask)
+    return copy
   }
   return value
 }

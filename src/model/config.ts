@@ -141,6 +141,8 @@ export class HostConfig {
   private readonly reportedSecrets = new Set<string>()
 
   private markSecret(value: unknown): void {
+    // A numeric secret (a PIN) is masked as the digits it prints as.
+    if (typeof value === 'number' && Number.isFinite(value)) value = String(value)
     if (typeof value === 'string') {
       if (!this.reportedSecrets.has(value)) this.onSecret(value)
       this.reportedSecrets.add(value)

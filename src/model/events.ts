@@ -98,7 +98,13 @@ export interface CommandOutputEvent extends EventBase {
   host: string
   task?: string
   stream: 'stdout' | 'stderr'
+  /** One line of output, without its newline (masked). */
   text: string
+  /**
+   * True when `text` is a piece of a line too long to pass on whole (over 64 KiB): the line goes
+   * on in the next output event of the same stream.
+   */
+  partial?: boolean
 }
 
 /** A command finished. */

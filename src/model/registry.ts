@@ -7,6 +7,18 @@ import { SettingsTable } from './settings.js'
 
 export type HookKind = 'before' | 'after' | 'fail'
 
+/** What a {@link SecretSource} may read: one host's settings. */
+export interface SecretSourceConfig {
+  get(key: string): Promise<unknown>
+  has(key: string): boolean
+}
+
+/**
+ * Computes values to mask for the whole run from a host's settings (a recipe's `.env` values, a
+ * key read from a file). Runs once per host before the run's first step.
+ */
+export type SecretSource = (config: SecretSourceConfig) => Promise<Iterable<string>> | Iterable<string>
+
 /**
  * Everything one deployfile declared: tasks, hooks, hosts and global settings.
  * Loading a deployfile fills a fresh registry, so two can live in one process.
@@ -33,6 +45,8 @@ export class Registry {
    * still point at the line.
    */
   readonly sites = new Map<string, string>()
+  /** Sources of values masked for the whole run (see secretsFrom()). */
+  readonly secretSources: SecretSource[] = []
   /** Recipes already applied, so `use()` twice is harmless. */
   readonly recipes = new Set<unknown>()
   /** The description given by `desc()` for the next task defined. */

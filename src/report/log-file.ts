@@ -1,8 +1,11 @@
-import { createWriteStream, mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ConfigError } from '../model/errors.js'
 import type { ErrorInfo, RunEvent } from '../model/events.js'
 import { formatBytes, formatError, plural } from './format.js'
+
+/** Characters of log lines gathered before one write. */
+const BATCH = 64 * 1024
 
 /** Options of the log file. */
 export interface LogFileOptions {
@@ -24,15 +27,48 @@ export function createLogFileReporter(path: string, options: LogFileOptions = {}
   } catch (error) {
     throw new ConfigError(`Cannot create the directory of the log file ${path}: ${(error as Error).message}`, 'Pick another --log path (or log_file setting).')
   }
-  const stream = createWriteStream(path, { flags: 'a', mode: 0o600 })
+  // Written synchronously in batches of at most BATCH characters: a write stream queues in memory
+  // whatever the disk has not taken yet (100 MB of output made 100 MB of queue), a blocking write
+  // makes the run wait for the disk instead. A batch goes out when full or on the next turn of the
+  // event loop, so the log is current while the run goes on.
+  let fd: number | undefined
   let failed = false
-  stream.on('error', (error) => {
+  const fail = (error: unknown) => {
     if (failed) return
     failed = true
-    options.onError?.(error)
-  })
+    options.onError?.(error as Error)
+  }
+  try {
+    fd = openSync(path, 'a', 0o600)
+  } catch (error) {
+    fail(error)
+  }
+  let parts: string[] = []
+  let size = 0
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    if (size === 0 || failed || fd === undefined) return
+    const text = parts.join('')
+    parts = []
+    size = 0
+    try {
+      const data = Buffer.from(text)
+      for (let at = 0; at < data.length; ) at += writeSync(fd, data, at)
+    } catch (error) {
+      fail(error)
+    }
+  }
   const write = (time: number, text: string) => {
-    if (!failed) stream.write(`${new Date(time).toISOString()} ${text}\n`)
+    if (failed) return
+    const line = `${new Date(time).toISOString()} ${text}\n`
+    parts.push(line)
+    size += line.length
+    if (size >= BATCH) flush()
+    else if (!scheduled) {
+      scheduled = true
+      setImmediate(flush)
+    }
   }
   const writeError = (time: number, host: string, error: ErrorInfo) => {
     for (const line of formatError(error, false)) write(time, `${host}${line}`)
@@ -106,6 +142,17 @@ export function createLogFileReporter(path: string, options: LogFileOptions = {}
         write((event as RunEvent).time, `${host}${(event as RunEvent).type} ${JSON.stringify(event)}`)
     }
   }
-  const close = () => new Promise<void>((resolve) => (failed ? resolve() : stream.end(resolve)))
+  const close = async () => {
+    flush()
+    if (fd === undefined) return
+    const open = fd
+    fd = undefined
+    failed = true
+    try {
+      closeSync(open)
+    } catch {
+      // nothing left to lose
+    }
+  }
   return { sink, close }
 }

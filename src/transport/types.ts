@@ -19,6 +19,13 @@ export interface ExecOptions {
   onStderr?: (chunk: Buffer) => void
   /** Keep stdout/stderr in the result (default true). Turn off for huge outputs that are streamed. */
   collect?: boolean
+  /**
+   * Most bytes of stdout kept in the result: its last ones (default: all). What a command prints
+   * beyond it is still streamed to `onStdout`; `stdoutDropped` counts it.
+   */
+  maxStdout?: number
+  /** Most bytes of stderr kept in the result, its last ones (default: all). */
+  maxStderr?: number
 }
 
 /** How a command ended. */
@@ -30,6 +37,10 @@ export interface ExecResult {
   stderr: string
   timedOut: boolean
   aborted: boolean
+  /** Bytes of stdout left out of `stdout` (the first ones) because of `maxStdout`. */
+  stdoutDropped?: number
+  /** Bytes of stderr left out of `stderr` because of `maxStderr`. */
+  stderrDropped?: number
 }
 
 /** Options of an upload. */

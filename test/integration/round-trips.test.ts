@@ -47,10 +47,13 @@ const EXPECTED_STEPS: Record<string, number> = {
   '(flushes)': 2,
 }
 /**
- * Channels a run opens and waits for itself (wire turns beyond one per command): the first
- * command's, since no spare channel is ready yet when it comes (see the model below).
+ * Wire turns a run waits for beyond one per command: the first command's channel open and exec
+ * request, since no spare channel is ready yet when it comes (see the model below). Two since
+ * issue 11: the script always goes on stdin after the exec (never inline in it, where every user of
+ * the host could read it in the process list), so a channel opened on demand costs open + exec +
+ * script, one turn more than the inline form did. Once per run and host.
  */
-const OWN_CHANNEL_OPENS = 1
+const OWN_CHANNEL_OPENS = 2
 
 /** One-way delay of the proxy: large, so the wire count is clean (see the model below). */
 const DELAY_MS = 100
@@ -176,16 +179,17 @@ describe('the transport counter', () => {
  * the output, exit status and close. Taking a spare opens the next one in the
  * background (channel open, then exec request): its answers arrive in the same
  * turns as the running commands' and nobody waits for them, so they add no
- * turn. A command that finds no spare ready opens its own channel: two waits
- * (channel open, then the exec request), as every command did before spares
- * (then: H + 2 × trips + stdin commands = 16 per host). In a run that is the
- * first command only: the spares open when the connection is up (warmUp), at
- * the same moment as that command's own channel. The connection (banners, key
+ * turn. A command that finds no spare ready takes one still starting (or opens
+ * its own channel, the same cost): channel open, exec request, then the script
+ * on stdin, three waits (before issue 11 the script went inline in the exec
+ * request: two, but in the host's process list). In a run that is the first
+ * command only: the spares open when the connection is up (warmUp), at the
+ * same moment as that command comes. The connection (banners, key
  * exchange, NEWKEYS + service request, public key query, signature) costs a
- * fixed number H, measured per host with `dep run ':'` (counter 1, one own
- * channel: H + 2):
+ * fixed number H, measured per host with `dep run ':'` (counter 1, its first
+ * command: H + 3):
  *
- *     wire turn-arounds = H + (transport round trips) + (own channel opens = 1)
+ *     wire turn-arounds = H + (transport round trips) + (first command's open + exec = 2)
  *
  * Noise the check tolerates (+2, −1): a command whose exit status comes more
  * than 2 × DELAY_MS after its request (a slow, loaded machine) lets a message
@@ -225,7 +229,7 @@ describe('the wire count at a delay proxy', () => {
     await Promise.all((proxies ?? []).map((proxy) => proxy.close()))
   })
 
-  it('sees one connection per host and as many waits as the transport counts (1 per command, +1 for the first channel)', async () => {
+  it('sees one connection per host and as many waits as the transport counts (1 per command, +2 for the first channel)', async () => {
     const calibration = await deploy(dir, ['run', ':', '--json'])
     const calibrationWire = await wire()
     const runs: Array<{ label: string; events: RunEvents; wire: Array<{ turns: number; connections: number }> }> = []

@@ -41,6 +41,7 @@ describe('the public API of deployfile', () => {
       'run',
       'runLocally',
       'secret',
+      'secretsFrom',
       'set',
       'setDefault',
       'sh',

@@ -12,7 +12,7 @@ import {
   parsePublicKey,
 } from '../../src/transport/ssh/known-hosts.js'
 import { parseJumpSpec, resolveSettings } from '../../src/transport/ssh/settings.js'
-import { killScript, remoteCommand } from '../../src/transport/ssh/exec.js'
+import { BOOTSTRAP, killScript, scriptPayload } from '../../src/transport/ssh/exec.js'
 
 /** A fake wire-format key blob: string type, then bytes. */
 function blob(type: string, seed: string): Buffer {
@@ -143,13 +143,22 @@ describe('ssh settings', () => {
 })
 
 describe('remote command', () => {
-  it('runs the script under /bin/sh, single-quoted, after reporting the process group', () => {
-    const command = remoteCommand("echo 'hi'", { cwd: '/srv/app', env: { A: 'b c' } })
-    expect(command.startsWith("exec /bin/sh -c '")).toBe(true)
-    expect(command).not.toContain("$'")
-    expect(command).toContain('@@deployfile-pgid:')
-    expect(command).toContain("cd /srv/app || exit 1")
-    expect(() => remoteCommand('x'.repeat(200_000))).toThrow(/put\(\)/)
+  it('execs a fixed bootstrap under /bin/sh and sends the script on stdin (never in argv), after the process-group report', () => {
+    expect(BOOTSTRAP.startsWith("exec /bin/sh -c '")).toBe(true)
+    expect(BOOTSTRAP).not.toContain("$'")
+    const payload = scriptPayload("echo 'hi' S3CRET", { cwd: '/srv/app', env: { A: 'b c' } }).toString()
+    expect(BOOTSTRAP).not.toContain('S3CRET')
+    const [header, ...rest] = payload.split('\n')
+    const script = rest.join('\n')
+    expect(header).toBe(`${Buffer.byteLength(script)} 0`)
+    expect(script).toContain('@@deployfile-pgid:')
+    expect(script).toContain('cd /srv/app || exit 1')
+    expect(script).toContain("export A='b c'")
+    expect(script).toContain("echo 'hi' S3CRET")
+    expect(script).not.toContain("$'")
+    expect(scriptPayload('x', { withStdin: true }).toString()).toMatch(/^\d+ 1\n/)
+    // No argument-length limit any more: a 200 KB script is fine.
+    expect(scriptPayload('x'.repeat(200_000)).length).toBeGreaterThan(200_000)
   })
 
   it('kills groups with the `kill -SIG -PGID` form dash accepts', () => {

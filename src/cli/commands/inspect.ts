@@ -59,6 +59,14 @@ export async function configLines(registry: Registry, hosts: Host[], overrides: 
     const config = registry.hostConfig(host, overrides, (value) => secrets.add(value), { noLazy: true })
     // Secret keys first, so their values are known before anything that templates them is shown.
     for (const key of config.keys().filter((k) => registry.secretKeys.has(k))) await config.get(key).catch(() => undefined)
+    // And what secret sources derive (the .env values), wherever a setting repeats one.
+    for (const source of registry.secretSources) {
+      try {
+        for (const value of await source({ get: (key) => config.get(key), has: (key) => config.has(key) })) secrets.add(value)
+      } catch {
+        // A lazy value (not computed by dep config) or a missing file: nothing to mask from it.
+      }
+    }
     lines.push(`${host.alias}:`)
     for (const key of config.keys()) {
       const value = registry.secretKeys.has(key) || HIDDEN_KEYS.has(key) ? MASK : await shown(config, key)

@@ -22,7 +22,8 @@ export function defineAdHocCommand(registry: Registry, command: string | undefin
       const enter = base
         ? `if [ -d ${quote(`${base}/current`)} ]; then cd ${quote(`${base}/current`)}; elif [ -d ${quote(base)} ]; then cd ${quote(base)}; fi\n`
         : ''
-      await ctx.run(new Command(`${enter}${command}`))
+      // Its output is streamed to the reporters; nothing is returned, so nothing is kept.
+      await ctx.run(new Command(`${enter}${command}`), { maxOutput: 0 })
     },
   })
   return name

@@ -1,15 +1,30 @@
 import { chmod, cp, mkdir, rename, stat, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { Readable } from 'node:stream'
-import { $ } from 'zx'
+import { spawn } from 'node:child_process'
+import { Readable, type Writable } from 'node:stream'
 import type { Host } from '../../model/host.js'
-import { quote } from '../../shell/quote.js'
 import { wrapScript } from '../../shell/wrap.js'
+import { OutputBuffer } from '../output-buffer.js'
 import type { ExecOptions, ExecResult, GetOptions, PutOptions, Transport } from '../types.js'
 
 const KILL_GRACE_MS = 2000
 
-/** Runs commands on this machine through zx and `/bin/sh`, with POSIX quoting. */
+/** Ends every script: one cut short (this process died while writing it) is refused, not half run. */
+const LOCAL_TRAILER = '\n#@@deployfile-end@@'
+/**
+ * What `/bin/sh -c` gets: a fixed text that reads the script from fd 3 (to EOF), closes fd 3 so the
+ * script's commands do not inherit it, and evals it in this shell. `$(…; echo .)` then `${s%.}`
+ * keeps trailing newlines. The secret-bearing script is never in any argv.
+ */
+const LOCAL_BOOTSTRAP = [
+  '__df_s=$(cat <&3; echo .)',
+  'exec 3<&-',
+  '__df_s=${__df_s%.}',
+  `case $__df_s in *'${LOCAL_TRAILER.slice(1)}') ;; *) echo 'deployfile: the script arrived incomplete; it did not run.' >&2; exit 86;; esac`,
+  'eval "$__df_s"',
+].join('\n')
+
+/** Runs commands on this machine under `/bin/sh`, the script on a pipe (never in argv). */
 export class LocalTransport implements Transport {
   private count = 0
   private readonly running = new Set<() => void>()
@@ -23,33 +38,35 @@ export class LocalTransport implements Transport {
   async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
     this.count += 1
     const collect = options.collect ?? true
-    const process$ = $({
-      shell: '/bin/sh',
-      // zx would prepend bash's `set -euo pipefail`; the script is POSIX sh.
-      prefix: '',
-      postfix: '',
-      quote,
-      nothrow: true,
-      quiet: true,
+    const stdoutKept = new OutputBuffer(collect ? (options.maxStdout ?? Infinity) : 0)
+    const stderrKept = new OutputBuffer(collect ? (options.maxStderr ?? Infinity) : 0)
+    // The script goes through fd 3, never in argv (`ps` and /proc/<pid>/cmdline show argv to every
+    // local user); fd 0 stays the command's own stdin.
+    const child = spawn('/bin/sh', ['-c', LOCAL_BOOTSTRAP], {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
       // Its own process group, so a timeout or Ctrl-C kills everything it started.
       detached: true,
-      input: options.stdin instanceof Readable || typeof options.stdin === 'string' || Buffer.isBuffer(options.stdin) ? options.stdin : undefined,
       env: process.env,
-    })`/bin/sh -c ${wrapScript(script, { cwd: options.cwd, env: options.env })}`
-    let stdout = ''
-    let stderr = ''
-    process$.stdout.on('data', (chunk: Buffer) => {
-      if (collect) stdout += chunk.toString()
+    })
+    const scriptPipe = child.stdio[3] as Writable
+    scriptPipe.on('error', () => undefined) // the shell died first: its exit status says so
+    scriptPipe.end(`${wrapScript(script, { cwd: options.cwd, env: options.env })}${LOCAL_TRAILER}`)
+    child.stdin.on('error', () => undefined) // a command that does not read its stdin (EPIPE)
+    const stdin = options.stdin
+    if (stdin instanceof Readable) stdin.pipe(child.stdin)
+    else child.stdin.end(stdin)
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdoutKept.push(chunk)
       options.onStdout?.(chunk)
     })
-    process$.stderr.on('data', (chunk: Buffer) => {
-      if (collect) stderr += chunk.toString()
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderrKept.push(chunk)
       options.onStderr?.(chunk)
     })
     let timedOut = false
     let aborted = false
     const killGroup = () => {
-      const pid = process$.pid
+      const pid = child.pid
       if (!pid) return
       const kill = (signal: NodeJS.Signals) => {
         try {
@@ -75,8 +92,20 @@ export class LocalTransport implements Transport {
     options.signal?.addEventListener('abort', onAbort, { once: true })
     this.running.add(killGroup)
     try {
-      const output = await process$
-      return { code: output.exitCode, signal: output.signal ?? null, stdout, stderr, timedOut, aborted }
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+        child.once('error', reject)
+        child.once('close', (exitCode, exitSignal) => resolve([exitCode, exitSignal]))
+      })
+      return {
+        code,
+        signal: signal ?? null,
+        stdout: stdoutKept.text(),
+        stderr: stderrKept.text(),
+        timedOut,
+        aborted,
+        ...(collect && stdoutKept.dropped > 0 ? { stdoutDropped: stdoutKept.dropped } : {}),
+        ...(collect && stderrKept.dropped > 0 ? { stderrDropped: stderrKept.dropped } : {}),
+      }
     } finally {
       if (timer) clearTimeout(timer)
       options.signal?.removeEventListener('abort', onAbort)

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream'
 import type { Client, ClientChannel } from 'ssh2'
 import { quote } from '../../shell/quote.js'
 import { wrapScript } from '../../shell/wrap.js'
+import { OutputBuffer } from '../output-buffer.js'
 import type { ExecOptions, ExecResult } from '../types.js'
 
 /**
@@ -19,8 +20,6 @@ const PGID_PREAMBLE = [
 const PGID_MARKER = /@@deployfile-pgid:(\d+)@@\n/
 /** Stop looking for the marker after this much stderr (a login shell may print before it). */
 const MARKER_SEARCH_LIMIT = 64 * 1024
-/** Linux refuses one argument over 128 KiB (MAX_ARG_STRLEN); sshd passes the command as one. */
-const MAX_COMMAND_BYTES = 128 * 1024 - 1024
 /** After the kill, how long the channel may take to close before we close it. */
 const CLOSE_GRACE_MS = 3_000
 /** How long to wait for the process group number when a command is killed right at its start. */
@@ -29,28 +28,6 @@ const PGID_WAIT_MS = 3_000
 /** What the remote /bin/sh runs: the process-group report, then the script with its cwd and env. */
 function remoteBody(script: string, options: Pick<ExecOptions, 'cwd' | 'env'>): string {
   return `${PGID_PREAMBLE}\n${wrapScript(script, { cwd: options.cwd, env: options.env })}`
-}
-
-/** The inline exec command, or undefined when it is too long for one argument. */
-function inlineCommand(body: string): string | undefined {
-  const command = `exec /bin/sh -c ${quote(body)}`
-  return Buffer.byteLength(command) > MAX_COMMAND_BYTES ? undefined : command
-}
-
-/**
- * The command line sent in the exec request: the script under /bin/sh whatever the login shell is.
- * (The transport sends scripts over this size on stdin, through BOOTSTRAP; this form has the limit.)
- */
-export function remoteCommand(script: string, options: Pick<ExecOptions, 'cwd' | 'env'> = {}): string {
-  const command = inlineCommand(remoteBody(script, options))
-  if (command === undefined) {
-    const bytes = Buffer.byteLength(`exec /bin/sh -c ${quote(remoteBody(script, options))}`)
-    throw new Error(
-      `The script is ${bytes} bytes; one remote command can hold about ${MAX_COMMAND_BYTES} (Linux MAX_ARG_STRLEN). ` +
-        'Upload it with put() and run the file instead.',
-    )
-  }
-  return command
 }
 
 /**
@@ -62,15 +39,18 @@ const SCRIPT_TRAILER = '\n#@@deployfile-end@@'
 export const INCOMPLETE_SCRIPT_EXIT = 86
 
 /**
- * The command of a pre-opened ("spare") session channel, and of a command whose script is too long
- * for an argument. It waits on stdin for one line `<bytes> <mode>`, then reads the script:
+ * The command of every session channel that runs a script, pre-opened ("spare") or not. The exec
+ * request carries only this fixed text: the script follows on stdin, so no secret in it ever sits
+ * in a process's argv (`/proc/<pid>/cmdline`, `ps`), which every user of the host can read. (An
+ * inline `sh -c '<script>'` was the cheaper form: one network turn less for a channel opened on
+ * demand. Not worth a secret.) It waits on stdin for one line `<bytes> <mode>`, then reads the script:
  * - mode 0: the script is all that follows (read to EOF with `cat`: fast, for any size);
  * - mode 1: the command's own stdin follows the script, so exactly `<bytes>` are read with
  *   `dd bs=1` (one read(2) per byte never takes more from the pipe than asked; slow for huge
  *   scripts, ~0.5 s for 300 KiB, fine for the usual few KiB).
  * `$(…; echo .)` then `${s%.}` keeps trailing newlines. The script runs with `eval` in this same
  * shell (not `sh -c "$s"`, which would bring back the 128 KiB argument limit): its process group
- * is the session's, so the PGID preamble at its head and the kill work as for an inline command.
+ * is the session's, so the PGID preamble at its head and the kill work on the whole session.
  * A channel that gets EOF before any line (a spare closed unused) exits 0.
  */
 const BOOTSTRAP_BODY = [
@@ -83,7 +63,14 @@ const BOOTSTRAP_BODY = [
 ].join('\n')
 export const BOOTSTRAP = `exec /bin/sh -c ${quote(BOOTSTRAP_BODY)}`
 
-/** What a BOOTSTRAP channel is sent before the command's own stdin: header line, script, trailer. */
+/**
+ * What a BOOTSTRAP channel is sent before the command's own stdin: header line, then the script
+ * (process-group report, env, cwd, the script) and its trailer.
+ */
+export function scriptPayload(script: string, options: Pick<ExecOptions, 'cwd' | 'env'> & { withStdin?: boolean } = {}): Buffer {
+  return bootstrapPayload(remoteBody(script, options), options.withStdin ?? false)
+}
+
 function bootstrapPayload(body: string, withStdin: boolean): Buffer {
   const script = Buffer.from(`${body}${SCRIPT_TRAILER}`, 'utf8')
   return Buffer.concat([Buffer.from(`${script.length} ${withStdin ? 1 : 0}\n`), script])
@@ -183,10 +170,10 @@ function openExec(
  * Runs a script on a channel of `client`: streams output, feeds stdin, and on timeout or abort
  * kills the remote process group before resolving.
  *
- * With `spare` (a pre-opened channel running BOOTSTRAP, or undefined once it died), the script
- * goes on that channel's stdin: one network turn. Without (or when the spare died before it could
- * be used), it opens its own channel with the script inline in the exec request (two turns, three
- * with stdin), or through BOOTSTRAP when the script is too long for an argument. A spare that dies
+ * The script always goes on the channel's stdin, after BOOTSTRAP (never in the exec request: see
+ * BOOTSTRAP). With `spare` (a pre-opened channel running BOOTSTRAP, or undefined once it died),
+ * that is one network turn. Without (or when the spare died before it could be used), it opens its
+ * own channel running BOOTSTRAP: three turns (open, exec, script). A spare that dies
  * after the script was sent but before it started (no process-group report, no output) is replaced
  * the same way, when the stdin can be sent again (string or Buffer).
  */
@@ -198,12 +185,12 @@ export function runCommand(
   spare?: Promise<ClientChannel | undefined>,
 ): Promise<ExecResult> {
   const body = remoteBody(script, options)
-  const inline = inlineCommand(body)
   const withStdin = options.stdin !== undefined
   const stdinResendable = options.stdin === undefined || typeof options.stdin === 'string' || Buffer.isBuffer(options.stdin)
   const collect = options.collect !== false
-  let stdoutChunks: Buffer[] = []
-  let stderrChunks: Buffer[] = []
+  // What the result keeps: the last maxStdout/maxStderr bytes (memory stays bounded on huge output).
+  const stdoutKept = new OutputBuffer(collect ? (options.maxStdout ?? Infinity) : 0)
+  const stderrKept = new OutputBuffer(collect ? (options.maxStderr ?? Infinity) : 0)
 
   let channel: ClientChannel | undefined
   let timedOut = false
@@ -278,7 +265,7 @@ export function runCommand(
     hooks.register(handle)
 
     /** Runs the command on an open channel; `payload` is what BOOTSTRAP reads first. */
-    const start = (opened: ClientChannel, payload: Buffer | undefined, fromSpare: boolean) => {
+    const start = (opened: ClientChannel, payload: Buffer, fromSpare: boolean) => {
       channel = opened
       if (!timer && options.timeoutMs !== undefined && options.timeoutMs > 0) {
         timer = setTimeout(() => {
@@ -298,7 +285,7 @@ export function runCommand(
         (chunk) => {
           started = true
           options.onStderr?.(chunk)
-          if (collect) stderrChunks.push(chunk)
+          stderrKept.push(chunk)
         },
         (group) => {
           started = true
@@ -308,7 +295,7 @@ export function runCommand(
       opened.on('data', (chunk: Buffer) => {
         sawStdout = true
         options.onStdout?.(chunk)
-        if (collect) stdoutChunks.push(chunk)
+        stdoutKept.push(chunk)
       })
       opened.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
       let attemptCode: number | null | undefined
@@ -335,8 +322,8 @@ export function runCommand(
             channel = undefined
             exitCode = undefined
             exitSignal = null
-            stdoutChunks = []
-            stderrChunks = []
+            stdoutKept.reset()
+            stderrKept.reset()
             newPgid()
             hooks.retried()
             openOwn()
@@ -357,10 +344,12 @@ export function runCommand(
           resolve({
             code: exitCode ?? null,
             signal: exitSignal,
-            stdout: collect ? Buffer.concat(stdoutChunks).toString('utf8') : '',
-            stderr: collect ? Buffer.concat(stderrChunks).toString('utf8') : '',
+            stdout: stdoutKept.text(),
+            stderr: stderrKept.text(),
             timedOut,
             aborted,
+            ...(stdoutKept.dropped > 0 && collect ? { stdoutDropped: stdoutKept.dropped } : {}),
+            ...(stderrKept.dropped > 0 && collect ? { stderrDropped: stderrKept.dropped } : {}),
           })
         })
       }
@@ -396,13 +385,13 @@ export function runCommand(
         resolve(emptyResult({ aborted, timedOut }))
         return
       }
-      openExec(client, inline ?? BOOTSTRAP, hooks, (error, opened) => {
+      openExec(client, BOOTSTRAP, hooks, (error, opened) => {
         if (error || !opened) {
           cleanup()
           reject(hooks.connectionAlive() ? (error ?? new Error('no channel')) : hooks.connectionLost())
           return
         }
-        start(opened, inline === undefined ? bootstrapPayload(body, withStdin) : undefined, false)
+        start(opened, bootstrapPayload(body, withStdin), false)
       })
     }
 
@@ -427,8 +416,8 @@ export function runCommand(
   return result
 }
 
-function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin'], payload: Buffer | undefined): void {
-  if (payload) channel.write(payload)
+function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin'], payload: Buffer): void {
+  channel.write(payload)
   if (stdin === undefined) {
     channel.end()
   } else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) {

@@ -17,7 +17,6 @@ export interface Spare {
 }
 
 interface SpareState extends Spare {
-  readonly openedAt: number
   channel: ClientChannel | undefined
   /** Handed to a command: the command owns its limiter slot now. */
   taken: boolean
@@ -37,8 +36,6 @@ export class SparePool {
   private readonly idle: SpareState[] = []
   private closed = false
   private disabled = false
-  /** Half the fastest spare start (open + exec = two turns): an estimate of one round trip. */
-  private rtt: number | undefined
 
   constructor(
     private readonly client: Client,
@@ -52,22 +49,13 @@ export class SparePool {
   }
 
   /**
-   * A spare for a command, if one is worth taking: a ready one; else one still starting when that
-   * is no slower than opening a channel of its own (a command with stdin costs three turns on its
-   * own channel; a spare started at least a round trip ago has only its exec reply to come), or
-   * when no slot is free anyway. The caller owns the spare's limiter slot from now on.
+   * A spare for a command, if there is one: a ready one, else one still starting (a channel of the
+   * command's own costs open + exec + script, three turns from now; a starting spare has at most
+   * its open and exec replies to come). The caller owns the spare's limiter slot from now on.
    */
-  take(options: { stdin: boolean }): Spare | undefined {
+  take(): Spare | undefined {
     this.prune()
-    let pick = this.idle.find((spare) => spare.channel !== undefined)
-    if (!pick) {
-      const starting = this.idle.find((spare) => !spare.dead)
-      if (starting) {
-        const age = performance.now() - starting.openedAt
-        const noSlot = this.limiter.inUse >= this.limiter.max || this.limiter.queued > 0
-        if (noSlot || options.stdin || (this.rtt !== undefined && age >= this.rtt)) pick = starting
-      }
-    }
+    const pick = this.idle.find((spare) => spare.channel !== undefined) ?? this.idle.find((spare) => !spare.dead)
     if (!pick) return undefined
     this.idle.splice(this.idle.indexOf(pick), 1)
     pick.taken = true
@@ -99,7 +87,6 @@ export class SparePool {
   private open(): void {
     let resolve!: (channel: ClientChannel | undefined) => void
     const spare: SpareState = {
-      openedAt: performance.now(),
       channel: undefined,
       taken: false,
       released: false,
@@ -121,8 +108,6 @@ export class SparePool {
           channel.end()
           return fail()
         }
-        const took = performance.now() - spare.openedAt
-        this.rtt = Math.min(this.rtt ?? Infinity, took / 2)
         // An idle spare that dies (killed on the host, sshd gave up on it) leaves the pool.
         channel.once('exit', () => {
           if (!spare.taken) fail()

@@ -27,8 +27,9 @@ const CLOSE_KILL_TIMEOUT = 5_000
  * commands run on channels of it (at most `maxChannels` at once, spare channels included, the rest
  * queue), files go over one SFTP session. Up to two spare session channels are kept open, each
  * already running a bootstrap shell that reads its script from stdin (see BOOTSTRAP in exec.ts),
- * so a command costs one network turn instead of two (three with stdin); a spare is replaced in
- * the background as soon as a command takes it.
+ * so a command costs one network turn instead of three (open, exec, script: the script always
+ * travels on stdin, never in the exec request, so it is in no process's argv); a spare is replaced
+ * in the background as soon as a command takes it.
  */
 export class SshTransport implements Transport {
   private readonly ctx: SshContext
@@ -45,8 +46,8 @@ export class SshTransport implements Transport {
    * Round trips waited on, as `roundTrips` reports them:
    * - a command counts 1, whether it ran on a spare channel (its script, stdin and EOF go at once;
    *   the answer is the output and exit status: one turn) or had to open its channel itself
-   *   because no spare was ready (channel open + exec request: two turns on the wire, still
-   *   counted 1 as before spares existed; the wire-level model is in test/integration/round-trips.test.ts);
+   *   because no spare was left (channel open + exec request + script: three turns on the wire,
+   *   still counted 1; the wire-level model is in test/integration/round-trips.test.ts);
    * - opening a spare is not counted: it happens in the background and nobody waits on it;
    * - one more for each channel open sshd refused for a moment (MaxSessions) and tried again, and
    *   for a command run again because its spare died before the script started;
@@ -131,7 +132,7 @@ export class SshTransport implements Transport {
       throw error
     }
     // A spare channel comes with its limiter slot; without one, wait for a slot.
-    const spare = this.closing ? undefined : this.pool?.take({ stdin: options.stdin !== undefined })
+    const spare = this.closing ? undefined : this.pool?.take()
     if (!spare) {
       try {
         await limiter.acquire(options.signal)
