@@ -2,13 +2,13 @@ import { CommanderError } from 'commander'
 import { findDeployfile, loadDeployfile } from '../config/load.js'
 import { parseOverride } from '../model/config.js'
 import { ConfigError, DeployError, ExitCode } from '../model/errors.js'
-import { buildPlan } from '../plan/plan.js'
+import { buildPlan, buildTree } from '../plan/plan.js'
 import { selectHosts } from '../plan/selector.js'
 import { formatError } from '../report/format.js'
 import { describeError } from '../executor/errors.js'
 import { SecretRegistry } from '../shell/redact.js'
 import { MemoryTransport } from '../transport/memory/memory-transport.js'
-import { configLines, listTasks, planTable, treeLines } from './commands/inspect.js'
+import { configJson, configLines, listTasks, planTable, treeLines } from './commands/inspect.js'
 import type { CliOptions, Invocation } from './options.js'
 import { parseArgv } from './program.js'
 import { createReporters, ignoreBrokenPipes, useColor } from './reporters.js'
@@ -52,10 +52,11 @@ async function main(invocation: Invocation): Promise<number> {
       return ExitCode.Success
     case 'tree':
       if (!args[0]) throw new ConfigError('dep tree needs a task name.', 'For example: dep tree deploy')
-      out(treeLines(registry, args[0]))
+      // --json: the README promises JSON for every command that prints something.
+      out(options.json ? [JSON.stringify({ type: 'tree', task: args[0], tree: buildTree(registry, args[0]) })] : treeLines(registry, args[0]))
       return ExitCode.Success
     case 'config':
-      out(await configLines(registry, selectHosts(hostList, args), overrides))
+      out(options.json ? [await configJson(registry, selectHosts(hostList, args), overrides)] : await configLines(registry, selectHosts(hostList, args), overrides))
       return ExitCode.Success
     case 'ssh': {
       const { runSsh } = await import('./commands/ssh.js')

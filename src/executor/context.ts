@@ -3,7 +3,7 @@ import { CommandError, DeployError, InterruptedError } from '../model/errors.js'
 import type { ErrorInfo } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Phase } from '../model/task.js'
-import { Command, sh, type ShellValue } from '../shell/command.js'
+import { Command, displayOf, sh, type ShellValue } from '../shell/command.js'
 import { quote } from '../shell/quote.js'
 import { Transform, type Readable } from 'node:stream'
 import { createReadStream } from 'node:fs'
@@ -275,6 +275,8 @@ export class TaskContext {
     if (options.afterQueued !== false) await this.flush()
     this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `upload ${path} → ${target}` })
     const started = Date.now()
+    const end = (exitCode: number | null) =>
+      this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode, durationMs: Date.now() - started })
     await this.transport().put(typeof source === 'string' ? path : source, target, {
       mode: options.mode,
       onProgress: (bytes, total) =>
@@ -288,8 +290,11 @@ export class TaskContext {
           totalBytes: total,
           done: bytes >= total,
         }),
+    }).catch((error: unknown) => {
+      end(null)
+      throw error
     })
-    this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode: 0, durationMs: Date.now() - started })
+    end(0)
   }
 
   /** A directory goes as one tar stream into `tar -x` on the host: one round trip for the whole tree. */
@@ -324,8 +329,13 @@ export class TaskContext {
     const remote = await this.parse(source)
     this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `download ${remote} → ${destination}` })
     const started = Date.now()
-    await this.transport().get(remote, destination)
-    this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode: 0, durationMs: Date.now() - started })
+    const end = (exitCode: number | null) =>
+      this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode, durationMs: Date.now() - started })
+    await this.transport().get(remote, destination).catch((error: unknown) => {
+      end(null)
+      throw error
+    })
+    end(0)
   }
 
   private transport(): Transport {
@@ -366,6 +376,7 @@ export class TaskContext {
     let env = options.env
     let script = command.text
     const batch = local ? [] : (state.batches.get(host) ?? [])
+    const shownCommand = displayOf(command)
     if (batch.length > 0) {
       state.batches.delete(host)
       for (const queued of batch) {
@@ -375,26 +386,49 @@ export class TaskContext {
       cwd = undefined
       env = undefined
     }
-    if (script !== ':' || batch.length === 0) state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
+    // A lone ':' only carries queued commands: it is not shown, so it gets no command:end either.
+    const ownStarted = command.text !== ':' || batch.length === 0
+    if (ownStarted) state.emit({ type: 'command:start', host, task, command: shownCommand, local: local || undefined })
     const started = Date.now()
+    /**
+     * Every command:start gets its command:end, queued ones included. `ranTo`: how many queued commands
+     * exited 0 (the one at `ranTo` exited `code` when it is a queued one, the rest never ran: null).
+     */
+    const endAll = (ranTo: number, code: number | null) => {
+      const durationMs = Date.now() - started
+      batch.forEach((queued, index) => {
+        const exitCode = index < ranTo ? 0 : index === ranTo ? code : null
+        state.emit({ type: 'command:end', host, task: queued.task, exitCode, durationMs })
+      })
+      if (ownStarted) state.emit({ type: 'command:end', host, task, exitCode: ranTo === batch.length ? code : null, durationMs })
+    }
     const splitter = (stream: 'stdout' | 'stderr') =>
       new LineSplitter((text) => state.emit({ type: 'command:output', host, task, stream, text }))
     const out = splitter('stdout')
     const err = splitter('stderr')
-    const result = await transport.exec(script, {
-      cwd,
-      env,
-      stdin: options.stdin,
-      timeoutMs: options.timeout ? options.timeout * 1000 : undefined,
-      signal: this.signal,
-      onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
-      onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
-    })
+    let result: Awaited<ReturnType<Transport['exec']>>
+    try {
+      result = await transport.exec(script, {
+        cwd,
+        env,
+        stdin: options.stdin,
+        timeoutMs: options.timeout ? options.timeout * 1000 : undefined,
+        signal: this.signal,
+        onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
+        onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
+      })
+    } catch (error) {
+      // The connection failed: nothing is known to have run.
+      endAll(0, null)
+      throw error
+    }
     out.flush()
     err.flush()
-    state.emit({ type: 'command:end', host, task, exitCode: result.code, durationMs: Date.now() - started })
+    const failedIndex = batch.length > 0 && result.code !== 0 ? findFailedIndex(result.stderr) : -1
+    if (result.aborted) endAll(0, null)
+    else endAll(failedIndex >= 0 ? failedIndex : batch.length, result.code)
     if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
-    const failedQueued = batch.length > 0 ? findFailedBatch(result.stderr, batch) : undefined
+    const failedQueued = failedIndex >= 0 ? batch[failedIndex] : undefined
     if (failedQueued && result.code !== 0) {
       // A queued command failed: report it for the task that queued it, whatever `nothrow` says here.
       const shown = state.secrets.redact(failedQueued.script)
@@ -410,7 +444,7 @@ export class TaskContext {
       })
     }
     if (result.code !== 0 && !options.nothrow) {
-      const shown = state.secrets.redact(command.text)
+      const shown = state.secrets.redact(shownCommand)
       const reason = result.timedOut
         ? `timed out after ${options.timeout}s`
         : result.code === null
@@ -448,9 +482,10 @@ function renderBatch(batch: QueuedCommand[]): string {
     .join('\n')
 }
 
-function findFailedBatch(stderr: string, batch: QueuedCommand[]): QueuedCommand | undefined {
+/** The index of the queued command that failed (its marker on stderr), or -1. */
+function findFailedIndex(stderr: string): number {
   const match = new RegExp(`${BATCH_MARKER} (\\d+)`).exec(stderr)
-  return match ? batch[Number(match[1])] : undefined
+  return match ? Number(match[1]) : -1
 }
 
 function firstLine(text: string): string {

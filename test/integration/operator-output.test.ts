@@ -167,3 +167,68 @@ describe('terminal', () => {
     expect(screen).toMatch(/✔ deploy finished in .*, \d+ round trips/)
   })
 })
+
+describe('issue 12: JSON for every command, and every command:start ends', () => {
+  it('--json gives every command:start a command:end, queued commands included, per host and task', async () => {
+    const r = await dep(['deploy', '--json', '-o', `deploy_path=${deployPath()}`], { cwd: project })
+    expect(r.code, r.stderr).toBe(0)
+    const events = r.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as RunEvent)
+    const starts = events.filter((e) => e.type === 'command:start')
+    const ends = events.filter((e) => e.type === 'command:end')
+    // The recipe queues most of its commands (REVISION, shared, writable, ledger, unlock, cleanup).
+    expect(starts.length).toBeGreaterThan(10)
+    expect(ends.length).toBe(starts.length)
+    const byTask = (list: RunEvent[]) => list.map((e) => (e as { task?: string }).task).sort()
+    expect(byTask(ends)).toEqual(byTask(starts))
+    // No command ends before it started: a running count never goes below zero.
+    let open = 0
+    for (const e of events) {
+      if (e.type === 'command:start') open++
+      if (e.type === 'command:end') expect(--open).toBeGreaterThanOrEqual(0)
+    }
+    expect(open).toBe(0)
+  })
+
+  it('a failure in a batch: the queued commands before it exit 0, the failing one its code, the rest null', async () => {
+    const r = await dep(['deploy', '--json', '-o', `deploy_path=${deployPath()}`], { cwd: project, env: { FAIL: '1' } })
+    expect(r.code).toBe(1)
+    const events = r.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as RunEvent)
+    expect(events.filter((e) => e.type === 'command:end').length).toBe(events.filter((e) => e.type === 'command:start').length)
+    const failed = events.filter((e) => e.type === 'command:end' && e.exitCode === 4)
+    expect(failed).toHaveLength(1)
+  })
+
+  it('dep config --json and dep tree --json print one JSON document', async () => {
+    const config = await dep(['config', '--json', '-o', 'deploy_path=/srv/x'], { cwd: project })
+    expect(config.code, config.stderr).toBe(0)
+    const parsed = JSON.parse(config.stdout) as { type: string; hosts: Record<string, Record<string, unknown>> }
+    expect(parsed.type).toBe('config')
+    expect(parsed.hosts.local.deploy_path).toBe('/srv/x')
+    expect(parsed.hosts.local.upload_path).toBe(build)
+
+    const tree = await dep(['tree', 'deploy', '--json'], { cwd: project })
+    expect(tree.code, tree.stderr).toBe(0)
+    const parsedTree = JSON.parse(tree.stdout) as { type: string; task: string; tree: { name: string; children: Array<{ name: string; children: Array<{ name: string; via?: string }> }> } }
+    expect(parsedTree).toMatchObject({ type: 'tree', task: 'deploy', tree: { name: 'deploy' } })
+    const symlink = parsedTree.tree.children.find((c) => c.name === 'deploy:symlink')
+    expect(symlink?.children).toContainEqual(expect.objectContaining({ name: 'app:check', via: 'before deploy:symlink' }))
+  })
+})
+
+describe('issue 12: dep run shows the command the user wrote', () => {
+  it('-v output and the failure show the command, not the wrapper; stdout and stderr each under its name', async () => {
+    const target = deployPath()
+    mkdirSync(target, { recursive: true })
+    const r = await dep(['run', 'echo on-stdout; echo on-stderr >&2; exit 3', '-o', `deploy_path=${target}`], { cwd: project })
+    expect(r.code).toBe(1)
+    expect(r.output).not.toContain('if [ -d')
+    expect(r.stderr).toContain('command: echo on-stdout; echo on-stderr >&2; exit 3')
+    expect(r.stderr).toMatch(/ {2}stdout:\n {4}on-stdout\n/)
+    expect(r.stderr).toMatch(/ {2}stderr:\n {4}on-stderr\n/)
+    // It still runs where it said: in deploy_path when there is no release yet.
+    const pwd = await dep(['run', 'pwd', '-o', `deploy_path=${target}`], { cwd: project })
+    expect(pwd.code, pwd.output).toBe(0)
+    expect(pwd.stdout).toContain(target)
+    expect(pwd.output).not.toContain('if [ -d')
+  })
+})

@@ -45,32 +45,62 @@ export function planTable(plan: Plan): string[] {
 /** Settings whose whole value is sensitive (a .env holds passwords), masked in `dep config` without masking each value everywhere. */
 const HIDDEN_KEYS = new Set(['dotenv'])
 
+/** One setting as `dep config` shows it. */
+export interface ConfigEntry {
+  key: string
+  /** The value (secrets and the whole of hidden keys replaced by `***`); absent when computed at run time or unreadable. */
+  value?: unknown
+  /** Why there is no value: `computed at run time`, or the error reading it. */
+  note?: string
+}
+
 /**
  * `dep config`: resolved settings per host. Nothing runs: lazy values (and
  * templates that need them) show as computed at run time. Every secret,
  * literal or reached through a template, is masked.
  */
-export async function configLines(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string[]> {
+export async function configEntries(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<{ secrets: SecretRegistry; hosts: Array<{ host: string; settings: ConfigEntry[] }> }> {
   const secrets = new SecretRegistry()
   secrets.add(...registry.secretValues)
-  const lines: string[] = []
+  const result: Array<{ host: string; settings: ConfigEntry[] }> = []
   for (const host of hosts) {
     const config = registry.hostConfig(host, overrides, (value) => secrets.add(value), { noLazy: true })
     // Secret keys first, so their values are known before anything that templates them is shown.
     for (const key of config.keys().filter((k) => registry.secretKeys.has(k))) await config.get(key).catch(() => undefined)
-    lines.push(`${host.alias}:`)
+    const settings: ConfigEntry[] = []
     for (const key of config.keys()) {
-      lines.push(`  ${key}: ${registry.secretKeys.has(key) || HIDDEN_KEYS.has(key) ? MASK : await shown(config, key)}`)
+      settings.push(registry.secretKeys.has(key) || HIDDEN_KEYS.has(key) ? { key, value: MASK } : await entry(config, key))
     }
+    result.push({ host: host.alias, settings })
+  }
+  return { secrets, hosts: result }
+}
+
+/** `dep config` as text: `host:` then `  key: value` lines. */
+export async function configLines(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string[]> {
+  const { secrets, hosts: entries } = await configEntries(registry, hosts, overrides)
+  const lines: string[] = []
+  for (const { host, settings } of entries) {
+    lines.push(`${host}:`)
+    for (const { key, value, note } of settings) lines.push(`  ${key}: ${note ? `<${note}>` : value === MASK ? MASK : JSON.stringify(value)}`)
   }
   return lines.map((line) => secrets.redact(line))
 }
 
-async function shown(config: HostConfig, key: string): Promise<string> {
-  if (config.isLazy(key)) return '<computed at run time>'
+/** `dep config --json`: one line, `{ "type": "config", "hosts": { alias: { key: value } } }`, secrets masked. */
+export async function configJson(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string> {
+  const { secrets, hosts: entries } = await configEntries(registry, hosts, overrides)
+  const byHost = Object.fromEntries(
+    entries.map(({ host, settings }) => [host, Object.fromEntries(settings.map(({ key, value, note }) => [key, note ? { note } : value]))]),
+  )
+  return secrets.redact(JSON.stringify({ type: 'config', hosts: byHost }))
+}
+
+async function entry(config: HostConfig, key: string): Promise<ConfigEntry> {
+  if (config.isLazy(key)) return { key, note: 'computed at run time' }
   try {
-    return JSON.stringify(await config.get(key))
+    return { key, value: await config.get(key) }
   } catch (error) {
-    return error instanceof LazyValueRefused ? '<computed at run time>' : `<error: ${(error as Error).message}>`
+    return error instanceof LazyValueRefused ? { key, note: 'computed at run time' } : { key, note: `error: ${(error as Error).message}` }
   }
 }
