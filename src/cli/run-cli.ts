@@ -14,6 +14,7 @@ import { parseArgv } from './program.js'
 import { createReporters, ignoreBrokenPipes, useColor } from './reporters.js'
 import { errorLine, planLine } from '../report/json.js'
 import { runTask } from './run-task.js'
+import { checkRefOptions } from './ref-options.js'
 
 const out = (lines: string[]) => process.stdout.write(lines.map((l) => `${l}\n`).join(''))
 
@@ -77,6 +78,7 @@ async function main(invocation: Invocation): Promise<number> {
     registry.getTask(taskName)
     const hosts = selectHosts(hostList, selectors)
     const plan = buildPlan(registry, taskName, hosts, { limit: options.limit })
+    await checkRefOptions(registry, plan, hosts, overrides, options)
     if (options.plan) {
       const steps = (list: typeof plan.steps) =>
         list.map((s) => ({ task: s.task.name, hosts: s.hosts.map((h) => h.alias), phase: s.phase, hidden: s.task.hidden || undefined, once: s.task.once || undefined }))

@@ -232,3 +232,39 @@ describe('issue 12: dep run shows the command the user wrote', () => {
     expect(pwd.output).not.toContain('if [ -d')
   })
 })
+
+describe('issue 12: --branch, --tag and --revision with the upload strategy', () => {
+  it('are refused before anything runs, saying why and what to do', async () => {
+    const target = deployPath()
+    for (const [flag, value] of [['--branch', 'feature'], ['--tag', 'v1.2.0']]) {
+      const r = await dep(['deploy', flag, value, '-o', `deploy_path=${target}`], { cwd: project })
+      expect(r.code, r.output).toBe(2)
+      expect(r.stderr).toContain(`${flag} ${value}: local deploys with the upload strategy`)
+      expect(existsSync(path.join(target, 'current'))).toBe(false)
+    }
+    // The build directory is no git checkout: a revision cannot be honoured, so it is not written into REVISION.
+    const r = await dep(['deploy', '--revision', 'abc1234', '-o', `deploy_path=${target}`], { cwd: project })
+    expect(r.code, r.output).toBe(2)
+    expect(r.stderr).toContain('--revision abc1234: local uploads')
+    expect(r.stderr).toContain('-o revision=abc1234')
+    expect(existsSync(path.join(target, 'current'))).toBe(false)
+  })
+
+  it('--revision is honoured when the uploaded directory is a git checkout at that commit', async () => {
+    const repo = path.join(sandbox, 'checkout')
+    mkdirSync(repo, { recursive: true })
+    writeFileSync(path.join(repo, 'index.html'), 'from git\n')
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args]).toString().trim()
+    git('init', '-q')
+    git('add', '.')
+    git('commit', '-qm', 'one')
+    const head = git('rev-parse', 'HEAD')
+    const target = deployPath()
+    const other = await dep(['deploy', '--revision', 'deadbeef', '-o', `deploy_path=${target}`, '-o', `upload_path=${repo}`], { cwd: project })
+    expect(other.code, other.output).toBe(2)
+    expect(other.stderr).toContain(`which is at ${head.slice(0, 12)}, not deadbeef`)
+    const same = await dep(['deploy', '--revision', head.slice(0, 7), '-o', `deploy_path=${target}`, '-o', `upload_path=${repo}`], { cwd: project })
+    expect(same.code, same.output).toBe(0)
+    expect(readFileSync(path.join(target, 'current', 'REVISION'), 'utf8').trim()).toBe(head.slice(0, 7))
+  })
+})
