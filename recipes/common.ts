@@ -61,7 +61,9 @@ async function probe(ctx: TaskContext, lock: boolean): Promise<HostState> {
         started_at: new Date().toISOString(),
       }
     : undefined
-  const output = await ctx.run(probeScript(deployPath, owner), { quiet: true })
+  // deploy:setup queued the layout script: it goes with this round trip, before the probe.
+  const setupQueued = await ctx.shared(`common:setup-queued:${ctx.host.alias}`, async () => false)
+  const output = await ctx.run(probeScript(deployPath, owner, { setup: !setupQueued }), { quiet: true })
   const state: HostState = { ...parseProbe(output), releaseCreated: false }
   // A dry run records the probe without running it: with no answer, act as if the lock were free.
   if (ctx.dryRun && !output.includes('@lock')) state.lockTaken = lock
@@ -167,6 +169,7 @@ export const common: Recipe = () => {
 
   task('deploy:setup', async (ctx) => {
     await ctx.queue(setupScript(await ctx.get('deploy_path')))
+    await ctx.shared(`common:setup-queued:${ctx.host.alias}`, async () => true)
   }, { phase: 'prepare', description: 'Creates .dep/, releases/ and shared/ (refuses a real current directory)' })
 
   task('deploy:lock', async (ctx) => {

@@ -25,9 +25,11 @@ mkdir -p ${`${deployPath}/.dep`} ${`${deployPath}/releases`} ${`${deployPath}/sh
 
 /**
  * The probe: one round trip that creates the layout, optionally takes the lock
- * (mkdir is atomic), and reports everything later steps need.
+ * (mkdir is atomic), and reports everything later steps need. `setup: false`
+ * when deploy:setup already queued the layout script: it travels in the same
+ * round trip, and repeating it ran (and, with -v, showed) it twice.
  */
-export function probeScript(deployPath: string, lockOwner?: LockOwner): Command {
+export function probeScript(deployPath: string, lockOwner?: LockOwner, options: { setup?: boolean } = {}): Command {
   const lock = lockDir(deployPath)
   const take = lockOwner
     ? sh`if mkdir ${lock} 2>/dev/null; then
@@ -38,8 +40,9 @@ else
   printf '@owner %s\\n' "$(tr -d '\\n' < ${`${lock}/owner.json`} 2>/dev/null)"
 fi`
     : sh`if [ -d ${lock} ]; then echo '@lock held'; printf '@owner %s\\n' "$(tr -d '\\n' < ${`${lock}/owner.json`} 2>/dev/null)"; else echo '@lock free'; fi`
-  return sh`set -e
-${setupScript(deployPath)}
+  const head = options.setup === false ? sh`set -e` : sh`set -e
+${setupScript(deployPath)}`
+  return sh`${head}
 ${take}
 echo "@now $(date +%s)"
 echo "@current $(readlink ${`${deployPath}/current`} 2>/dev/null || true)"

@@ -268,3 +268,19 @@ describe('issue 12: --branch, --tag and --revision with the upload strategy', ()
     expect(readFileSync(path.join(target, 'current', 'REVISION'), 'utf8').trim()).toBe(head.slice(0, 7))
   })
 })
+
+describe('issue 12: -v shows each command once', () => {
+  it("the layout script queued by deploy:setup is not repeated in the lock's probe", async () => {
+    const target = deployPath()
+    const r = await dep(['deploy', '-v', '-o', `deploy_path=${target}`], { cwd: project })
+    expect(r.code, r.output).toBe(0)
+    const layout = `mkdir -p ${target}/.dep`
+    expect(r.stdout.split(layout).length - 1, r.stdout).toBe(1)
+    expect(r.stdout.split(`${target}/current is a real directory`).length - 1).toBe(1)
+    // dep deploy:lock alone still creates the layout (nothing queued it).
+    const bare = deployPath()
+    const lock = await dep(['deploy:lock', '-o', `deploy_path=${bare}`], { cwd: project })
+    expect(lock.code, lock.output).toBe(0)
+    expect(existsSync(path.join(bare, '.dep/deploy.lock'))).toBe(true)
+  })
+})
