@@ -284,3 +284,26 @@ describe('issue 12: -v shows each command once', () => {
     expect(existsSync(path.join(bare, '.dep/deploy.lock'))).toBe(true)
   })
 })
+
+describe('issue 12: GitHub annotations of a revert', () => {
+  it('name the host that switched back', async () => {
+    const dir = path.join(sandbox, 'revert-project')
+    await writeDeployfile(
+      dir,
+      `import { after, localhost, set, task, use } from 'deployfile'
+import { common } from 'deployfile/recipes/common'
+use(common)
+localhost('edge')
+set('upload_path', ${JSON.stringify(build)})
+task('smoke', async (ctx) => { if (process.env.FAIL_LIVE) await ctx.run('exit 5') })
+after('deploy:symlink', 'smoke')
+`,
+    )
+    const target = deployPath()
+    expect((await dep(['deploy', '-o', `deploy_path=${target}`], { cwd: dir })).code).toBe(0)
+    const r = await dep(['deploy', '-o', `deploy_path=${target}`], { cwd: dir, env: { FAIL_LIVE: '1', GITHUB_ACTIONS: 'true' } })
+    expect(r.code, r.output).toBe(1)
+    const warning = r.stdout.split('\n').find((l) => l.startsWith('::warning ') && l.includes('switched back'))
+    expect(warning, r.stdout).toBe('::warning title=deploy%3Arevert on edge::edge: switched back to release 1')
+  })
+})
