@@ -26,6 +26,65 @@ export function treeLines(registry: Registry, taskName: string): string[] {
   return lines
 }
 
+/**
+ * Settings a task's code reads, as far as its source says: `get('key')`, `has('key')` and
+ * `{{key}}` templates in the bodies of the task and of everything it runs. Values computed from
+ * variables are not seen: the list is a guide, `dep config` shows every value.
+ */
+export function settingsRead(registry: Registry, taskName: string): string[] {
+  const keys = new Set<string>()
+  const visit = (node: TreeNode) => {
+    const body = registry.tasks.get(node.name)?.body
+    if (body) {
+      const source = body.toString()
+      for (const match of source.matchAll(/\b(?:get|has)(?:<[^>()]*>)?\(\s*['"`]([A-Za-z0-9_/.:-]+)['"`]/g)) keys.add(match[1])
+      for (const match of source.matchAll(/\{\{\s*([A-Za-z0-9_/.:-]+)\s*\}\}/g)) keys.add(match[1])
+    }
+    node.children.forEach(visit)
+  }
+  visit(buildTree(registry, taskName))
+  return [...keys].sort()
+}
+
+/** `dep <task> --help`: what the task is for, what it runs, the settings it reads, how to run it. */
+export function taskHelp(registry: Registry, taskName: string): string[] {
+  const task = registry.getTask(taskName)
+  const settings = settingsRead(registry, taskName)
+  const wrap = (words: string[], indent: string, width = 100) => {
+    const lines: string[] = []
+    let line = indent
+    for (const word of words) {
+      if (line.length + word.length > width && line.trim()) {
+        lines.push(line.trimEnd())
+        line = indent
+      }
+      line += `${word} `
+    }
+    if (line.trim()) lines.push(line.trimEnd())
+    return lines
+  }
+  return [
+    `Usage: dep ${taskName} [selector…] [options]`,
+    '',
+    `  ${task.description ?? '(no description: give one with task(…).desc(…))'}`,
+    ...(task.once ? ['  Runs on one host only (once).'] : []),
+    ...(task.select ? [`  Runs only on hosts matching ${task.select}.`] : []),
+    '',
+    `What it runs (hooks included; also: dep tree ${taskName}):`,
+    ...treeLines(registry, taskName).map((line) => `  ${line}`),
+    '',
+    ...(settings.length
+      ? ['Settings its code reads (set them with set(), in host() options, or -o key=value; dep config shows them):', ...wrap(settings.map((k, i) => (i < settings.length - 1 ? `${k},` : k)), '  ')]
+      : ['Settings: none found in its code (dep config shows every setting).']),
+    '',
+    'Run it:',
+    `  dep ${taskName} --plan       steps × hosts, nothing runs`,
+    `  dep ${taskName} -v           with every command and its output`,
+    `  dep ${taskName} stage=prod   on the hosts labelled stage=prod`,
+    'All options: dep --help',
+  ]
+}
+
 /** `dep <task> --plan`: one row per step, one column per host. */
 export function planTable(plan: Plan): string[] {
   const hosts = plan.hosts.map((h) => h.alias)
