@@ -25,8 +25,17 @@ export interface RunTaskOptions {
 }
 
 /**
- * Runs a plan with Ctrl-C/SIGTERM handling: the first signal stops the work and
- * lets the fail hooks revert; a second one exits at once.
+ * The signals that stop a run: Ctrl-C (SIGINT), a kill or a CI cancellation (SIGTERM), a closed
+ * terminal or SSH session (SIGHUP). Without a handler SIGTERM and SIGHUP kill Node at once: a deploy
+ * left locked, or switched on some hosts and not on others.
+ */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+
+/**
+ * Runs a plan with signal handling: the first signal stops the work and lets the fail hooks revert.
+ * A second Ctrl-C (SIGINT) exits at once: a person at the terminal wants out. A SIGTERM or SIGHUP
+ * while reverting is only reported: CI runners escalate (GitHub Actions sends SIGINT, then SIGTERM
+ * 7.5 s later) and must not cut a revert short; SIGKILL remains for that.
  */
 export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   const abort = new AbortController()
@@ -35,15 +44,17 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   let signals = 0
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1
+    const log = (message: string) => options.sink({ type: 'log', level: 'warning', message, time: Date.now(), runId: '' })
     if (signals === 1) {
-      options.sink({ type: 'log', level: 'warning', message: `${signal}: stopping and reverting (again to abort at once)`, time: Date.now(), runId: '' })
+      log(`${signal}: stopping and reverting${signal === 'SIGINT' ? ' (Ctrl-C again to abort at once)' : ''}`)
       abort.abort()
-    } else {
+    } else if (signal === 'SIGINT') {
       process.exit(ExitCode.Interrupted)
+    } else {
+      log(`${signal}: already stopping; the revert goes on (SIGINT to abort at once)`)
     }
   }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal)
   const state = new RunState(options.registry, options.hosts, {
     runId: randomUUID(),
     overrides: options.overrides,
@@ -60,8 +71,7 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   try {
     return await executePlan(state, options.plan)
   } finally {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal)
     await state.close()
   }
 }
