@@ -82,12 +82,23 @@ export function task(name: string, body: TaskBody<TaskContext> | readonly string
     name,
     ...(typeof body === 'function' ? { body } : { group: [...body] }),
   })
+  if (typeof body !== 'function') {
+    const site = new Error()
+    for (const member of body) registry.references.push({ name: member, call: `task('${name}', [${body.map((m) => `'${m}'`).join(', ')}])`, site })
+  }
   return new TaskBuilder(name)
 }
 
 function hookTaskName(kind: 'before' | 'after' | 'fail', target: string, hook: string | TaskBody<TaskContext>): string {
-  if (typeof hook === 'string') return hook
   const registry = currentRegistry()
+  // Both names are checked once the deployfile has loaded (tasks may be defined after their hooks).
+  const site = new Error()
+  const call = `${kind}('${target}', ${typeof hook === 'string' ? `'${hook}'` : '…'})`
+  registry.references.push({ name: target, call, site })
+  if (typeof hook === 'string') {
+    registry.references.push({ name: hook, call, site })
+    return hook
+  }
   const name = registry.anonymousTaskName(kind, target)
   registry.defineTask({ name, body: hook, hidden: true })
   return name

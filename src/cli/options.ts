@@ -14,6 +14,8 @@ export interface CliOptions {
   revision?: string
   force?: boolean
   yes?: boolean
+  /** `dep <task> --help`: describe the task instead of running it. */
+  help?: boolean
 }
 
 /** What the user asked for: a built-in command or a task, and the rest of the words. */

@@ -1,4 +1,6 @@
-import { Command as Commander, InvalidArgumentError, Option } from 'commander'
+import { Command as Commander, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { ConfigError } from '../model/errors.js'
+import { didYouMean } from '../model/suggest.js'
 import type { CliOptions, Invocation } from './options.js'
 import { version } from './version.js'
 
@@ -31,9 +33,31 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value]
 }
 
-/** Parses argv into an invocation; commander prints help/version and usage errors itself. */
+/** Commands of dep itself: `dep <command> --help` is the general help; for a task it is the task's. */
+export const BUILT_IN_COMMANDS = new Set(['help', 'list', 'tree', 'config', 'run', 'ssh', 'init'])
+
+/** A command-line mistake (an unknown option, a bad value), as commander found it, said our way. */
+export class UsageError extends ConfigError {}
+
+/** Every long option dep knows, for "did you mean". */
+function longOptions(program: Commander): string[] {
+  return program.options.map((o) => o.long).filter((o): o is string => Boolean(o))
+}
+
+/**
+ * Parses argv into an invocation. commander prints --help and --version itself;
+ * a usage error becomes one UsageError (exit 2) printed like every other error.
+ * `dep <task> --help` is an invocation of the task with `help` set: the task's
+ * own help needs the deployfile, which is loaded later.
+ */
 export function parseArgv(argv: string[]): Invocation {
   let invocation: Invocation | undefined
+  const helpIndex = argv.findIndex((a) => a === '--help' || a === '-h')
+  const first = argv.find((a) => !a.startsWith('-'))
+  if (helpIndex >= 0 && first && !BUILT_IN_COMMANDS.has(first) && argv.indexOf(first) < helpIndex) {
+    const rest = parseArgv(argv.filter((_, i) => i !== helpIndex))
+    return { ...rest, options: { ...rest.options, help: true } }
+  }
   const program = new Commander('dep')
     .description('Zero-downtime deploys from a typed deployfile.ts')
     .version(version(), '-V, --version')
@@ -55,15 +79,34 @@ export function parseArgv(argv: string[]): Invocation {
     .addOption(new Option('--color', 'force colours'))
     .addOption(new Option('--no-color', 'no colours'))
     .addHelpText('after', HELP_AFTER)
-    .showSuggestionAfterError(true)
     .exitOverride()
+    // Usage errors are thrown (below) and printed by the CLI like any other error; help still prints.
+    .configureOutput({ outputError: () => undefined })
     .action((task: string | undefined, args: string[], options: CliOptions) => {
       invocation = { name: task ?? 'help', args, options }
     })
-  program.parse(argv, { from: 'user' })
+  try {
+    program.parse(argv, { from: 'user' })
+  } catch (error) {
+    if (!(error instanceof CommanderError) || error.exitCode === 0) throw error
+    throw usageError(error, program)
+  }
   if (!invocation || invocation.name === 'help') {
     program.outputHelp()
     return { name: 'help', args: [], options: { option: [], verbose: 0 } }
   }
   return invocation
+}
+
+/** commander's "error: unknown option '--bogus'" as one sentence, with the nearest option and where to look. */
+function usageError(error: CommanderError, program: Commander): UsageError {
+  const message = error.message.replace(/^error: /, '')
+  const unknown = /^unknown option '([^']+)'/.exec(message)?.[1]
+  if (unknown) {
+    const name = unknown.split('=')[0]
+    const suggestion = didYouMean(name, longOptions(program))
+    return new UsageError(`Unknown option ${name}.`, `${suggestion ? `${suggestion} ` : ''}See dep --help for the options.`)
+  }
+  const sentence = message.charAt(0).toUpperCase() + message.slice(1)
+  return new UsageError(/[.!?]$/.test(sentence) ? sentence : `${sentence}.`, 'See dep --help.')
 }

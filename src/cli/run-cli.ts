@@ -3,19 +3,20 @@ import { findDeployfile, loadDeployfile } from '../config/load.js'
 import { parseOverrides } from '../model/config.js'
 import { ConfigError, DeployError, ExitCode } from '../model/errors.js'
 import type { Registry } from '../model/registry.js'
-import { buildPlan } from '../plan/plan.js'
+import { buildPlan, buildTree } from '../plan/plan.js'
 import { selectHosts } from '../plan/selector.js'
 import { formatError } from '../report/format.js'
 import { describeError } from '../executor/errors.js'
 import { SecretRegistry } from '../shell/redact.js'
 import { MemoryTransport } from '../transport/memory/memory-transport.js'
-import { configLines, listTasks, planTable, treeLines } from './commands/inspect.js'
+import { configJson, configLines, listTasks, planTable, taskHelp, treeLines } from './commands/inspect.js'
 import type { CliOptions, Invocation } from './options.js'
 import { parseArgv } from './program.js'
 import { createReporters, ignoreBrokenPipes, useColor } from './reporters.js'
 import { errorLine, planLine } from '../report/json.js'
 import { runTask } from './run-task.js'
 import { blockingStdio } from './stdio.js'
+import { checkRefOptions } from './ref-options.js'
 
 const out = (lines: string[]) => process.stdout.write(lines.map((l) => `${l}\n`).join(''))
 
@@ -48,6 +49,10 @@ async function main(invocation: Invocation): Promise<number> {
   const overrides = overridesOf(options, registry)
   const hostList = [...registry.hosts.values()]
 
+  if (options.help) {
+    out(taskHelp(registry, name))
+    return ExitCode.Success
+  }
   switch (name) {
     case 'list':
       if (options.json) {
@@ -57,10 +62,11 @@ async function main(invocation: Invocation): Promise<number> {
       return ExitCode.Success
     case 'tree':
       if (!args[0]) throw new ConfigError('dep tree needs a task name.', 'For example: dep tree deploy')
-      out(treeLines(registry, args[0]))
+      // --json: the README promises JSON for every command that prints something.
+      out(options.json ? [JSON.stringify({ type: 'tree', task: args[0], tree: buildTree(registry, args[0]) })] : treeLines(registry, args[0]))
       return ExitCode.Success
     case 'config':
-      out(await configLines(registry, selectHosts(hostList, args), overrides))
+      out(options.json ? [await configJson(registry, selectHosts(hostList, args), overrides)] : await configLines(registry, selectHosts(hostList, args), overrides))
       return ExitCode.Success
     case 'ssh': {
       const { runSsh } = await import('./commands/ssh.js')
@@ -81,6 +87,7 @@ async function main(invocation: Invocation): Promise<number> {
     registry.getTask(taskName)
     const hosts = selectHosts(hostList, selectors)
     const plan = buildPlan(registry, taskName, hosts, { limit: options.limit })
+    await checkRefOptions(registry, plan, hosts, overrides, options)
     if (options.plan) {
       const steps = (list: typeof plan.steps) =>
         list.map((s) => ({ task: s.task.name, hosts: s.hosts.map((h) => h.alias), phase: s.phase, hidden: s.task.hidden || undefined, once: s.task.once || undefined }))
@@ -134,30 +141,33 @@ function printDryRun(recorded: Map<string, MemoryTransport>, secrets: SecretRegi
 export async function cli(): Promise<void> {
   ignoreBrokenPipes()
   blockingStdio()
+  const argv = process.argv.slice(2)
   let invocation: Invocation
   try {
-    invocation = parseArgv(process.argv.slice(2))
+    invocation = parseArgv(argv)
   } catch (error) {
-    if (error instanceof CommanderError) {
-      // commander printed the usage error on stderr; --json gets it as one line on stdout too.
-      if (error.exitCode !== 0 && process.argv.includes('--json')) {
-        out([errorLine({ name: 'UsageError', message: error.message.replace(/^error: /, ''), hint: 'See dep --help.' }, ExitCode.ConfigError)])
-      }
-      process.exit(error.exitCode === 0 ? 0 : ExitCode.ConfigError)
-    }
-    throw error
+    // commander printed --help or --version: done.
+    if (error instanceof CommanderError && error.exitCode === 0) process.exit(0)
+    // A usage error is reported like any other (the options were not parsed: read the few that matter here).
+    const options = { option: [], verbose: 0, json: argv.includes('--json'), color: argv.includes('--color') ? true : argv.includes('--no-color') ? false : undefined }
+    reportError(error, options)
+    return
   }
   try {
     process.exitCode = await main(invocation)
   } catch (error) {
-    const exitCode = error instanceof DeployError ? error.exitCode : ExitCode.TaskFailed
-    const raw = describeError(error)
-    const info = { ...raw, message: knownSecrets.redact(raw.message), hint: raw.hint && knownSecrets.redact(raw.hint) }
-    // --json: stdout carries one JSON line, never prose; the prose goes to stderr.
-    if (invocation.options.json) out([errorLine(info, exitCode)])
-    process.stderr.write(`${formatError(info, useColor(invocation.options, process.stderr)).join('\n')}\n`)
-    if (invocation.options.verbose >= 2 && error instanceof Error && error.stack) process.stderr.write(`${knownSecrets.redact(error.stack)}\n`)
-    process.exitCode = exitCode
+    reportError(error, invocation.options)
   }
 }
 
+/** Prints an error (one JSON line on stdout too with --json) and sets the exit code it stands for. */
+function reportError(error: unknown, options: CliOptions): void {
+  const exitCode = error instanceof DeployError ? error.exitCode : ExitCode.TaskFailed
+  const raw = describeError(error)
+  const info = { ...raw, message: knownSecrets.redact(raw.message), hint: raw.hint && knownSecrets.redact(raw.hint) }
+  // --json: stdout carries one JSON line, never prose; the prose goes to stderr.
+  if (options.json) out([errorLine(info, exitCode)])
+  process.stderr.write(`${formatError(info, useColor(options, process.stderr)).join('\n')}\n`)
+  if (options.verbose >= 2 && error instanceof Error && error.stack) process.stderr.write(`${knownSecrets.redact(error.stack)}\n`)
+  process.exitCode = exitCode
+}

@@ -34,7 +34,12 @@ export interface SignalSource {
   off(event: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown
 }
 
-const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+/**
+ * The signals that stop a run: Ctrl-C (SIGINT), a kill or a CI cancellation (SIGTERM), a closed
+ * terminal or SSH session (SIGHUP). Without a handler SIGTERM and SIGHUP kill Node at once: a deploy
+ * left locked, or switched on some hosts and not on others.
+ */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
 /** After stopping at once, how long closing the connections may take before the run ends anyway. */
 const CLOSE_AFTER_ABORT_MS = 1_000
 
@@ -45,9 +50,12 @@ export const ABORTED_AT_ONCE_HINT =
 
 /**
  * Runs a plan with Ctrl-C/SIGTERM/SIGHUP handling: the first signal stops the
- * work and lets the fail hooks revert; a second one stops at once, but first
- * runs every `ctx.onAbort()` handler (about 5 s at most) so each host says
- * what is left, then ends the run with exit 5.
+ * work and lets the fail hooks revert. A second Ctrl-C (SIGINT) stops at once,
+ * but first runs every `ctx.onAbort()` handler (about 5 s at most) so each host
+ * says what is left, then ends the run with exit 5: a person at the terminal
+ * wants out. A SIGTERM or SIGHUP while reverting is only reported: CI runners
+ * escalate (GitHub Actions sends SIGINT, then SIGTERM 7.5 s later) and must not
+ * cut a revert short; SIGKILL remains for that.
  */
 export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   const abort = new AbortController()
@@ -64,15 +72,19 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   let outcome: RunOutcome | undefined
   const onSignal = (signal: NodeJS.Signals) => {
     received += 1
+    const log = (message: string) => options.sink({ type: 'log', level: 'warning', message, time: Date.now(), runId: '' })
     if (received === 1) {
-      options.sink({ type: 'log', level: 'warning', message: `${signal}: stopping and reverting (again to abort at once)`, time: Date.now(), runId: '' })
+      log(`${signal}: stopping and reverting${signal === 'SIGINT' ? ' (Ctrl-C again to abort at once)' : ''}`)
       abort.abort()
-    } else if (received === 2 && state && !finished) {
+    } else if (signal !== 'SIGINT' && !stopping) {
+      received -= 1
+      log(`${signal}: already stopping; the revert goes on (SIGINT to abort at once)`)
+    } else if (!stopping && state && !finished) {
       stopping = true
       // Whatever happens while the handlers answer, the run ends here (never waits on the plan).
       void abortAtOnce(state, signal, started).then(stopNow, () => stopNow(abortedOutcome(started)))
     } else {
-      // A third signal while the handlers answer, or nothing left to tell about: stop now.
+      // A further Ctrl-C while the handlers answer, or nothing left to tell about: stop now.
       process.exit(finished && outcome ? outcome.exitCode : stopping ? ExitCode.RollbackFailed : ExitCode.Interrupted)
     }
   }

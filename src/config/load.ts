@@ -8,6 +8,7 @@ import { withRegistry } from '../api/registry-scope.js'
 import { ConfigError, DeployError } from '../model/errors.js'
 import { Registry } from '../model/registry.js'
 import { userLocation } from '../executor/errors.js'
+import { didYouMean } from '../model/suggest.js'
 
 /** Where deployfiles are looked for, in order, in each directory from the working directory up. */
 export const DEPLOYFILE_NAMES = ['deployfile.ts', 'deployfile.mts', 'deployfile.js', 'deployfile.mjs']
@@ -176,10 +177,36 @@ export async function loadDeployfile(path: string): Promise<LoadedDeployfile> {
   } catch (error) {
     throw loadError(error, path)
   }
+  checkReferences(registry, path)
   // Only now: a deployfile may set() a key before the use(recipe) that declares it.
   // Each error names the line the value was given on.
   registry.checkSettings()
   return { path, registry }
+}
+
+/**
+ * A hook on a task nobody defined never runs, and a group listing one fails only when run: both are
+ * load-time errors (exit 2) naming the call, its file:line, and the nearest task names.
+ */
+function checkReferences(registry: Registry, path: string): void {
+  const missing = registry.undefinedReferences()
+  if (missing.length === 0) return
+  const names = [...registry.tasks.values()].filter((t) => !t.hidden).map((t) => t.name)
+  const [first] = missing
+  const location = findLocation(first.site, path) ?? userLocation(first.site)
+  const where = location ? (/^(.*):(\d+):(\d+)$/.exec(location) ?? undefined) : undefined
+  const others = missing.slice(1).map((ref) => {
+    const at = findLocation(ref.site, path) ?? userLocation(ref.site)
+    return `Also: ${ref.call} names "${ref.name}", not defined either${at ? ` (at ${at})` : ''}.`
+  })
+  throw new ConfigError(
+    `${first.call}${location ? ` at ${location}` : ''}: there is no task "${first.name}".`,
+    [
+      didYouMean(first.name, names) || 'Run `dep list` to see the tasks.',
+      ...others,
+      ...(where ? codeFrame(where[1], Number(where[2]), Number(where[3])) : []),
+    ].join('\n'),
+  )
 }
 
 /**

@@ -3,7 +3,7 @@ import { CommandError, DeployError, InterruptedError, type ExitCodeValue } from 
 import type { ErrorInfo } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Phase } from '../model/task.js'
-import { Command, sh, type ShellValue } from '../shell/command.js'
+import { Command, displayOf, sh, type ShellValue } from '../shell/command.js'
 import { quote } from '../shell/quote.js'
 import { Transform, type Readable } from 'node:stream'
 import { createReadStream } from 'node:fs'
@@ -347,6 +347,8 @@ export class TaskContext {
     if (options.afterQueued !== false) await this.flush()
     this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `upload ${path} → ${target}` })
     const started = Date.now()
+    const end = (exitCode: number | null) =>
+      this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode, durationMs: Date.now() - started })
     await this.transport().put(typeof source === 'string' ? path : source, target, {
       mode: options.mode,
       onProgress: (bytes, total) =>
@@ -360,8 +362,11 @@ export class TaskContext {
           totalBytes: total,
           done: bytes >= total,
         }),
+    }).catch((error: unknown) => {
+      end(null)
+      throw error
     })
-    this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode: 0, durationMs: Date.now() - started })
+    end(0)
   }
 
   /** A directory goes as one tar stream into `tar -x` on the host: one round trip for the whole tree. */
@@ -396,8 +401,13 @@ export class TaskContext {
     const remote = await this.parse(source)
     this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `download ${remote} → ${destination}` })
     const started = Date.now()
-    await this.transport().get(remote, destination)
-    this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode: 0, durationMs: Date.now() - started })
+    const end = (exitCode: number | null) =>
+      this.state.emit({ type: 'command:end', host: this.host.alias, task: this.taskName, exitCode, durationMs: Date.now() - started })
+    await this.transport().get(remote, destination).catch((error: unknown) => {
+      end(null)
+      throw error
+    })
+    end(0)
   }
 
   private transport(): Transport {
@@ -440,6 +450,7 @@ export class TaskContext {
     const batch = local ? [] : (state.batches.get(host) ?? [])
     // `:` only carries queued commands (flush): it gets no events of its own.
     const shownOwn = command.text !== ':' || batch.length === 0
+    const shownCommand = displayOf(command)
     if (batch.length > 0) {
       state.batches.delete(host)
       for (const queued of batch) {
@@ -449,7 +460,7 @@ export class TaskContext {
       cwd = undefined
       env = undefined
     }
-    if (shownOwn) state.emit({ type: 'command:start', host, task, command: command.text, local: local || undefined })
+    if (shownOwn) state.emit({ type: 'command:start', host, task, command: shownCommand, local: local || undefined })
     const started = Date.now()
     const splitter = (stream: 'stdout' | 'stderr') =>
       new LineSplitter(
@@ -481,7 +492,7 @@ export class TaskContext {
       for (const queued of batch) ended(queued.task, null)
       if (shownOwn) ended(task, null)
       for (const queued of batch) queued.owner?.settle(this.notRun(queued.task, queued.script, error, queued.failure))
-      throw options.failure && shownOwn ? this.notRun(undefined, command.text, error, options.failure) : error
+      throw options.failure && shownOwn ? this.notRun(undefined, shownCommand, error, options.failure) : error
     }
     out.flush()
     err.flush()
@@ -533,10 +544,10 @@ export class TaskContext {
     batch.forEach((queued, index) => queued.owner?.settle(queuedErrors[index]))
     if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
     if (failedQueued) {
-      throw options.failure && shownOwn ? this.notRun(undefined, command.text, failedQueued, options.failure) : failedQueued
+      throw options.failure && shownOwn ? this.notRun(undefined, shownCommand, failedQueued, options.failure) : failedQueued
     }
     if (result.code !== 0 && !options.nothrow) {
-      const shown = state.secrets.redact(command.text)
+      const shown = state.secrets.redact(shownCommand)
       const reason = result.timedOut
         ? `timed out after ${options.timeout}s`
         : result.code === null

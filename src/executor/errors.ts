@@ -11,7 +11,8 @@ export function describeError(error: unknown, where: { host?: string; task?: str
       task: error.details.queuedBy ?? where.task,
       command: error.details.command,
       exitCode: error.details.exitCode,
-      stderr: tail(error.details.stderr || error.details.stdout, 20),
+      stderr: tail(error.details.stderr, 20) || undefined,
+      stdout: tail(error.details.stdout, 10) || undefined,
       hint: error.hint,
     }
   }

@@ -165,8 +165,10 @@ export interface ErrorInfo {
   task?: string
   command?: string
   exitCode?: number | null
-  /** The last lines of the command's stderr (or stdout when stderr was empty). */
+  /** The last lines of the command's stderr. */
   stderr?: string
+  /** The last lines of the command's stdout (each stream under its own name). */
+  stdout?: string
   /** `file:line:column` of the code that threw, for an exception in a task or deployfile. */
   location?: string
 }

@@ -20,6 +20,20 @@ export interface SecretSourceConfig {
 export type SecretSource = (config: SecretSourceConfig) => Promise<Iterable<string>> | Iterable<string>
 
 /**
+ * A task name written somewhere in a deployfile (a hook's target or hook, a group's member), with the
+ * call that wrote it: checked once the deployfile has loaded, so a typo is an error at load time that
+ * points at the line, not a hook that silently never runs.
+ */
+export interface TaskReference {
+  /** The name referenced. */
+  name: string
+  /** How it was written, for the message: `before('deploy:symlnk', 'build')`, `task('deploy', [...])`. */
+  call: string
+  /** Captured at the call: its stack says where in the deployfile it was. */
+  site: Error
+}
+
+/**
  * Everything one deployfile declared: tasks, hooks, hosts and global settings.
  * Loading a deployfile fills a fresh registry, so two can live in one process.
  */
@@ -51,6 +65,8 @@ export class Registry {
   readonly recipes = new Set<unknown>()
   /** The description given by `desc()` for the next task defined. */
   pendingDescription?: string
+  /** Task names referenced by hooks and groups, checked after loading (see `checkReferences`). */
+  readonly references: TaskReference[] = []
   private anonymous = 0
 
   defineTask(task: TaskDefinition): TaskDefinition {
@@ -122,6 +138,11 @@ export class Registry {
         this.settings.checkKnown(key, value, where(`host:${host.alias}`, key, `config of host ${host.alias}`), { secret: this.secretKeys.has(key) })
       }
     }
+  }
+
+  /** Every reference to a task nobody defined, in the order written. */
+  undefinedReferences(): TaskReference[] {
+    return this.references.filter((ref) => !this.tasks.has(ref.name))
   }
 
   getTask(name: string): TaskDefinition {

@@ -10,8 +10,11 @@ const defaultTolerance = (length: number): number => Math.max(2, Math.ceil(lengt
  */
 export function closest(wanted: string, candidates: Iterable<string>, max = 3, tolerance = defaultTolerance): string[] {
   const scored = [...new Set(candidates)]
-    .map((name) => ({ name, score: name.includes(wanted) || wanted.includes(name) ? 0.5 : distance(wanted, name) }))
-    .filter(({ name, score }) => score <= tolerance(Math.max(wanted.length, name.length)))
+    // A name containing the other ranks as an edit of 1.5: after a one-letter typo ("deploy:symlink"
+    // for "deploy:symlnk"), before a far one. A quarter of the length in edits is still a typo; a third
+    // made "upload_path" a suggestion for "deploy_path" (4 edits: a different word, not a typo).
+    .map((name) => ({ name, score: Math.min(distance(wanted, name), name.includes(wanted) || wanted.includes(name) ? 1.5 : Infinity) }))
+    .filter(({ name, score }) => score <= Math.max(2, Math.ceil(Math.max(wanted.length, name.length) / 4)))
     .sort((a, b) => a.score - b.score || a.name.localeCompare(b.name))
   return scored.slice(0, max).map((s) => s.name)
 }

@@ -70,6 +70,7 @@ export function formatError(error: ErrorInfo, color: boolean): string[] {
   if (error.command) lines.push(`  command: ${commandLines(error.command).join(`\n${' '.repeat(11)}`)}`)
   if (error.exitCode !== undefined && error.exitCode !== null) lines.push(`  exit:    ${error.exitCode}`)
   if (error.location) lines.push(`  at:      ${error.location}`)
+  if (error.stdout) lines.push(`  stdout:`, ...error.stdout.split('\n').map((l) => c.dim(`    ${l}`)))
   if (error.stderr) lines.push(`  stderr:`, ...error.stderr.split('\n').map((l) => c.dim(`    ${l}`)))
   if (error.hint) {
     const [first, ...rest] = error.hint.split('\n')
@@ -172,7 +173,7 @@ export function escapeGithubProperty(text: string): string {
 }
 
 /** `::error title=…,file=…,line=…::message` for an error. */
-export function githubAnnotation(kind: 'error' | 'warning', title: string, error: Pick<ErrorInfo, 'message' | 'command' | 'exitCode' | 'stderr' | 'location' | 'hint'>): string {
+export function githubAnnotation(kind: 'error' | 'warning', title: string, error: Pick<ErrorInfo, 'message' | 'command' | 'exitCode' | 'stdout' | 'stderr' | 'location' | 'hint'>): string {
   const properties = [`title=${escapeGithubProperty(title)}`]
   const location = error.location ? /^(.*):(\d+):(\d+)$/.exec(error.location) : null
   if (location) {
@@ -183,6 +184,8 @@ export function githubAnnotation(kind: 'error' | 'warning', title: string, error
   const body = [error.message]
   if (error.command) body.push(`command: ${commandLines(error.command).join(' ⏎ ')}`)
   if (error.exitCode !== undefined && error.exitCode !== null) body.push(`exit: ${error.exitCode}`)
+  const stdout = lastLines(error.stdout, 5)
+  if (stdout.length) body.push('stdout:', ...stdout)
   const stderr = lastLines(error.stderr, 5)
   if (stderr.length) body.push('stderr:', ...stderr)
   if (error.hint) body.push(`→ ${error.hint}`)

@@ -4,8 +4,9 @@
  * listr2 normally runs the tasks itself; here the executor runs them, so the
  * view creates listr2 tasks without running them and sets their state, title
  * and messages from events, and listr2's default renderer draws the tree
- * (spinners, ✔/✖, subtasks, error messages). Lines that must stay (messages,
- * and with -v every command and its output) are printed above the tree.
+ * (spinners, ✔/✖, subtasks, error messages). A task's messages (info(),
+ * warning()) stay under the step that printed them, so the final screen reads
+ * in order; with -v every command and its output is printed above the tree.
  */
 import {
   DefaultRenderer,
@@ -67,6 +68,10 @@ interface StepView {
   started?: number
   ends: StepEndEvent[]
   recovery: boolean
+  /** The title's suffix as last set (timing, warning), so messages can be added below it. */
+  suffix: string
+  /** Messages the step's task printed (`[host] text`), drawn under its title. */
+  messages: string[]
 }
 
 const ABOVE_FLUSH_MS = 40
@@ -109,7 +114,7 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
   let hostCount = 0
   let recoveryPhase: string | undefined
   let recovered = false
-  let recoveryGroup: { task: ViewTask; list: Listr; title: string } | undefined
+  let recoveryGroup: { task: ViewTask; list: Listr; title: string; messages: string[] } | undefined
   let recoveryPlan: PlannedStep[] = []
   let plannedSteps: PlannedStep[] = []
   let allHidden = false
@@ -157,11 +162,17 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
     const notes = [planned.hidden && !allHidden ? 'hidden' : '', planned.once && hostCount > 1 ? `once, on ${planned.hosts[0]}` : ''].filter(Boolean)
     return `${planned.task}${notes.length ? c.dim(` (${notes.join(', ')})`) : ''}${suffix ? ` ${suffix}` : ''}`
   }
+  /** A title with the messages printed under it (listr2 indents a title's further lines under it). */
+  const withMessages = (title: string, messages: string[]) => (messages.length ? `${title}\n${messages.join('\n')}` : title)
+  const setStepTitle = (view: StepView, suffix = '') => {
+    view.suffix = suffix
+    view.task.title$ = withMessages(stepTitle(view.planned, suffix), view.messages)
+  }
   const shown = (planned: PlannedStep) => planned.hosts.length > 0 && (!planned.hidden || allHidden || verbosity >= 1)
 
   /** The tasks for a step (waiting), in `list`, before `at` when given. */
   const addStep = (key: string, planned: PlannedStep, list: Listr, recovery: boolean, at?: number): StepView => {
-    const view: StepView = { key, planned, task: make(list, stepTitle(planned), at), hosts: new Map(), ends: [], recovery }
+    const view: StepView = { key, planned, task: make(list, stepTitle(planned), at), hosts: new Map(), ends: [], recovery, suffix: '', messages: [] }
     steps.set(key, view)
     return view
   }
@@ -220,7 +231,7 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
     if (hv.ended) return
     const suffix = runningTitle(view, hv)
     if (hv.task) hv.task.title$ = `${colorHost(hv.alias, color)}${suffix ? ` ${suffix}` : ''}`
-    else view.task.title$ = stepTitle(view.planned, suffix)
+    else setStepTitle(view, suffix)
     // Again on each tick: listr2 only shows output that arrives after it first drew the task.
     if (hv.output) (hv.task ?? view.task).output$ = hv.output
   }
@@ -281,11 +292,11 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
     if (view.hostList) {
       // Hosts stay listed under a step only when something went wrong on one of them.
       if (failed.length === 0 && warned.length === 0) view.task.subtasks = []
-      view.task.title$ = stepTitle(view.planned, summary)
+      setStepTitle(view, summary)
     } else {
       const end = view.ends[0]
       const warning = end.status === 'warning' ? ` ${c.yellow(`⚠ ${end.error?.message ?? 'warning'}`)}` : ''
-      view.task.title$ = stepTitle(view.planned, `${summary}${warning}`)
+      setStepTitle(view, `${summary}${warning}`)
       if (end.status === 'failed') view.task.message$ = { error: errorText(end.error, false) }
       view.task.output$ = ''
     }
@@ -299,6 +310,28 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
       task.message$ = { skip: c.dim(`${task.title ?? ''} — not run`) }
       setState(task, ListrTaskState.SKIPPED)
     }
+  }
+
+  /**
+   * Puts a task's message under the step that printed it: the step in view running `task` on `host`
+   * (the latest), else, for a hidden recovery step (deploy:revert's "switched back"), under the
+   * recovery group. False when there is no such place (the engine's own messages): printed above.
+   */
+  const addMessage = (task: string | undefined, host: string | undefined, lines: string[]): boolean => {
+    if (!task || !host) return false
+    const candidates = [...steps.values()].filter((v) => v.planned.task === task && (v.hosts.has(host) || v.planned.hosts.includes(host)))
+    const view = candidates.find((v) => v.hosts.get(host)?.ended === false) ?? candidates.at(-1)
+    if (view) {
+      view.messages.push(...lines)
+      setStepTitle(view, view.suffix)
+      return true
+    }
+    if (recoveryGroup && recoveryPlan.some((p) => p.task === task)) {
+      recoveryGroup.messages.push(...lines)
+      recoveryGroup.task.title$ = withMessages(recoveryGroup.title, recoveryGroup.messages)
+      return true
+    }
+    return false
   }
 
   const liveOutput = (host: string, text: string) => {
@@ -436,9 +469,8 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
         if (event.level === 'debug' && verbosity < 2) break
         const paint = event.level === 'warning' ? c.yellow : event.level === 'error' ? c.red : (t: string) => t
         const mark = event.level === 'warning' ? '⚠ ' : event.level === 'error' ? '✖ ' : ''
-        for (const [i, line] of event.message.split('\n').entries()) {
-          print(`${event.host ? `${prefix(event.host)} ` : ''}${paint(`${i === 0 ? mark : mark ? '  ' : ''}${line}`)}`)
-        }
+        const lines = event.message.split('\n').map((line, i) => `${event.host ? `${prefix(event.host)} ` : ''}${paint(`${i === 0 ? mark : mark ? '  ' : ''}${line}`)}`)
+        if (!addMessage(event.task, event.host, lines)) for (const line of lines) print(line)
         break
       }
       case 'transfer': {
@@ -457,7 +489,7 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
         const list = new Listr([], listOptions, task as never)
         task.subtasks = list.tasks
         setState(task, ListrTaskState.ROLLING_BACK)
-        recoveryGroup = { task, list, title }
+        recoveryGroup = { task, list, title, messages: [] }
         for (const [index, planned] of recoveryPlan.entries()) if (shown(planned)) addStep(`recovery:${index}`, planned, list, true)
         break
       }
@@ -470,7 +502,8 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
         const close = () => {
           // One frame while the group is still open, so listr2 knows its steps and keeps them listed once it is closed.
           renderer.update()
-          group.task.title$ = event.ok ? c.yellow(recoveryLine(event)) : c.red(recoveryLine(event))
+          group.title = event.ok ? c.yellow(recoveryLine(event)) : c.red(recoveryLine(event))
+          group.task.title$ = withMessages(group.title, group.messages)
           setState(group.task, event.ok ? ListrTaskState.ROLLED_BACK : ListrTaskState.FAILED)
         }
         if (drawing) close()

@@ -194,7 +194,12 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
         const style = event.level === 'warning' ? (t: string) => c.yellow(`⚠ ${t}`) : event.level === 'error' ? (t: string) => c.red(`✖ ${t}`) : (t: string) => t
         const lines = event.message.split('\n')
         for (const [i, line] of lines.entries()) write(`${event.host ? `${prefix(event.host)} ` : ''}${i === 0 ? style(line) : event.level === 'info' ? line : `  ${line}`}`)
-        if (event.level === 'warning' && gh) workflow(githubAnnotation('warning', event.task ?? 'deployfile', { message: event.message }))
+        // An annotation stands alone on the run's summary page: it names the host (a revert's
+        // "switched back to release 1" said nothing about where).
+        if (event.level === 'warning' && gh) {
+          const title = `${event.task ?? 'deployfile'}${event.host ? ` on ${event.host}` : ''}`
+          workflow(githubAnnotation('warning', title, { message: event.host ? `${event.host}: ${event.message}` : event.message }))
+        }
         break
       }
       case 'recovery:start':

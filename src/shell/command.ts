@@ -33,6 +33,25 @@ export class Command {
   }
 }
 
+/** What output and errors show for a command, when not its text (see `shownAs`). */
+const shownText = new WeakMap<Command, string>()
+
+/**
+ * A command that runs `text` but is shown (in -v output, events and errors) as `shown`: for a wrapper
+ * the engine adds around the user's own command line, which is what the user wrote and wants to see.
+ * Internal: not exported from the package.
+ */
+export function shownAs(text: string, shown: string, secrets: readonly string[] = []): Command {
+  const command = new Command(text, secrets)
+  shownText.set(command, shown)
+  return command
+}
+
+/** The text to show for a command: its own, unless `shownAs` gave another. */
+export function displayOf(command: Command): string {
+  return shownText.get(command) ?? command.text
+}
+
 /** Marks a value as secret: it is quoted like any other value but masked in every output. */
 export class Secret {
   static [Symbol.hasInstance](value: unknown): boolean {

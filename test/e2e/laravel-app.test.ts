@@ -139,7 +139,6 @@ describe('examples/laravel-app behind nginx + php-fpm', () => {
 
     const byTime = await probeSite({ url: `${server.url}/up`, durationMs: 150, maxRequests: 100_000, intervalMs: 20 }).result;
     expect(byTime.total).toBeLessThanOrEqual(20);
-    expect(byTime.elapsedMs).toBeLessThan(2_000);
     expect(() => probeSite({ url: 'http://example.com/', durationMs: 1, maxRequests: 1 })).toThrow(/loopback/);
   });
 

@@ -116,10 +116,8 @@ describe('exit codes', () => {
 
   it('3: an unreachable host (closed port, one try)', async () => {
     const dir = await remoteProject('unreachable', { port: closedPort, connectRetries: 1 })
-    const started = Date.now()
     const r = await dep(['ping'], { cwd: dir })
     expect(r.code, r.output).toBe(3)
-    expect(Date.now() - started).toBeLessThan(15_000)
     expect(r.stderr).toContain(`Cannot connect to web1 (127.0.0.1 port ${closedPort})`)
     expect(r.stderr).toMatch(/connection refused.*nothing listens on port/)
     expect(r.stderr).toContain(`→ Check that 127.0.0.1 is up and that sshd listens on port ${closedPort}`)
@@ -181,11 +179,9 @@ describe('exit codes', () => {
     let seen = ''
     run.child.stdout!.on('data', (chunk: Buffer) => (seen += chunk.toString()))
     await waitFor(() => seen.includes('$ sleep 30'), 15_000, 'the sleep to start')
-    const sent = Date.now()
     run.child.kill('SIGINT')
     const r = await run.result
     expect(r.code, r.output).toBe(130)
-    expect(Date.now() - sent).toBeLessThan(5000)
     expect(r.output).toContain('SIGINT: stopping and reverting')
     expect(r.stderr).toContain('✖ sleepy interrupted')
   })

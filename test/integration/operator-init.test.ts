@@ -62,8 +62,10 @@ describe('dep init --yes', () => {
     const target = path.join(sandbox, 'local-srv')
     const init = await dep(['init', '--yes', '-o', 'recipe=common', '-o', 'repository=', '-o', 'hosts=localhost', '-o', `deploy_path=${target}`], { cwd: dir })
     expect(init.code, init.output).toBe(0)
-    expect(init.stdout).toBe('')
-    expect(init.stderr).toContain('Wrote deployfile.ts.')
+    // The summary is the result: on stdout, nothing on stderr.
+    expect(init.stderr).toBe('')
+    expect(init.stdout).toContain('Wrote deployfile.ts, tsconfig.json.')
+    expect(init.stdout).toContain(`into ${target}`)
     const text = readFileSync(path.join(dir, 'deployfile.ts'), 'utf8')
     expect(text).toContain(`localhost('localhost', { deployPath: '${target}'`)
     expect(text).toContain('use(common)')
@@ -117,6 +119,8 @@ describe('dep init --yes', () => {
     expect(text).toContain(`set('repository', 'git@github.com:acme/shop.git')`)
     expect(text).toContain(`host('web1.example.com', { remoteUser: 'deploy', deployPath: '/var/www/app'`)
     expect(text).toContain(`host('web2.example.com', {`)
+    // docs/laravel.md says to set http_user: the written file does.
+    expect(text).toContain(`set('http_user', 'www-data')`)
 
     const plan = await dep(['deploy', '--plan'], { cwd: dir })
     expect(plan.code, plan.output).toBe(0)
@@ -132,6 +136,39 @@ describe('dep init --yes', () => {
     const types = await typecheck(dir)
     expect(types.code, types.output).toBe(0)
   }, 60_000)
+
+  it('with --yes and no hosts, deploys into the project (.deploy/<name>), never into a system path', async () => {
+    const dir = project('first-try', { 'index.html': '<h1>first</h1>\n' })
+    const init = await dep(['init', '--yes'], { cwd: dir })
+    expect(init.code, init.output).toBe(0)
+    expect(init.stdout).toContain('to this machine (localhost)')
+    expect(init.stdout).toContain('into .deploy/first-try (next to the deployfile)')
+    const text = readFileSync(path.join(dir, 'deployfile.ts'), 'utf8')
+    expect(text).not.toContain('/var/www')
+    // Node 20.0 has no import.meta.dirname (engines says >=20).
+    expect(text).not.toContain('import.meta.dirname')
+    expect(text).toContain(`localhost('localhost', { deployPath: here('.deploy/first-try')`)
+    // Run from another directory: the paths are the deployfile's, not the working directory's.
+    const elsewhere = project('elsewhere')
+    const deploy = await dep(['deploy', '-f', path.join(dir, 'deployfile.ts')], { cwd: elsewhere })
+    expect(deploy.code, deploy.output).toBe(0)
+    expect(readFileSync(path.join(dir, '.deploy/first-try/current/index.html'), 'utf8')).toBe('<h1>first</h1>\n')
+    expect(existsSync(path.join(dir, '.deploy/first-try/current/.deploy'))).toBe(false)
+  }, 60_000)
+
+  it('writes the SSH port, key and known_hosts file given for SSH hosts', async () => {
+    const dir = project('ssh-options')
+    const init = await dep(
+      ['init', '--yes', '-o', 'hosts=web1.example.com', '-o', 'port=2222', '-o', 'identity_file=~/.ssh/deploy', '-o', 'known_hosts_file=~/.ssh/known_hosts_deploy', '-o', 'repository='],
+      { cwd: dir },
+    )
+    expect(init.code, init.output).toBe(0)
+    const text = readFileSync(path.join(dir, 'deployfile.ts'), 'utf8')
+    expect(text).toContain(`host('web1.example.com', { port: 2222, identityFile: '~/.ssh/deploy', knownHostsFile: '~/.ssh/known_hosts_deploy', deployPath: '/var/www/ssh-options'`)
+    const bad = await dep(['init', '--yes', '-o', 'port=ssh'], { cwd: project('bad-port') })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('port must be a number, got "ssh"')
+  })
 
   it('refuses to overwrite a deployfile (or a workflow) without --force', async () => {
     const dir = project('existing', { 'deployfile.ts': '// mine\n', '.github/workflows/deploy.yml': '# mine\n' })

@@ -167,3 +167,143 @@ describe('terminal', () => {
     expect(screen).toMatch(/✔ deploy finished in .*, \d+ round trips/)
   })
 })
+
+describe('issue 12: JSON for every command, and every command:start ends', () => {
+  it('--json gives every command:start a command:end, queued commands included, per host and task', async () => {
+    const r = await dep(['deploy', '--json', '-o', `deploy_path=${deployPath()}`], { cwd: project })
+    expect(r.code, r.stderr).toBe(0)
+    const events = r.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as RunEvent)
+    const starts = events.filter((e) => e.type === 'command:start')
+    const ends = events.filter((e) => e.type === 'command:end')
+    // The recipe queues most of its commands (REVISION, shared, writable, ledger, unlock, cleanup).
+    expect(starts.length).toBeGreaterThan(10)
+    expect(ends.length).toBe(starts.length)
+    const byTask = (list: RunEvent[]) => list.map((e) => (e as { task?: string }).task).sort()
+    expect(byTask(ends)).toEqual(byTask(starts))
+    // No command ends before it started: a running count never goes below zero.
+    let open = 0
+    for (const e of events) {
+      if (e.type === 'command:start') open++
+      if (e.type === 'command:end') expect(--open).toBeGreaterThanOrEqual(0)
+    }
+    expect(open).toBe(0)
+  })
+
+  it('a failure in a batch: the queued commands before it exit 0, the failing one its code, the rest null', async () => {
+    const r = await dep(['deploy', '--json', '-o', `deploy_path=${deployPath()}`], { cwd: project, env: { FAIL: '1' } })
+    expect(r.code).toBe(1)
+    const events = r.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as RunEvent)
+    expect(events.filter((e) => e.type === 'command:end').length).toBe(events.filter((e) => e.type === 'command:start').length)
+    const failed = events.filter((e) => e.type === 'command:end' && e.exitCode === 4)
+    expect(failed).toHaveLength(1)
+  })
+
+  it('dep config --json and dep tree --json print one JSON document', async () => {
+    const config = await dep(['config', '--json', '-o', 'deploy_path=/srv/x'], { cwd: project })
+    expect(config.code, config.stderr).toBe(0)
+    const parsed = JSON.parse(config.stdout) as { type: string; hosts: Record<string, Record<string, unknown>> }
+    expect(parsed.type).toBe('config')
+    expect(parsed.hosts.local.deploy_path).toBe('/srv/x')
+    expect(parsed.hosts.local.upload_path).toBe(build)
+
+    const tree = await dep(['tree', 'deploy', '--json'], { cwd: project })
+    expect(tree.code, tree.stderr).toBe(0)
+    const parsedTree = JSON.parse(tree.stdout) as { type: string; task: string; tree: { name: string; children: Array<{ name: string; children: Array<{ name: string; via?: string }> }> } }
+    expect(parsedTree).toMatchObject({ type: 'tree', task: 'deploy', tree: { name: 'deploy' } })
+    const symlink = parsedTree.tree.children.find((c) => c.name === 'deploy:symlink')
+    expect(symlink?.children).toContainEqual(expect.objectContaining({ name: 'app:check', via: 'before deploy:symlink' }))
+  })
+})
+
+describe('issue 12: dep run shows the command the user wrote', () => {
+  it('-v output and the failure show the command, not the wrapper; stdout and stderr each under its name', async () => {
+    const target = deployPath()
+    mkdirSync(target, { recursive: true })
+    const r = await dep(['run', 'echo on-stdout; echo on-stderr >&2; exit 3', '-o', `deploy_path=${target}`], { cwd: project })
+    expect(r.code).toBe(1)
+    expect(r.output).not.toContain('if [ -d')
+    expect(r.stderr).toContain('command: echo on-stdout; echo on-stderr >&2; exit 3')
+    expect(r.stderr).toMatch(/ {2}stdout:\n {4}on-stdout\n/)
+    expect(r.stderr).toMatch(/ {2}stderr:\n {4}on-stderr\n/)
+    // It still runs where it said: in deploy_path when there is no release yet.
+    const pwd = await dep(['run', 'pwd', '-o', `deploy_path=${target}`], { cwd: project })
+    expect(pwd.code, pwd.output).toBe(0)
+    expect(pwd.stdout).toContain(target)
+    expect(pwd.output).not.toContain('if [ -d')
+  })
+})
+
+describe('issue 12: --branch, --tag and --revision with the upload strategy', () => {
+  it('are refused before anything runs, saying why and what to do', async () => {
+    const target = deployPath()
+    for (const [flag, value] of [['--branch', 'feature'], ['--tag', 'v1.2.0']]) {
+      const r = await dep(['deploy', flag, value, '-o', `deploy_path=${target}`], { cwd: project })
+      expect(r.code, r.output).toBe(2)
+      expect(r.stderr).toContain(`${flag} ${value}: local deploys with the upload strategy`)
+      expect(existsSync(path.join(target, 'current'))).toBe(false)
+    }
+    // The build directory is no git checkout: a revision cannot be honoured, so it is not written into REVISION.
+    const r = await dep(['deploy', '--revision', 'abc1234', '-o', `deploy_path=${target}`], { cwd: project })
+    expect(r.code, r.output).toBe(2)
+    expect(r.stderr).toContain('--revision abc1234: local uploads')
+    expect(r.stderr).toContain('-o revision=abc1234')
+    expect(existsSync(path.join(target, 'current'))).toBe(false)
+  })
+
+  it('--revision is honoured when the uploaded directory is a git checkout at that commit', async () => {
+    const repo = path.join(sandbox, 'checkout')
+    mkdirSync(repo, { recursive: true })
+    writeFileSync(path.join(repo, 'index.html'), 'from git\n')
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args]).toString().trim()
+    git('init', '-q')
+    git('add', '.')
+    git('commit', '-qm', 'one')
+    const head = git('rev-parse', 'HEAD')
+    const target = deployPath()
+    const other = await dep(['deploy', '--revision', 'deadbeef', '-o', `deploy_path=${target}`, '-o', `upload_path=${repo}`], { cwd: project })
+    expect(other.code, other.output).toBe(2)
+    expect(other.stderr).toContain(`which is at ${head.slice(0, 12)}, not deadbeef`)
+    const same = await dep(['deploy', '--revision', head.slice(0, 7), '-o', `deploy_path=${target}`, '-o', `upload_path=${repo}`], { cwd: project })
+    expect(same.code, same.output).toBe(0)
+    expect(readFileSync(path.join(target, 'current', 'REVISION'), 'utf8').trim()).toBe(head.slice(0, 7))
+  })
+})
+
+describe('issue 12: -v shows each command once', () => {
+  it("the layout script queued by deploy:setup is not repeated in the lock's probe", async () => {
+    const target = deployPath()
+    const r = await dep(['deploy', '-v', '-o', `deploy_path=${target}`], { cwd: project })
+    expect(r.code, r.output).toBe(0)
+    const layout = `mkdir -p ${target}/.dep`
+    expect(r.stdout.split(layout).length - 1, r.stdout).toBe(1)
+    expect(r.stdout.split(`${target}/current is a real directory`).length - 1).toBe(1)
+    // dep deploy:lock alone still creates the layout (nothing queued it).
+    const bare = deployPath()
+    const lock = await dep(['deploy:lock', '-o', `deploy_path=${bare}`], { cwd: project })
+    expect(lock.code, lock.output).toBe(0)
+    expect(existsSync(path.join(bare, '.dep/deploy.lock'))).toBe(true)
+  })
+})
+
+describe('issue 12: GitHub annotations of a revert', () => {
+  it('name the host that switched back', async () => {
+    const dir = path.join(sandbox, 'revert-project')
+    await writeDeployfile(
+      dir,
+      `import { after, localhost, set, task, use } from 'deployfile'
+import { common } from 'deployfile/recipes/common'
+use(common)
+localhost('edge')
+set('upload_path', ${JSON.stringify(build)})
+task('smoke', async (ctx) => { if (process.env.FAIL_LIVE) await ctx.run('exit 5') })
+after('deploy:symlink', 'smoke')
+`,
+    )
+    const target = deployPath()
+    expect((await dep(['deploy', '-o', `deploy_path=${target}`], { cwd: dir })).code).toBe(0)
+    const r = await dep(['deploy', '-o', `deploy_path=${target}`], { cwd: dir, env: { FAIL_LIVE: '1', GITHUB_ACTIONS: 'true' } })
+    expect(r.code, r.output).toBe(1)
+    const warning = r.stdout.split('\n').find((l) => l.startsWith('::warning ') && l.includes('switched back'))
+    expect(warning, r.stdout).toBe('::warning title=deploy%3Arevert on edge::edge: switched back to release 1')
+  })
+})

@@ -61,17 +61,17 @@ describe('a second signal', () => {
     })
     const { outcome, events, send, listeners } = start(registry, 'hold')
     await until(commandStarted(events, 'sleep 20'), 'the sleep')
-    send('SIGINT')
+    send('SIGHUP')
     await until(commandStarted(events, 'sleep 19'), 'the recovery')
     const sent = events.length
-    send('SIGHUP')
+    send('SIGINT')
     const result = await within(outcome, 15_000, 'the run after the second signal')
     expect(result.status).toBe('interrupted')
     expect(result.exitCode).toBe(ExitCode.RollbackFailed)
     const after = events.slice(sent)
     const warnings = ofType(after, 'log').filter((e) => e.level === 'warning')
     expect(warnings.map((e) => [e.host, e.message])).toEqual([
-      [undefined, 'SIGHUP again: stopping at once'],
+      [undefined, 'SIGINT again: stopping at once'],
       ['a', 'lock held on a: run dep deploy:unlock --force a'],
       ['b', 'lock held on b: run dep deploy:unlock --force b'],
     ])
@@ -98,7 +98,7 @@ describe('a second signal', () => {
     const { outcome, events, send } = start(registry, 'hold')
     await until(commandStarted(events, 'sleep 20'), 'the sleep')
     send('SIGTERM')
-    send('SIGTERM')
+    send('SIGINT')
     const result = await within(outcome, 15_000, 'the run')
     expect(result.exitCode).toBe(5)
     const lines = ofType(events, 'log').filter((e) => e.host).map((e) => [e.host, e.message])
@@ -106,6 +106,28 @@ describe('a second signal', () => {
       ['slow', 'hold: no answer within 5 s on what is left on slow; check this host by hand.'],
       ['quick', 'quick: release 7 is live'],
     ])
+  }, 30_000)
+
+  it('a SIGTERM after the first signal (CI escalating) does not cut the revert short', async () => {
+    const registry = await declare(() => {
+      localhost('a')
+      task('hold', async (ctx) => {
+        ctx.onAbort(() => 'never printed')
+        await run`sleep 20`
+      })
+      fail('hold', async () => void (await run`sleep 1 && echo reverted`))
+    })
+    const { outcome, events, send } = start(registry, 'hold')
+    await until(commandStarted(events, 'sleep 20'), 'the sleep')
+    send('SIGINT')
+    await until(commandStarted(events, 'sleep 1 && echo reverted'), 'the recovery')
+    send('SIGTERM')
+    const result = await within(outcome, 15_000, 'the run')
+    expect(result.exitCode).toBe(ExitCode.Interrupted)
+    const messages = ofType(events, 'log').map((e) => e.message)
+    expect(messages).toContain('SIGTERM: already stopping; the revert goes on (SIGINT to abort at once)')
+    expect(messages).not.toContain('never printed')
+    expect(ofType(events, 'command:output').map((e) => e.text)).toContain('reverted')
   }, 30_000)
 
   it('one signal only: the run reverts and ends as before (130), handlers unused', async () => {

@@ -179,6 +179,38 @@ describe('dep (built)', () => {
     expect(r.code).toBe(2)
   })
 
+  it('an unknown option is one readable deployfile error with a suggestion, not commander\'s (issue 12)', async () => {
+    requireBuild()
+    const r = await dep(['deploy', '--bogus'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).not.toContain('error: unknown option')
+    expect(r.stderr).toBe('✖ Unknown option --bogus.\n  → See dep --help for the options.\n')
+    const typo = await dep(['deploy', '--brnch', 'main'])
+    expect(typo.code).toBe(2)
+    expect(typo.stderr).toContain('Did you mean "--branch"?')
+    const json = await dep(['list', '--json', '--bogus'])
+    expect(JSON.parse(json.stdout)).toMatchObject({ type: 'error', exitCode: 2, error: { name: 'UsageError', message: 'Unknown option --bogus.' } })
+  })
+
+  it('dep <task> --help describes the task: description, what it runs, the settings it reads (issue 12)', async () => {
+    requireBuild()
+    const r = await dep(['deploy', '--help'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('Usage: dep deploy [selector…] [options]')
+    expect(r.stdout).toContain('Deploys a new release')
+    expect(r.stdout).toMatch(/├── deploy:symlink\n\s+│\s+└── greet {2}\/\/ before deploy:symlink/)
+    expect(r.stdout).toMatch(/Settings its code reads[^\n]*\n\s+[^\n]*deploy_path/)
+    expect(r.stdout).toContain('keep_releases')
+    // Not the general help.
+    expect(r.stdout).not.toContain('Exit codes:')
+    const greet = await dep(['greet', '-h'])
+    expect(greet.stdout).toContain('Says hello')
+    expect(greet.stdout).toMatch(/Settings its code reads[^\n]*\n {2}deploy_path\n/)
+    // A built-in command keeps the general help; nothing ran.
+    expect((await dep(['list', '--help'])).stdout).toContain('Exit codes:')
+    expect(existsSync(join(deployPath, 'current'))).toBe(false)
+  })
+
   it('no deployfile exits 2 with a hint', async () => {
     requireBuild()
     const empty = mkdtempSync(join(tmpdir(), 'df-cli-empty-'))

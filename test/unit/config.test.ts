@@ -272,3 +272,13 @@ describe('parseOverride', () => {
     expect(() => parseOverride(text)).toThrow(/key=value/)
   })
 })
+
+describe('missing-setting hints (issue 12, item 14)', () => {
+  it('a missing deploy_path does not suggest upload_path (a different word, not a typo)', async () => {
+    const config = configFor('web1', { global: { upload_path: '/src', keep_releases: 3 } })
+    const error = (await config.get('deploy_path').catch((e: unknown) => e)) as ConfigError
+    expect(error.message).toContain('Missing setting "deploy_path"')
+    expect(error.hint).not.toContain('upload_path')
+    expect(error.hint).not.toContain('Did you mean')
+  })
+})

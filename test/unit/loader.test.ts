@@ -187,3 +187,44 @@ describe('findDeployfile', () => {
     }
   })
 })
+
+describe('task names in hooks and groups are checked at load time (issue 12, item 3)', () => {
+  const base = `import { before, after, fail, task } from 'deployfile'
+task('build', async () => {})
+task('deploy:symlink', async () => {})
+`
+  async function loadError(name: string, tail: string): Promise<ConfigError> {
+    const dir = project(name, { 'deployfile.ts': base + tail })
+    return (await loadDeployfile(join(dir, 'deployfile.ts')).catch((e: unknown) => e)) as ConfigError
+  }
+
+  it('a misspelled hook target is an error naming the call, its line, and the nearest task', async () => {
+    const error = await loadError('hook-target', `before('deploy:symlnk', 'build')\n`)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect(error.exitCode).toBe(2)
+    expect(error.message).toContain(`before('deploy:symlnk', 'build')`)
+    expect(error.message).toContain('there is no task "deploy:symlnk"')
+    expect(error.message).toContain(`${join(sandbox, 'hook-target', 'deployfile.ts')}:4:`)
+    expect(error.hint).toMatch(/^Did you mean "deploy:symlink"/)
+    expect(error.hint).toContain("> 4 | before('deploy:symlnk', 'build')")
+  })
+
+  it('a misspelled hook (the task to run) is one too, also for after() and fail()', async () => {
+    expect((await loadError('hook-name', `after('build', 'biuld')\n`)).message).toContain('there is no task "biuld"')
+    expect((await loadError('fail-name', `fail('build', 'rollbak')\n`)).message).toContain('there is no task "rollbak"')
+    expect((await loadError('fn-hook', `after('buidl', async () => {})\n`)).message).toContain(`after('buidl', …)`)
+  })
+
+  it('a group listing an undefined task fails at load, not when run, and every bad name is listed', async () => {
+    const error = await loadError('group', `task('ship', ['build', 'tset'])\nbefore('nope', 'build')\n`)
+    expect(error.message).toContain(`task('ship', ['build', 'tset'])`)
+    expect(error.message).toContain('there is no task "tset"')
+    expect(error.message).toContain(':4:')
+    expect(error.hint).toContain(`Also: before('nope', 'build') names "nope"`)
+  })
+
+  it('a hook on a task defined later in the file is fine', async () => {
+    const dir = project('later', { 'deployfile.ts': `${base}after('notify-target', 'build')\ntask('notify-target', async () => {})\n` })
+    await expect(loadDeployfile(join(dir, 'deployfile.ts'))).resolves.toBeDefined()
+  })
+})

@@ -68,13 +68,11 @@ describe('exec', () => {
 
   it('a timeout kills the whole process group', async () => {
     const marker = `sleep ${3000 + Math.floor(Math.random() * 999)}`
-    const started = Date.now()
     const pending = transport().exec(`${marker} & ${marker}; echo never`, { timeoutMs: 600 })
     await sleep(250)
     // Positive control: while it runs, ps does see both sleeps.
     expect(processesMatching(marker).length).toBeGreaterThanOrEqual(2)
     const result = await pending
-    expect(Date.now() - started).toBeLessThan(5000)
     expect(result.timedOut).toBe(true)
     expect(result.code).not.toBe(0)
     expect(result.stdout).not.toContain('never')
@@ -91,9 +89,7 @@ describe('exec', () => {
     const marker = `sleep ${4000 + Math.floor(Math.random() * 999)}`
     const controller = new AbortController()
     setTimeout(() => controller.abort(), 200)
-    const started = Date.now()
     const result = await transport().exec(`${marker} & ${marker}`, { signal: controller.signal })
-    expect(Date.now() - started).toBeLessThan(5000)
     expect(result.aborted).toBe(true)
     expect(result.timedOut).toBe(false)
     let left = processesMatching(marker)

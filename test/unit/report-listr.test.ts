@@ -198,22 +198,42 @@ describe('listr view', () => {
     expect(frame).toMatch(/^✔ last /m)
   })
 
-  it('messages from tasks stay above the tree; a success ends with one line on stdout', async () => {
+  it('messages from tasks stay under the step that printed them; a success ends with one line on stdout', async () => {
     const events: RunEvent[] = [
-      { ...at(), type: 'run:start', task: 'deploy', hosts: ['web1'], steps: [{ task: 'a', hosts: ['web1'] }], dryRun: false },
+      { ...at(), type: 'run:start', task: 'deploy', hosts: ['web1'], steps: [{ task: 'a', hosts: ['web1'] }, { task: 'b', hosts: ['web1'] }], dryRun: false },
       { ...at(), type: 'step:start', task: 'a', host: 'web1', index: 0 },
       { ...at(), type: 'log', level: 'info', host: 'web1', task: 'a', message: 'release 7 is live' },
       { ...at(), type: 'log', level: 'warning', host: 'web1', task: 'a', message: 'disk almost full' },
       { ...at(), type: 'step:end', task: 'a', host: 'web1', index: 0, status: 'ok', durationMs: 5, roundTrips: 2 },
+      { ...at(), type: 'step:start', task: 'b', host: 'web1', index: 1 },
+      { ...at(), type: 'step:end', task: 'b', host: 'web1', index: 1, status: 'ok', durationMs: 5, roundTrips: 0 },
       { ...at(), type: 'run:end', status: 'success', exitCode: 0, durationMs: 40, roundTrips: { web1: 2 } },
     ]
     const { out, err, frame } = await run(events)
-    const text = out.replace(ANSI, '')
-    expect(text).toContain('[web1] release 7 is live')
-    expect(text).toContain('[web1] ⚠ disk almost full')
-    expect(frame).toMatch(/^✔ a \d+ ms · 2 round trips$/m)
-    expect(text.trimEnd().split('\n').at(-1)).toBe('✔ deploy finished in 40 ms, 2 round trips')
+    // In the final screen, in order: step a, its two messages, then step b.
+    expect(frame).toMatch(/^✔ a \d+ ms · 2 round trips\n\s+\[web1\] release 7 is live\n\s+\[web1\] ⚠ disk almost full\n✔ b /m)
+    // Not above the tree.
+    const above = out.replace(ANSI, '').split('✔ a')[0]
+    expect(above).not.toContain('release 7 is live')
+    expect(out.replace(ANSI, '').trimEnd().split('\n').at(-1)).toBe('✔ deploy finished in 40 ms, 2 round trips')
     expect(err).toBe('')
+  })
+
+  it("a hidden recovery step's message (switched back) goes under the recovery, not above the steps", async () => {
+    const events: RunEvent[] = [
+      ...failingRun.filter((e) => e.type !== 'run:end' && e.type !== 'recovery:end'),
+    ]
+    const recoveryStart = events.findIndex((e) => e.type === 'recovery:start')
+    expect(recoveryStart).toBeGreaterThan(0)
+    const switched: RunEvent = { ...at(), type: 'log', level: 'warning', host: 'web2', task: 'revert', message: 'switched back to release 1' }
+    const ended = failingRun.filter((e) => e.type === 'recovery:end' || e.type === 'run:end')
+    const { out, frame } = await run([...events, switched, ...ended])
+    const lines = frame.split('\n')
+    const group = lines.findIndex((l) => l.includes('recovered on every host') || l.includes('undoing'))
+    const message = lines.findIndex((l) => l.includes('[web2] ⚠ switched back to release 1'))
+    expect(group, frame).toBeGreaterThanOrEqual(0)
+    expect(message, frame).toBeGreaterThan(group)
+    expect(out.replace(ANSI, '').split(lines[0])[0]).not.toContain('switched back')
   })
 
   it('shows upload progress on the host while it runs', async () => {

@@ -64,7 +64,8 @@ describe('plain reporter', () => {
     const report = createPlainReporter({ verbosity: 0, color: false, write: (l) => lines.push(l), githubActions: true })
     events.forEach(report)
     expect(lines).toContain('::group::deploy:lock')
-    expect(lines).toContain('::warning title=x::careful')
+    // The annotation stands alone on the run's page: it names the host.
+    expect(lines).toContain('::warning title=x on web1::web1: careful')
     expect(lines.some((l) => l.startsWith('::error title=boom failed on web1::'))).toBe(true)
     // Groups are closed before the closing report.
     expect(lines.lastIndexOf('::endgroup::')).toBeLessThan(lines.indexOf('✖ deploy failed after 2.0 s (exit 1: a task failed)'))

@@ -74,6 +74,6 @@ describe('run() output limits', () => {
     expect(shown).not.toContain('HALF')
     const stdoutError = ofType(viaStdout.events, 'step:end').find((e) => e.error)!.error!
     // What is left: the q's after the secret (its cut-off tail dropped, not shown).
-    expect(stdoutError.stderr).toMatch(/^q+$/)
+    expect(stdoutError.stdout).toMatch(/^q+$/)
   }, 120_000)
 })

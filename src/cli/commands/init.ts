@@ -5,6 +5,12 @@
  *
  *   dep init --yes -o recipe=laravel -o repository=git@github.com:acme/app.git \
  *     -o hosts=web1.example.com,web2.example.com -o deploy_path=/var/www/app -o github=true
+ *
+ * Without `hosts`, `--yes` deploys to this machine, into `.deploy/<name>` next
+ * to the deployfile: nothing outside the project is written by a first try.
+ * It also writes a tsconfig.json (when there is none) so that `npx tsc
+ * --noEmit` type-checks the deployfile with what `npm install deployfile`
+ * brought (the Node types come with it).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -24,12 +30,34 @@ export interface InitAnswers {
   upload_path: string
   /** Host names; `localhost` deploys to this machine without SSH. */
   hosts: string[]
+  /** Absolute; empty: `.deploy/<name>` next to the deployfile (localhost) or `/var/www/<name>` (SSH hosts). */
   deploy_path: string
   remote_user: string
+  /** SSH port of the hosts; empty: from ~/.ssh/config, else 22. */
+  port: string
+  /** Private key for the hosts; empty: ~/.ssh/config, the agent, ~/.ssh/id_*. */
+  identity_file: string
+  /** known_hosts file checking the hosts' keys; empty: ~/.ssh/known_hosts. */
+  known_hosts_file: string
+  /** The user PHP-FPM runs as (Laravel: it gets write access to storage/ and bootstrap/cache). */
+  http_user: string
   github: boolean
 }
 
-const KEYS = ['recipe', 'repository', 'branch', 'upload_path', 'hosts', 'deploy_path', 'remote_user', 'github'] as const
+const KEYS = [
+  'recipe',
+  'repository',
+  'branch',
+  'upload_path',
+  'hosts',
+  'deploy_path',
+  'remote_user',
+  'port',
+  'identity_file',
+  'known_hosts_file',
+  'http_user',
+  'github',
+] as const
 type Key = (typeof KEYS)[number]
 
 interface Question {
@@ -46,9 +74,22 @@ const QUESTIONS: Question[] = [
   { key: 'upload_path', text: 'Local directory to upload', when: (a) => !a.repository },
   { key: 'hosts', text: 'Hosts, comma-separated (localhost: this machine, no SSH)' },
   { key: 'deploy_path', text: 'Deploy path on the hosts' },
-  { key: 'remote_user', text: 'SSH user (empty: from ~/.ssh/config or yours)', when: (a) => (a.hosts ?? []).some((h) => h !== 'localhost') },
+  { key: 'remote_user', text: 'SSH user (empty: from ~/.ssh/config or yours)', when: hasRemote },
+  { key: 'port', text: 'SSH port (empty: from ~/.ssh/config, else 22)', when: hasRemote },
+  { key: 'identity_file', text: 'SSH private key (empty: ~/.ssh/config, the agent, ~/.ssh/id_*)', when: hasRemote },
+  { key: 'known_hosts_file', text: "known_hosts file with the hosts' keys (empty: ~/.ssh/known_hosts)", when: hasRemote },
+  { key: 'http_user', text: 'User PHP-FPM runs as (gets write access to storage/)', when: (a) => a.recipe === 'laravel' },
   { key: 'github', text: 'Write a GitHub Actions workflow (yes/no)' },
 ]
+
+function hasRemote(answers: Partial<InitAnswers>): boolean {
+  return (answers.hosts ?? []).some((h) => h !== 'localhost')
+}
+
+/** The project's name as a path segment. */
+function projectName(cwd: string): string {
+  return basename(cwd).replace(/[^A-Za-z0-9._-]/g, '-') || 'app'
+}
 
 /** Defaults, guessed from the directory `dep init` runs in. */
 export function defaultAnswers(cwd: string): InitAnswers {
@@ -59,8 +100,13 @@ export function defaultAnswers(cwd: string): InitAnswers {
     branch: gitBranch(cwd),
     upload_path: '.',
     hosts: ['localhost'],
-    deploy_path: `/var/www/${basename(cwd).replace(/[^A-Za-z0-9._-]/g, '-') || 'app'}`,
+    // Filled in once the hosts are known (see defaultDeployPath).
+    deploy_path: '',
     remote_user: '',
+    port: '',
+    identity_file: '',
+    known_hosts_file: '',
+    http_user: 'www-data',
     github: existsSync(resolve(cwd, '.github')),
   }
 }
@@ -72,6 +118,15 @@ function gitOutput(cwd: string, args: string[]): string {
     return ''
   }
 }
+/**
+ * Where a deploy goes when nobody said: on SSH hosts the usual /var/www/<name>; on this machine a
+ * directory inside the project (excluded from the upload), never a system path: a first
+ * `dep init --yes && dep deploy` run as root must not write to /var/www.
+ */
+function defaultDeployPath(answers: InitAnswers, cwd: string): string {
+  return hasRemote(answers) ? `/var/www/${projectName(cwd)}` : `.deploy/${projectName(cwd)}`
+}
+
 const gitRemote = (cwd: string) => gitOutput(cwd, ['remote', 'get-url', 'origin'])
 const gitBranch = (cwd: string) => gitOutput(cwd, ['symbolic-ref', '--short', 'HEAD']) || 'main'
 
@@ -92,6 +147,10 @@ function applyAnswer(answers: InitAnswers, key: Key, text: string): void {
       answers.hosts = hosts
       break
     }
+    case 'port':
+      if (value && !/^\d{1,5}$/.test(value)) throw new ConfigError(`dep init: port must be a number, got "${value}".`, 'For example: -o port=2222')
+      answers.port = value
+      break
     case 'deploy_path':
       if (!isAbsolute(value)) {
         throw new ConfigError(`dep init: deploy_path must be an absolute path, got "${value}".`, 'For example: -o deploy_path=/var/www/app')
@@ -118,13 +177,20 @@ export function renderDeployfile(answers: InitAnswers): string {
   const local = answers.hosts.filter((h) => h === 'localhost')
   const remote = answers.hosts.filter((h) => h !== 'localhost')
   const imports = ['set', 'use', ...(remote.length ? ['host'] : []), ...(local.length ? ['localhost'] : [])]
+  const uploadPath = answers.upload_path || '.'
+  const deployPath = answers.deploy_path || `.deploy/app`
+  // Relative paths are relative to this file, whatever directory dep runs in. fileURLToPath(import.meta.url)
+  // rather than import.meta.dirname, which needs Node 20.11 (engines says 20).
+  const needsHere = (!answers.repository && !isAbsolute(uploadPath)) || !isAbsolute(deployPath)
+  const path = (value: string) => (isAbsolute(value) ? ts(value) : `here(${ts(value)})`)
   const lines: string[] = [
     `// deployfile.ts, written by \`dep init\`. See what a deploy does with \`npx dep tree deploy\`,`,
     `// check it with \`npx dep deploy --plan\`, then run \`npx dep deploy\`.`,
-    ...(!answers.repository && !isAbsolute(answers.upload_path || '.') ? [`import { resolve } from 'node:path'`] : []),
+    ...(needsHere ? [`import { fileURLToPath } from 'node:url'`] : []),
     `import { ${imports.join(', ')} } from 'deployfile'`,
     `import { ${recipe} } from 'deployfile/recipes/${recipe}'`,
     '',
+    ...(needsHere ? ['/** A path relative to this file. */', `const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))`, ''] : []),
     `use(${recipe})`,
     '',
   ]
@@ -133,9 +199,8 @@ export function renderDeployfile(answers: InitAnswers): string {
     lines.push(`set('repository', ${ts(answers.repository)})`)
     if (answers.branch) lines.push(`set('branch', ${ts(answers.branch)})`)
   } else {
-    const path = answers.upload_path || '.'
     lines.push('// No repository: this directory is uploaded to every host (one tar stream per host).')
-    lines.push(isAbsolute(path) ? `set('upload_path', ${ts(path)})` : `set('upload_path', resolve(import.meta.dirname, ${ts(path)}))`)
+    lines.push(`set('upload_path', ${path(uploadPath)})`)
     lines.push(`set('upload_exclude', ['.git', '.github', 'node_modules', '.deploy', 'deployfile.ts'])`)
   }
   lines.push(`set('keep_releases', 5)`)
@@ -144,15 +209,24 @@ export function renderDeployfile(answers: InitAnswers): string {
     lines.push(`set('shared_dirs', [])`)
     lines.push(`set('shared_files', [])`)
   } else {
+    lines.push("// PHP-FPM's user: storage/ and bootstrap/cache are made writable for it (docs/laravel.md).")
+    lines.push(`set('http_user', ${ts(answers.http_user || 'www-data')})`)
     lines.push('// The production .env: a local file, or values built here from the environment (masked in all output).')
     lines.push(`// set('dotenv', { APP_KEY: process.env.APP_KEY!, DB_PASSWORD: process.env.DB_PASSWORD! })`)
   }
   lines.push('')
   for (const name of remote) {
-    const options = [answers.remote_user ? `remoteUser: ${ts(answers.remote_user)}` : '', `deployPath: ${ts(answers.deploy_path)}`, `labels: { stage: 'production' }`]
+    const options = [
+      answers.remote_user ? `remoteUser: ${ts(answers.remote_user)}` : '',
+      answers.port ? `port: ${Number(answers.port)}` : '',
+      answers.identity_file ? `identityFile: ${ts(answers.identity_file)}` : '',
+      answers.known_hosts_file ? `knownHostsFile: ${ts(answers.known_hosts_file)}` : '',
+      `deployPath: ${path(deployPath)}`,
+      `labels: { stage: 'production' }`,
+    ]
     lines.push(`host(${ts(name)}, { ${options.filter(Boolean).join(', ')} })`)
   }
-  for (const name of local) lines.push(`localhost(${ts(name)}, { deployPath: ${ts(answers.deploy_path)}, labels: { stage: 'production' } })`)
+  for (const name of local) lines.push(`localhost(${ts(name)}, { deployPath: ${path(deployPath)}, labels: { stage: 'production' } })`)
   lines.push(
     '',
     '// Your own steps (import task, before, after, run from deployfile). A task hooked before',
@@ -223,12 +297,24 @@ jobs:
 `
 }
 
-async function ask(answers: InitAnswers, given: Set<Key>): Promise<void> {
+/**
+ * Asks the questions not answered by -o, in order (a question may depend on earlier answers: the SSH
+ * ones only come for SSH hosts). Streams are parameters so a test can answer them.
+ */
+export async function ask(
+  answers: InitAnswers,
+  given: Set<string>,
+  input: NodeJS.ReadableStream = process.stdin,
+  output: NodeJS.WritableStream = process.stderr,
+  cwd = process.cwd(),
+): Promise<void> {
   const { createInterface } = await import('node:readline/promises')
-  const rl = createInterface({ input: process.stdin, output: process.stderr })
+  const rl = createInterface({ input, output, terminal: false })
   try {
     for (const question of QUESTIONS) {
       if (given.has(question.key) || (question.when && !question.when(answers))) continue
+      // The default depends on the hosts just answered.
+      if (question.key === 'deploy_path' && !answers.deploy_path) answers.deploy_path = defaultDeployPath(answers, cwd)
       const current = answers[question.key]
       const shown = Array.isArray(current) ? current.join(',') : typeof current === 'boolean' ? (current ? 'yes' : 'no') : current
       for (;;) {
@@ -240,7 +326,7 @@ async function ask(answers: InitAnswers, given: Set<Key>): Promise<void> {
           else if (shown === '' && (question.key === 'hosts' || question.key === 'deploy_path')) applyAnswer(answers, question.key, '')
           break
         } catch (error) {
-          process.stderr.write(`  ${(error as Error).message}\n`)
+          output.write(`  ${(error as Error).message}\n`)
         }
       }
     }
@@ -278,6 +364,7 @@ export async function runInit(args: string[], options: CliOptions): Promise<numb
     }
     await ask(answers, given)
   }
+  if (!answers.deploy_path) answers.deploy_path = defaultDeployPath(answers, cwd)
   if (answers.github && existsSync(workflow) && !options.force) {
     throw new ConfigError(`${relative(cwd, workflow)} already exists; dep init does not overwrite it.`, 'Move it away, or run dep init --force to replace it.')
   }
@@ -285,16 +372,48 @@ export async function runInit(args: string[], options: CliOptions): Promise<numb
   mkdirSync(dirname(target), { recursive: true })
   writeFileSync(target, renderDeployfile(answers))
   const written = [relative(cwd, target)]
+  // A tsconfig for the deployfile, so `npx tsc --noEmit` checks it as written; a project's own is left alone.
+  const tsconfig = resolve(dirname(target), 'tsconfig.json')
+  if (!existsSync(tsconfig)) {
+    writeFileSync(tsconfig, renderTsconfig(relative(dirname(target), target)))
+    written.push(relative(cwd, tsconfig))
+  }
   if (answers.github) {
     mkdirSync(dirname(workflow), { recursive: true })
     writeFileSync(workflow, renderWorkflow(answers, relative(dirname(target), target)))
     written.push(relative(cwd, workflow))
   }
-  const next = [`Wrote ${written.join(' and ')}.`]
+  // The summary is the command's result: stdout (questions and errors go to stderr).
+  const where = answers.hosts.map((h) => (h === 'localhost' ? 'this machine (localhost)' : h)).join(', ')
+  const what = answers.repository ? `${answers.repository} (${answers.branch || 'main'})` : `${answers.upload_path || '.'} (uploaded)`
+  const deployPath = isAbsolute(answers.deploy_path) ? answers.deploy_path : `${answers.deploy_path} (next to the deployfile)`
+  const next = [`Wrote ${written.join(', ')}.`, `  deploys ${what}`, `  to ${where}`, `  into ${deployPath}`]
   if (!dependsOnDeployfile(cwd)) next.push('Add deployfile to the project: npm install --save-dev deployfile')
-  next.push('See the plan: npx dep deploy --plan', 'Deploy: npx dep deploy')
-  process.stderr.write(`${next.join('\n')}\n`)
+  next.push('Type-check it: npm install --save-dev typescript && npx tsc --noEmit', 'See the plan: npx dep deploy --plan', 'Deploy: npx dep deploy')
+  process.stdout.write(`${next.join('\n')}\n`)
   return ExitCode.Success
+}
+
+/**
+ * A tsconfig that type-checks the deployfile under TypeScript 5.9 and 7 with nothing else installed:
+ * "preserve" modules (the deployfile is loaded by jiti, a bundler-like loader: ESM syntax and
+ * import.meta in any project, package exports honoured), the Node types named (TypeScript 7 includes
+ * none by default; they come with deployfile).
+ */
+export function renderTsconfig(deployfile: string): string {
+  const config = {
+    compilerOptions: {
+      target: 'ES2022',
+      module: 'preserve',
+      moduleResolution: 'bundler',
+      strict: true,
+      noEmit: true,
+      skipLibCheck: true,
+      types: ['node'],
+    },
+    files: [deployfile],
+  }
+  return `${JSON.stringify(config, null, 2)}\n`
 }
 
 function dependsOnDeployfile(cwd: string): boolean {

@@ -26,6 +26,65 @@ export function treeLines(registry: Registry, taskName: string): string[] {
   return lines
 }
 
+/**
+ * Settings a task's code reads, as far as its source says: `get('key')`, `has('key')` and
+ * `{{key}}` templates in the bodies of the task and of everything it runs. Values computed from
+ * variables are not seen: the list is a guide, `dep config` shows every value.
+ */
+export function settingsRead(registry: Registry, taskName: string): string[] {
+  const keys = new Set<string>()
+  const visit = (node: TreeNode) => {
+    const body = registry.tasks.get(node.name)?.body
+    if (body) {
+      const source = body.toString()
+      for (const match of source.matchAll(/\b(?:get|has)(?:<[^>()]*>)?\(\s*['"`]([A-Za-z0-9_/.:-]+)['"`]/g)) keys.add(match[1])
+      for (const match of source.matchAll(/\{\{\s*([A-Za-z0-9_/.:-]+)\s*\}\}/g)) keys.add(match[1])
+    }
+    node.children.forEach(visit)
+  }
+  visit(buildTree(registry, taskName))
+  return [...keys].sort()
+}
+
+/** `dep <task> --help`: what the task is for, what it runs, the settings it reads, how to run it. */
+export function taskHelp(registry: Registry, taskName: string): string[] {
+  const task = registry.getTask(taskName)
+  const settings = settingsRead(registry, taskName)
+  const wrap = (words: string[], indent: string, width = 100) => {
+    const lines: string[] = []
+    let line = indent
+    for (const word of words) {
+      if (line.length + word.length > width && line.trim()) {
+        lines.push(line.trimEnd())
+        line = indent
+      }
+      line += `${word} `
+    }
+    if (line.trim()) lines.push(line.trimEnd())
+    return lines
+  }
+  return [
+    `Usage: dep ${taskName} [selector…] [options]`,
+    '',
+    `  ${task.description ?? '(no description: give one with task(…).desc(…))'}`,
+    ...(task.once ? ['  Runs on one host only (once).'] : []),
+    ...(task.select ? [`  Runs only on hosts matching ${task.select}.`] : []),
+    '',
+    `What it runs (hooks included; also: dep tree ${taskName}):`,
+    ...treeLines(registry, taskName).map((line) => `  ${line}`),
+    '',
+    ...(settings.length
+      ? ['Settings its code reads (set them with set(), in host() options, or -o key=value; dep config shows them):', ...wrap(settings.map((k, i) => (i < settings.length - 1 ? `${k},` : k)), '  ')]
+      : ['Settings: none found in its code (dep config shows every setting).']),
+    '',
+    'Run it:',
+    `  dep ${taskName} --plan       steps × hosts, nothing runs`,
+    `  dep ${taskName} -v           with every command and its output`,
+    `  dep ${taskName} stage=prod   on the hosts labelled stage=prod`,
+    'All options: dep --help',
+  ]
+}
+
 /** `dep <task> --plan`: one row per step, one column per host. */
 export function planTable(plan: Plan): string[] {
   const hosts = plan.hosts.map((h) => h.alias)
@@ -45,16 +104,27 @@ export function planTable(plan: Plan): string[] {
 /** Settings whose whole value is sensitive (a .env holds passwords), masked in `dep config` without masking each value everywhere. */
 const HIDDEN_KEYS = new Set(['dotenv'])
 
+/** One setting as `dep config` shows it. */
+export interface ConfigEntry {
+  key: string
+  /** The value (secrets and the whole of hidden keys replaced by `***`); absent when computed at run time or unreadable. */
+  value?: unknown
+  /** Why there is no value: `computed at run time`, or the error reading it. */
+  note?: string
+  /** What the setting is for, from the settings table (declareSetting). */
+  description?: string
+}
+
 /**
  * `dep config`: resolved settings per host, each with its description where
  * the settings table has one. Nothing runs: lazy values (and templates that
  * need them) show as computed at run time. Every secret, literal or reached
  * through a template, is masked.
  */
-export async function configLines(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string[]> {
+export async function configEntries(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<{ secrets: SecretRegistry; hosts: Array<{ host: string; settings: ConfigEntry[] }> }> {
   const secrets = new SecretRegistry()
   secrets.add(...registry.secretValues)
-  const lines: string[] = []
+  const result: Array<{ host: string; settings: ConfigEntry[] }> = []
   for (const host of hosts) {
     const config = registry.hostConfig(host, overrides, (value) => secrets.add(value), { noLazy: true })
     // Secret keys first, so their values are known before anything that templates them is shown.
@@ -67,21 +137,44 @@ export async function configLines(registry: Registry, hosts: Host[], overrides: 
         // A lazy value (not computed by dep config) or a missing file: nothing to mask from it.
       }
     }
-    lines.push(`${host.alias}:`)
+    const settings: ConfigEntry[] = []
     for (const key of config.keys()) {
-      const value = registry.secretKeys.has(key) || HIDDEN_KEYS.has(key) ? MASK : await shown(config, key)
+      const shown = registry.secretKeys.has(key) || HIDDEN_KEYS.has(key) ? { key, value: MASK } : await entry(config, key)
       const description = registry.settings.get(key)?.description
-      lines.push(`  ${key}: ${value}${description ? `  # ${description}` : ''}`)
+      settings.push(description ? { ...shown, description } : shown)
+    }
+    result.push({ host: host.alias, settings })
+  }
+  return { secrets, hosts: result }
+}
+
+/** `dep config` as text: `host:` then `  key: value` lines. */
+export async function configLines(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string[]> {
+  const { secrets, hosts: entries } = await configEntries(registry, hosts, overrides)
+  const lines: string[] = []
+  for (const { host, settings } of entries) {
+    lines.push(`${host}:`)
+    for (const { key, value, note, description } of settings) {
+      lines.push(`  ${key}: ${note ? `<${note}>` : value === MASK ? MASK : JSON.stringify(value)}${description ? `  # ${description}` : ''}`)
     }
   }
   return lines.map((line) => secrets.redact(line))
 }
 
-async function shown(config: HostConfig, key: string): Promise<string> {
-  if (config.isLazy(key)) return '<computed at run time>'
+/** `dep config --json`: one line, `{ "type": "config", "hosts": { alias: { key: value } } }`, secrets masked. */
+export async function configJson(registry: Registry, hosts: Host[], overrides: Map<string, unknown>): Promise<string> {
+  const { secrets, hosts: entries } = await configEntries(registry, hosts, overrides)
+  const byHost = Object.fromEntries(
+    entries.map(({ host, settings }) => [host, Object.fromEntries(settings.map(({ key, value, note }) => [key, note ? { note } : value]))]),
+  )
+  return secrets.redact(JSON.stringify({ type: 'config', hosts: byHost }))
+}
+
+async function entry(config: HostConfig, key: string): Promise<ConfigEntry> {
+  if (config.isLazy(key)) return { key, note: 'computed at run time' }
   try {
-    return JSON.stringify(await config.get(key))
+    return { key, value: await config.get(key) }
   } catch (error) {
-    return error instanceof LazyValueRefused ? '<computed at run time>' : `<error: ${(error as Error).message}>`
+    return error instanceof LazyValueRefused ? { key, note: 'computed at run time' } : { key, note: `error: ${(error as Error).message}` }
   }
 }

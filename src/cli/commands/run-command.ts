@@ -1,6 +1,6 @@
 import { ConfigError } from '../../model/errors.js'
 import type { Registry } from '../../model/registry.js'
-import { Command } from '../../shell/command.js'
+import { shownAs } from '../../shell/command.js'
 import { quote } from '../../shell/quote.js'
 import type { TaskContext } from '../../executor/context.js'
 
@@ -19,11 +19,12 @@ export function defineAdHocCommand(registry: Registry, command: string | undefin
     body: async (ctx: TaskContext) => {
       const base = ctx.has('deploy_path') ? await ctx.get<string>('deploy_path') : undefined
       // One round trip: the directory choice travels with the user's command line, sent as written.
+      // Output and errors show the user's command only: the wrapper is ours, not theirs.
       const enter = base
         ? `if [ -d ${quote(`${base}/current`)} ]; then cd ${quote(`${base}/current`)}; elif [ -d ${quote(base)} ]; then cd ${quote(base)}; fi\n`
         : ''
       // Its output is streamed to the reporters; nothing is returned, so nothing is kept.
-      await ctx.run(new Command(`${enter}${command}`), { maxOutput: 0 })
+      await ctx.run(shownAs(`${enter}${command}`, command), { maxOutput: 0 })
     },
   })
   return name
