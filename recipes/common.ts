@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
-import { setDefault, ConfigError, context, DeployError, ExitCode, fail, has, LockHeldError, sh, task, type Recipe, type TaskContext } from 'deployfile'
+import { setDefault, ConfigError, ConnectionError, context, DeployError, ExitCode, fail, has, LockHeldError, sh, task, type Recipe, type TaskContext } from 'deployfile'
 import {
   describeDrift,
   describeFleet,
@@ -28,6 +28,7 @@ import { type LedgerEntry } from './common/ledger.js'
 import { describeOwner, forceUnlockScript, unlockScript } from './common/lock.js'
 import { releasesTable } from './common/releases-table.js'
 import {
+  abortedHostLine,
   chosenRelease,
   fleetViews,
   hostRun,
@@ -131,7 +132,12 @@ export const common: Recipe = () => {
   task('deploy:lock', async (ctx) => {
     const { leaderLocked } = await lockFleet(ctx)
     const run = await hostRun(ctx)
-    if (run.lockTaken) return ctx.lockEvent('lock:taken', (await lockOwner(ctx)).user)
+    if (run.lockTaken) {
+      const owner = await lockOwner(ctx)
+      // Stopped at once (a second Ctrl-C): the lock stays, marked so the next deploy or rollback takes it over.
+      run.forgetAbort = ctx.onAbort(() => abortedHostLine(ctx, run, owner))
+      return ctx.lockEvent('lock:taken', owner.user)
+    }
     // The first host's lock is held: the others were only looked at, not locked; it alone reports.
     if (!leaderLocked && ctx.host.alias !== ctx.hosts[0].alias) return
     const failure = lockFailure(ctx, run)
@@ -235,7 +241,13 @@ export const common: Recipe = () => {
     const entry = await ledgerEntry(ctx, name, 'live', { revision: run.revision })
     // Counted as switched before the command returns: a connection lost mid-switch may have switched.
     run.switched = true
-    await ctx.run(switchScript(run.layout, name, run.view.mvT, [entry]))
+    try {
+      await ctx.run(switchScript(run.layout, name, run.view.mvT, [entry]))
+    } catch (error) {
+      // Connecting failed: the switch was never sent, the host still serves what it served.
+      if (error instanceof ConnectionError && error.connecting) run.switched = false
+      throw error
+    }
     run.view.ledger.push(entry)
     pointCurrentAt(run, name)
   }, { phase: 'switch', description: 'Switches current to the new release (one rename: atomic)' })
@@ -269,8 +281,12 @@ export const common: Recipe = () => {
       ctx.lockEvent('lock:released')
       return
     }
-    // Undoing a failed run: a host this run never locked is not ours to unlock.
+    // Undoing a failed run: a host this run never locked is not ours to unlock; a host that could not
+    // be undone keeps its lock (fleet:check named it; the next deploy or rollback takes the lock over).
     if (run && !run.lockTaken) return
+    if (run && ctx.failure && run.stuck !== undefined) {
+      return ctx.warning('lock kept: this host could not be undone (named below); the next dep deploy or dep rollback takes the lock over')
+    }
     if (run) {
       // A lock left behind is not a warning to scroll past: the run exits 6 naming the host and the fix.
       await ctx.queue(unlockScript(run.layout, ctx.runId), {
@@ -280,6 +296,7 @@ export const common: Recipe = () => {
         },
       })
       run.lockTaken = false
+      run.forgetAbort?.()
       ctx.lockEvent('lock:released')
       return
     }
@@ -357,9 +374,10 @@ export const common: Recipe = () => {
       return [{ alias: host.alias, serves, drifted: true, reason: run.stuck }]
     })
     const driftedHosts = ends.filter((e) => e.drifted).map((e) => e.alias)
-    if (driftedHosts.length === 0 && !describeDrift(ends)) return
-    const drift = describeDrift(ends) ?? `${driftedHosts.join(', ')} could not be cleaned up (same release as the others, but this run's lock and release are left there)`
+    const split = describeDrift(ends)
+    if (driftedHosts.length === 0 && !split) return
     // Every host that can still be written records who drifted: the next run takes their locks over.
+    // A host whose connection is gone cannot: what it keeps is named below.
     await ctx.on(
       ctx.hosts.filter((h) => runs.get(h.alias)?.lockTaken),
       async (c) => {
@@ -367,12 +385,21 @@ export const common: Recipe = () => {
         const entry = driftedHosts.includes(c.host.alias) && run.switched
           ? await ledgerEntry(c, servedBy(run) ?? '', 'drifted')
           : await ledgerEntry(c, name ?? servedBy(run) ?? '', 'failed', { drifted: driftedHosts })
-        await c.queue(ledgerAppend(run.layout, entry))
+        await c.run(ledgerAppend(run.layout, entry), { quiet: true }).catch(() => undefined)
       },
     )
-    throw new DeployError(`The fleet is split: ${drift}.`, {
+    const reasons = ends.filter((e) => e.drifted).map((e) => `${e.alias}: ${(e.reason ?? 'unknown reason').replace(/\.$/, '')}`).join('; ')
+    const converge = 'Once every host answers, converge the fleet with: dep rollback (or deploy again with dep deploy); it takes over the locks this run left.'
+    if (!split) {
+      const serves = ends[0]?.serves
+      throw new DeployError(
+        `${driftedHosts.join(', ')} could not be cleaned up: every host serves ${serves ?? 'nothing'}, but this run's lock${name ? ` (and release ${name}, if it was made)` : ''} is left there.`,
+        { exitCode: ExitCode.RollbackFailed, hint: `${reasons}. ${converge}` },
+      )
+    }
+    throw new DeployError(`The fleet is split: ${split}.`, {
       exitCode: ExitCode.RollbackFailed,
-      hint: `${driftedHosts.length ? `${driftedHosts.join(', ')} could not be brought back (${ends.find((e) => e.drifted)?.reason ?? 'unknown reason'}). ` : ''}Once every host answers, converge the fleet with: dep rollback (or deploy again with dep deploy); it takes over the locks this run left.`,
+      hint: `${driftedHosts.length ? `${driftedHosts.join(', ')} could not be brought back (${reasons}). ` : ''}${converge}`,
     })
   }, { hidden: true, once: true, description: 'Names hosts that serve another release than the fleet (drifted) and fails the run' })
 

@@ -179,9 +179,13 @@ export interface HostEnd {
   reason?: string
 }
 
-/** Groups hosts by what they serve; undefined when every host serves the same and none drifted. */
+/**
+ * Groups hosts by what they serve, drifted ones first; undefined when every
+ * host serves the same (a host left with only a lock or a release dir of this
+ * run is not split from the others).
+ */
 export function describeDrift(ends: HostEnd[]): string | undefined {
-  if (!ends.some((e) => e.drifted) && new Set(ends.map((e) => e.serves)).size <= 1) return undefined
+  if (new Set(ends.map((e) => e.serves)).size <= 1) return undefined
   const groups = new Map<string, HostEnd[]>()
   for (const end of ends) groups.set(end.serves ?? 'nothing', [...(groups.get(end.serves ?? 'nothing') ?? []), end])
   const parts = [...groups.entries()]

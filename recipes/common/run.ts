@@ -3,11 +3,11 @@
  * and the run's own changes. Shared by every task of the run (ctx.shared).
  */
 import { hostname, userInfo } from 'node:os'
-import { DeployError, LockHeldError, type TaskContext } from 'deployfile'
+import { DeployError, LockHeldError, sh, type TaskContext } from 'deployfile'
 import { runsThatDrifted } from './fleet.js'
 import type { LedgerEntry } from './ledger.js'
 import { layoutOf, type Layout } from './layout.js'
-import { describeOwner, lockCreateError, takeoverLockScript, type LockOwner } from './lock.js'
+import { describeOwner, lockCreateError, markLockScript, takeoverLockScript, type LockOwner } from './lock.js'
 import { parseProbe, probeScript, type HostView } from './probe.js'
 
 export interface HostRun {
@@ -25,6 +25,8 @@ export interface HostRun {
   switched: boolean
   /** Undoing this run on the host (or switching it back) failed: why. The host is named in the summary. */
   stuck?: string
+  /** Forgets the abort handler that marks this host's lock interrupted (the lock is released). */
+  forgetAbort?: () => void
 }
 
 /** Every host's run state, by alias. */
@@ -139,4 +141,19 @@ export async function ledgerEntry(ctx: TaskContext, release: string, status: Led
 /** The release this run deploys: `name` is set once deploy:release chose it. */
 export function chosenRelease(ctx: TaskContext): Promise<{ name?: string }> {
   return ctx.shared('common:release', async () => ({}))
+}
+
+/**
+ * What a host is left with when the run is stopped at once (a second Ctrl-C):
+ * its lock stays, marked interrupted so the next deploy or rollback takes it
+ * over, and the line says what `current` serves now.
+ */
+export async function abortedHostLine(ctx: TaskContext, run: HostRun, owner: LockOwner): Promise<string> {
+  const { layout } = run
+  const output = await ctx.run(sh`${markLockScript(layout, owner, 'interrupted')}
+readlink -- ${layout.currentPath} || true`, { quiet: true, nothrow: true })
+  const target = output.trim()
+  const release = target.replace(/\/+$/, '').split('/').at(-2) === 'releases' ? target.replace(/\/+$/, '').split('/').at(-1) : undefined
+  const serves = !target ? 'serves nothing (no current link)' : release ? `serves release ${release}` : `serves ${target}`
+  return `${ctx.host.alias} ${serves}; its lock is kept, marked interrupted: the next dep deploy or dep rollback takes it over`
 }

@@ -50,8 +50,15 @@ export class ConfigError extends DeployError {
   }
 }
 
-/** A host that could not be reached or authenticated. */
+/** A host that could not be reached or authenticated, or whose connection was lost. */
 export class ConnectionError extends DeployError {
+  /**
+   * True when connecting failed: the command that needed the connection was
+   * never sent, so it did not run. False when an open connection was lost,
+   * possibly after the command ran.
+   */
+  connecting = false
+
   constructor(message: string, hint?: string, cause?: unknown) {
     super(message, { exitCode: ExitCode.HostUnreachable, hint, cause })
   }

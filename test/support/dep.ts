@@ -42,9 +42,14 @@ export function startDep(args: string[], options: { cwd: string; env?: Record<st
   return { child, result }
 }
 
-/** Runs `dep …` in `cwd` to the end. */
-export function dep(args: string[], options: { cwd: string; env?: Record<string, string | undefined> }): Promise<DepResult> {
-  return startDep(args, options).result
+/** Runs `dep …` in `cwd` to the end; a run that hangs is killed after `timeoutMs`, its output kept for the failure. */
+export async function dep(args: string[], options: { cwd: string; env?: Record<string, string | undefined>; timeoutMs?: number }): Promise<DepResult> {
+  const { child, result } = startDep(args, options)
+  const limit = options.timeoutMs ?? 90_000
+  const timer = setTimeout(() => child.kill('SIGKILL'), limit)
+  const ended = await result.finally(() => clearTimeout(timer))
+  if (ended.signal === 'SIGKILL') ended.output += `\n[dep ${args.join(' ')} was killed: still running after ${limit / 1000} s]`
+  return ended
 }
 
 export async function writeDeployfile(dir: string, content: string): Promise<string> {

@@ -144,6 +144,8 @@ describe('drift', () => {
       ]),
     ).toBe('h3 still serves 10; h1, h2 serve 9')
     expect(describeDrift([{ alias: 'h1', serves: '9', drifted: false }, { alias: 'h2', serves: '9', drifted: false }])).toBeUndefined()
+    // Left with a lock, but serving what the others serve: not split.
+    expect(describeDrift([{ alias: 'h1', serves: '9', drifted: false }, { alias: 'h3', serves: '9', drifted: true }])).toBeUndefined()
   })
 
   it('a run recorded as leaving a host drifted is known to every host', () => {

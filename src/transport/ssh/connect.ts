@@ -85,7 +85,9 @@ export async function openConnection(
       },
     )
   } catch (error) {
-    throw toConnectionError(settings, error, tries, signal)
+    const failed = toConnectionError(settings, error, tries, signal)
+    failed.connecting = true
+    throw failed
   }
 }
 
