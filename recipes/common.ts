@@ -281,6 +281,8 @@ export const common: Recipe = () => {
       ctx.lockEvent('lock:released')
       return
     }
+    // Undoing a failed run that never looked at this host: nothing of ours is there.
+    if (!run && ctx.failure) return
     // Undoing a failed run: a host this run never locked is not ours to unlock; a host that could not
     // be undone keeps its lock (fleet:check named it; the next deploy or rollback takes the lock over).
     if (run && !run.lockTaken) return
@@ -332,7 +334,7 @@ export const common: Recipe = () => {
   }, { phase: 'finish', description: 'Keeps the keep_releases newest good releases (failed ones go first; never the live one or the one before)' })
 
   task('deploy:success', async (ctx) => {
-    ctx.info(`release ${await ctx.get('release_name')} is live on ${ctx.host.alias}`)
+    ctx.info(`release ${await ctx.get('release_name')} ${ctx.dryRun ? 'would go live' : 'is live'} on ${ctx.host.alias}`)
   }, { phase: 'finish', description: 'Says the deploy succeeded (hook your notifications here)' })
 
   task('deploy:revert', async (ctx) => {
@@ -349,7 +351,7 @@ export const common: Recipe = () => {
       run.view = { ...structuredClone(run.before), lock: run.view.lock, ledger: [...run.view.ledger, entry] }
       run.switched = false
       if (output.includes('@switched_back')) {
-        ctx.warning(run.before.currentTarget ? `switched back to ${run.before.current ?? run.before.currentTarget}` : 'removed current (there was no earlier release)')
+        ctx.warning(run.before.currentTarget ? `switched back to ${run.before.current ? `release ${run.before.current}` : run.before.currentTarget}` : 'removed current (there was no earlier release)')
       }
     } catch (error) {
       run.stuck = error instanceof Error ? error.message : String(error)

@@ -53,10 +53,15 @@ export async function lockOwner(ctx: TaskContext): Promise<LockOwner> {
 /** Probes the host (one round trip), taking the lock when `lock` is set, and remembers the view. */
 export async function probe(ctx: TaskContext, lock: boolean): Promise<HostRun> {
   const layout = await layoutOf(ctx)
-  const output = await ctx.run(probeScript(layout, lock ? await lockOwner(ctx) : undefined), { quiet: true })
+  // A dry run reads the host (the probe without an owner changes nothing) and takes no lock.
+  const takeLock = lock && !ctx.dryRun
+  const output = await ctx.run(probeScript(layout, takeLock ? await lockOwner(ctx) : undefined), { quiet: true, readOnly: !takeLock })
   const view = parseProbe(ctx.host.alias, layout, output)
-  // A dry run records the probe without running it: with no answer, act as if the lock were free.
-  if (ctx.dryRun && !output) view.lock = { state: lock ? 'taken' : 'free' }
+  if (ctx.dryRun && lock) {
+    if (view.lock.state === 'held') ctx.warning(`the lock is held by ${describeOwner(view.lock.owner, view.now)}: a real run would stop here (exit 4)`)
+    // Offline, nothing answered: a layout yet to be made, as far as the dry run can tell.
+    view.lock = { state: 'taken' }
+  }
   const run: HostRun = { layout, view, before: structuredClone(view), lockTaken: view.lock.state === 'taken', releaseCreated: false, switched: false }
   ;(await hostRuns(ctx)).set(ctx.host.alias, run)
   return run

@@ -6,6 +6,8 @@ export interface CliOptions {
   verbose: number
   plan?: boolean
   dryRun?: boolean
+  /** With --dry-run: read nothing from the hosts either (no connection at all). */
+  offline?: boolean
   json?: boolean
   log?: string
   color?: boolean

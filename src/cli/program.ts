@@ -11,6 +11,7 @@ Commands:
   dep tree <task>               show what a task runs, hooks included
   dep <task> --plan             steps × hosts, without running anything
   dep <task> --dry-run          the commands each host would run
+  dep <task> --dry-run --offline   the same, connecting to nothing
   dep config [selector…]        resolved settings per host (secrets masked)
   dep run '<command>' [sel…]    run a shell command on the selected hosts
   dep ssh [host]                open a shell on a host, in the current release
@@ -68,7 +69,8 @@ export function parseArgv(argv: string[]): Invocation {
     .option('-l, --limit <n>', 'most hosts working at the same time', positiveInteger)
     .option('-v, --verbose', 'show commands and output (-vv: more)', (_: string, total: number) => total + 1, 0)
     .option('--plan', 'print the steps × hosts plan and exit')
-    .option('--dry-run', 'print the commands each host would run, run nothing')
+    .option('--dry-run', 'print the commands each host would run; only the read-only probe runs')
+    .option('--offline', 'with --dry-run: connect to nothing (release names are then guesses)')
     .option('--json', 'write NDJSON run events to stdout')
     .option('--log <file>', 'write a full transcript to a file')
     .option('--branch <branch>', 'branch to deploy (same as -o branch=…)')

@@ -88,6 +88,7 @@ async function main(invocation: Invocation): Promise<number> {
     const hosts = selectHosts(hostList, selectors)
     const plan = buildPlan(registry, taskName, hosts, { limit: options.limit })
     await checkRefOptions(registry, plan, hosts, overrides, options)
+    if (options.offline && !options.dryRun) throw new ConfigError('--offline only goes with --dry-run.', `For example: dep ${plan.task} --dry-run --offline`)
     if (options.plan) {
       const steps = (list: typeof plan.steps) =>
         list.map((s) => ({ task: s.task.name, hosts: s.hosts.map((h) => h.alias), phase: s.phase, hidden: s.task.hidden || undefined, once: s.task.once || undefined }))
@@ -107,6 +108,7 @@ async function main(invocation: Invocation): Promise<number> {
         sink: reporters.sink,
         secrets,
         dryRun: options.dryRun,
+        offline: options.offline,
         onState: (state) => {
           if (!options.dryRun) return
           recorded = new Map(hosts.map((h) => [h.alias, state.transportFor(h) as MemoryTransport]))
@@ -116,7 +118,14 @@ async function main(invocation: Invocation): Promise<number> {
       await reporters.close()
       // Stopped at once: what the plan still unwinds in the background must not keep the process up.
       if (outcome.status === 'interrupted') setTimeout(() => process.exit(outcome.exitCode), 2_000).unref()
-      if (options.dryRun && recorded && !options.json) printDryRun(recorded, secrets)
+      if (options.dryRun && recorded && !options.json) {
+        printDryRun(recorded, secrets)
+        out([
+          options.offline
+            ? '# offline: nothing was read from the hosts, so release names and what each host serves are guesses (drop --offline to read them).'
+            : '# Only read-only commands ran (each host\'s state was read); nothing above was run.',
+        ])
+      }
       return outcome.exitCode
     } finally {
       await reporters.close()

@@ -22,6 +22,8 @@ export interface RunTaskOptions {
   sink: EventSink
   secrets: SecretRegistry
   dryRun?: boolean
+  /** With dryRun: no transport for read-only commands either (nothing is connected). */
+  offline?: boolean
   /** Receives the run's state, e.g. to read recorded dry-run commands. */
   onState?: (state: RunState) => void
   /** Where Ctrl-C and friends come from (default: the process; tests pass an emitter). */
@@ -93,6 +95,8 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     runId: randomUUID(),
     overrides: options.overrides,
     transportFor: await transportFactory(options.hosts, options.dryRun ?? false),
+    // A dry run still reads each host's state (read-only commands), so names and paths are the real ones.
+    readTransportFor: options.dryRun && !options.offline ? await transportFactory(options.hosts, false) : undefined,
     localTransportFor: options.dryRun ? (host) => new MemoryTransport(host) : (await localTransportModule()).createLocalTransport,
     sink: options.sink,
     secrets: options.secrets,

@@ -60,6 +60,12 @@ export interface RunOptions {
    * nothing (`run()` returns '').
    */
   maxOutput?: number
+  /**
+   * The command only reads (it changes nothing on the host): `--dry-run` runs
+   * it for real, so what the run decides from its output (release names,
+   * paths) is true. Every other command a dry run only prints.
+   */
+  readOnly?: boolean
 }
 
 /** Options of `queue()`. */
@@ -447,7 +453,10 @@ export class TaskContext {
     let cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
     let env = options.env
     let script = command.text
-    const batch = local ? [] : (state.batches.get(host) ?? [])
+    // A dry run reads the host for real; what was queued stays with the recorder.
+    const reader = options.readOnly && !local ? state.readTransportFor(this.host) : undefined
+    if (reader) transport = reader
+    const batch = local || reader ? [] : (state.batches.get(host) ?? [])
     // `:` only carries queued commands (flush): it gets no events of its own.
     const shownOwn = command.text !== ':' || batch.length === 0
     const shownCommand = displayOf(command)

@@ -37,6 +37,7 @@ export class RunState {
   private readonly hostConfigs = new Map<string, HostConfig>()
   private readonly transports = new Map<string, Transport>()
   private readonly localTransports = new Map<string, Transport>()
+  private readonly readTransports = new Map<string, Transport>()
   /** Values shared by every host of the run (`ctx.shared`). */
   readonly shared = new Map<string, unknown>()
   /** Commands queued per host, sent with the host's next command or at the end of the phase. */
@@ -57,6 +58,8 @@ export class RunState {
       runId: string
       overrides: Map<string, unknown>
       transportFor: TransportFactory
+      /** In a dry run: the real transport that read-only commands run on (none: offline). */
+      readTransportFor?: TransportFactory
       localTransportFor: TransportFactory
       sink: EventSink
       secrets?: SecretRegistry
@@ -145,6 +148,17 @@ export class RunState {
     return transport
   }
 
+  /** In a dry run, the real transport for `host`'s read-only commands; undefined offline or in a real run. */
+  readTransportFor(host: Host): Transport | undefined {
+    if (!this.options.readTransportFor) return undefined
+    let transport = this.readTransports.get(host.alias)
+    if (!transport) {
+      transport = this.options.readTransportFor(host)
+      this.readTransports.set(host.alias, transport)
+    }
+    return transport
+  }
+
   /** A transport that runs on this machine, on behalf of `host` (runLocally). */
   localTransportFor(host: Host): Transport {
     let transport = this.localTransports.get(host.alias)
@@ -194,7 +208,8 @@ export class RunState {
 
   /** Closes every connection the run opened, and removes its temporary archives. */
   async close(): Promise<void> {
-    const all = [...this.transports.values(), ...this.localTransports.values()]
+    const all = [...this.transports.values(), ...this.localTransports.values(), ...this.readTransports.values()]
+    this.readTransports.clear()
     this.transports.clear()
     this.localTransports.clear()
     await Promise.allSettled(all.map((t) => t.close()))

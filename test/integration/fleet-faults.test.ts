@@ -118,7 +118,7 @@ describe('a connection cut on one host of three', () => {
     expect((await dep(['deploy'], { cwd: dir })).code).toBe(0)
     const result = await dep(['deploy'], { cwd: dir, env: { FAULT: 'before-switch:cut' } })
     expect(result.code, result.output).toBe(5)
-    expect(result.output).toMatch(/\[web1\] ⚠ switched back to 1/)
+    expect(result.output).toMatch(/\[web1\] ⚠ switched back to release 1/)
     expect(result.output).toMatch(/\[web3\] ⚠ lock kept/)
     // Connecting failed, so the switch was never sent: web3 is known to serve 1, like the others.
     expect(result.output).toMatch(/web3 could not be cleaned up: every host serves 1/)

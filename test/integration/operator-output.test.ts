@@ -52,7 +52,7 @@ describe('--json', () => {
     expect(events.at(-1)).toMatchObject({ type: 'run:end', status: 'success', exitCode: 0 })
     const start = events[0] as Extract<RunEvent, { type: 'run:start' }>
     expect(start.steps.find((s) => s.task === 'deploy:prepared')).toMatchObject({ hidden: true })
-    expect(start.recoverySteps?.map((s) => s.task)).toEqual(['deploy:revert', 'deploy:reverted', 'deploy:unlock'])
+    expect(start.recoverySteps?.map((s) => s.task)).toEqual(['deploy:revert', 'deploy:reverted', 'fleet:check', 'deploy:unlock'])
     const check = events.find((e) => e.type === 'step:end' && e.task === 'app:check') as Extract<RunEvent, { type: 'step:end' }>
     expect(start.steps[check.index!].task).toBe('app:check')
     expect(events.some((e) => e.type === 'command:output' && e.text === 'checking the release')).toBe(true)
@@ -94,7 +94,7 @@ describe('CI and pipes', () => {
     expect(r.stdout).not.toContain('checking the release') // output only with -v
     expect(r.stdout).toMatch(/^\[local\] ✖ app:check /m)
     expect(r.stderr).toContain('✖ Command on local exited with code 4')
-    expect(r.stderr.trimEnd().split('\n').at(-1)).toMatch(/^✖ deploy failed after .* \(exit 1: a task failed\); nothing went live/)
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toMatch(/^✖ deploy failed after .* \(exit 1: a task failed\); nothing was switched anywhere/)
   })
 
   it('GitHub Actions: ::group:: per step, ::error:: with escaped text', async () => {
@@ -176,7 +176,7 @@ describe('issue 12: JSON for every command, and every command:start ends', () =>
     const starts = events.filter((e) => e.type === 'command:start')
     const ends = events.filter((e) => e.type === 'command:end')
     // The recipe queues most of its commands (REVISION, shared, writable, ledger, unlock, cleanup).
-    expect(starts.length).toBeGreaterThan(10)
+    expect(starts.length).toBeGreaterThan(5)
     expect(ends.length).toBe(starts.length)
     const byTask = (list: RunEvent[]) => list.map((e) => (e as { task?: string }).task).sort()
     expect(byTask(ends)).toEqual(byTask(starts))
@@ -274,9 +274,9 @@ describe('issue 12: -v shows each command once', () => {
     const target = deployPath()
     const r = await dep(['deploy', '-v', '-o', `deploy_path=${target}`], { cwd: project })
     expect(r.code, r.output).toBe(0)
-    const layout = `mkdir -p ${target}/.dep`
+    // The lock's probe creates the layout, once; deploy:setup only checks the paths.
+    const layout = `mkdir -p -- ${target}/.dep`
     expect(r.stdout.split(layout).length - 1, r.stdout).toBe(1)
-    expect(r.stdout.split(`${target}/current is a real directory`).length - 1).toBe(1)
     // dep deploy:lock alone still creates the layout (nothing queued it).
     const bare = deployPath()
     const lock = await dep(['deploy:lock', '-o', `deploy_path=${bare}`], { cwd: project })

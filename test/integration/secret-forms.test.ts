@@ -126,10 +126,11 @@ describe('elsewhere', () => {
     const value = 'Cfg-Dotenv-Secret-5521'
     await writeDeployfile(
       configProject,
-      `import { localhost, set } from 'deployfile'
+      `import { declareSetting, localhost, set } from 'deployfile'
 import { laravel } from 'deployfile/recipes/laravel'
 import { use } from 'deployfile'
 use(laravel)
+declareSetting('db_note', { type: 'string' })
 localhost('local', { deployPath: ${JSON.stringify(deployPath)} })
 set('dotenv', { DB_PASSWORD: ${JSON.stringify(value)} })
 set('db_note', 'the password is ${value}')

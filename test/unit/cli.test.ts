@@ -278,7 +278,11 @@ describe('dep (built)', () => {
     const r = await dep(['deploy', '--dry-run', '-o', `deploy_path=${fresh}`])
     expect(r.stdout).toContain('Dry run of deploy on local')
     expect(r.stdout).toContain('# local')
-    expect(r.stdout).toContain(`mkdir -p -- ${fresh}/.dep`)
+    // The state was read (nothing there: release 1), the lock not taken, nothing made.
+    expect(r.stdout).toContain(`mkdir -- ${fresh}/releases/1`)
+    expect(r.stdout).toContain('release 1 would go live on local')
+    expect(r.stdout).toContain('Only read-only commands ran')
+    expect(r.code).toBe(0)
     expect(existsSync(fresh)).toBe(false)
   })
 })

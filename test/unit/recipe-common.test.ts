@@ -137,7 +137,7 @@ describe('a dry run of deploy on the MemoryTransport', () => {
       expect(transport.operations.length, alias).toBeLessThanOrEqual(6)
     }
     const success = ofType(events, 'log').filter((e) => e.task === 'deploy:success').map((e) => e.message)
-    expect(success.sort()).toEqual(['release 3 is live on web1', 'release 3 is live on web2', 'release 3 is live on web3'])
+    expect(success.sort()).toEqual(['release 3 would go live on web1', 'release 3 would go live on web2', 'release 3 would go live on web3'])
     expect(ofType(events, 'lock:taken')).toHaveLength(3)
     expect(ofType(events, 'lock:released')).toHaveLength(3)
   })
@@ -155,9 +155,16 @@ describe('a dry run of deploy on the MemoryTransport', () => {
     for (const transport of transports.values()) expect(transport.scripts.join('\n')).toContain('mkdir -- /srv/app/releases/10\n')
   })
 
+  it('a dry run takes no lock: a held one is named as what would stop a real run, and the plan still prints', async () => {
+    const { outcome, transports, events } = await runPlan(await fleet(), 'deploy', { dryRun: true, responders: [probeAnswer({ lock: 'held' })] })
+    expect(outcome.exitCode).toBe(0)
+    expect(ofType(events, 'log').filter((e) => e.level === 'warning' && /a real run would stop here \(exit 4\)/.test(e.message)).map((e) => e.host)).toEqual(['web1', 'web2', 'web3'])
+    for (const transport of transports.values()) expect(transport.scripts.join('\n')).not.toContain('mv -T -- /srv/app/.dep/deploy.lock.')
+  })
+
   it('the lock is taken on the leader first; the lock held there stops everyone with exit 4', async () => {
+    // A real run (the remote side is the recording transport): a dry run never takes the lock.
     const { outcome, transports, events } = await runPlan(await fleet(), 'deploy', {
-      dryRun: true,
       responders: [probeAnswer({ lock: 'held' })],
     })
     expect(outcome.exitCode).toBe(4)

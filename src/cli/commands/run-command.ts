@@ -23,8 +23,8 @@ export function defineAdHocCommand(registry: Registry, command: string | undefin
       const enter = base
         ? `if [ -d ${quote(`${base}/current`)} ]; then cd ${quote(`${base}/current`)}; elif [ -d ${quote(base)} ]; then cd ${quote(base)}; fi\n`
         : ''
-      // Its output is streamed to the reporters; nothing is returned, so nothing is kept.
-      await ctx.run(shownAs(`${enter}${command}`, command), { maxOutput: 0 })
+      // Its output is streamed to the reporters; only what a failure shows (the last 64 KiB) is kept.
+      await ctx.run(shownAs(`${enter}${command}`, command), { maxOutput: 64 * 1024 })
     },
   })
   return name
