@@ -322,16 +322,23 @@ class Chain implements SshConnection {
     this.closedPromise = new Promise((resolve) => (markClosed = resolve))
     for (const client of clients) {
       // An 'error' without a listener would crash the process; remember it for the close.
-      client.on('error', (error: Error) => {
-        this.closeError ??= error
-      })
-      client.once('close', () => {
+      const ended = () => {
         if (this.closed) return
         this.closed = true
         for (const other of this.clients) if (other !== client) other.destroy()
         markClosed()
         for (const listener of this.listeners.splice(0)) listener(this.closeError)
+      }
+      client.on('error', (error: Error & { level?: string }) => {
+        this.closeError ??= error
+        // A socket error (reset, EPIPE) or a keepalive timeout ends the connection. Its 'close' has
+        // been seen to never come after a reset under load: end it now, or commands wait forever.
+        if (error.level === 'client-socket' || error.level === 'client-timeout') {
+          client.destroy()
+          ended()
+        }
       })
+      client.once('close', ended)
     }
   }
 

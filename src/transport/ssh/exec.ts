@@ -110,6 +110,8 @@ export function killScript(pgids: number[]): string {
 export interface RunningCommand {
   /** Kills the remote process group; the command then resolves with `aborted`. */
   abort(): void
+  /** The connection is gone: the command fails now with `error` (its channel may never close). */
+  lost(error: Error): void
   readonly done: Promise<unknown>
 }
 
@@ -245,7 +247,8 @@ export function runCommand(
 
   let finish!: () => void
   const done = new Promise<void>((resolve) => (finish = resolve))
-  const handle: RunningCommand = { abort: onAbort, done }
+  let loseNow: (error: Error) => void = () => undefined
+  const handle: RunningCommand = { abort: onAbort, lost: (error) => loseNow(error), done }
 
   const result = new Promise<ExecResult>((resolve, reject) => {
     const cleanup = () => {
@@ -263,6 +266,13 @@ export function runCommand(
     }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     hooks.register(handle)
+    let lostAlready = false
+    loseNow = (error) => {
+      if (lostAlready) return
+      lostAlready = true
+      cleanup()
+      reject(error)
+    }
 
     /** Runs the command on an open channel; `payload` is what BOOTSTRAP reads first. */
     const start = (opened: ClientChannel, payload: Buffer, fromSpare: boolean) => {

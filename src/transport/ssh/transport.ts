@@ -237,6 +237,8 @@ export class SshTransport implements Transport {
         this.connection = undefined
         this.sftpSession = undefined
         this.lostError = lostConnectionError(settings, error)
+        // Commands on it fail now, whether or not their channels ever report closing.
+        for (const command of [...this.running]) command.lost(this.lostError)
       })
       this.connection = connection
       this.pool = pool
