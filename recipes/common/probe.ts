@@ -58,10 +58,10 @@ if [ -L ${layout.currentPath} ]; then printf '@current %s\\n' "$(readlink -- ${l
 if [ -L ${layout.releaseLink} ]; then printf '@release_link %s\n' "$(readlink -- ${layout.releaseLink})"; fi
 for d in ${releases}/*/; do
   [ -d "$d" ] || continue
-  n=$(basename -- "$d")
-  c=0; [ -n "$(ls -A -- "$d" 2>/dev/null | head -n 1)" ] && c=1
+  n=\${d%/}; n=\${n##*/}
+  c=0; for f in "$d"* "$d".[!.]* "$d"..?*; do if [ -e "$f" ] || [ -L "$f" ]; then c=1; break; fi; done
   b=0; [ -e "$d/BAD_RELEASE" ] && b=1
-  r=$(head -n 1 -- "$d/REVISION" 2>/dev/null || true)
+  r=; [ -f "$d/REVISION" ] && { IFS= read -r r < "$d/REVISION" || true; }
   printf '@release\\t%s\\t%s\\t%s\\t%s\\n' "$c" "$b" "$r" "$n"
 done
 if mv --help 2>&1 | grep -q -- '--no-target-directory'; then echo '@mv_t yes'; fi
