@@ -118,7 +118,9 @@ describe('examples/laravel-app behind nginx + php-fpm', () => {
 
     expect(result.failures).toEqual([]);
     expect(result.releasesSeen.map((seen) => seen.release)).toEqual(['1', '2']);
-    expect(result.total).toBeGreaterThan(10);
+    // Answers of both releases, none failed: how many fit around the switch depends on the machine's load.
+    expect(result.releaseCounts['1']).toBeGreaterThan(0);
+    expect(result.releaseCounts['2']).toBeGreaterThan(0);
     expect(parseRelease((await get('/')).body)).toBe('2');
     expect(await readlink(path.join(deployPath, 'current'))).toBe('releases/2');
   }, 30_000);
