@@ -379,7 +379,8 @@ export const common: Recipe = () => {
     const split = describeDrift(ends)
     if (driftedHosts.length === 0 && !split) return
     // Every host that can still be written records who drifted: the next run takes their locks over.
-    // A host whose connection is gone cannot: what it keeps is named below.
+    // A host that went back queues it with its unlock (no extra round trip); one that could not be
+    // undone is tried on its own, and may not answer at all: what it keeps is named below.
     await ctx.on(
       ctx.hosts.filter((h) => runs.get(h.alias)?.lockTaken),
       async (c) => {
@@ -387,7 +388,8 @@ export const common: Recipe = () => {
         const entry = driftedHosts.includes(c.host.alias) && run.switched
           ? await ledgerEntry(c, servedBy(run) ?? '', 'drifted')
           : await ledgerEntry(c, name ?? servedBy(run) ?? '', 'failed', { drifted: driftedHosts })
-        await c.run(ledgerAppend(run.layout, entry), { quiet: true }).catch(() => undefined)
+        if (run.stuck === undefined) await c.queue(ledgerAppend(run.layout, entry))
+        else await c.run(ledgerAppend(run.layout, entry), { quiet: true }).catch(() => undefined)
       },
     )
     const reasons = ends.filter((e) => e.drifted).map((e) => `${e.alias}: ${(e.reason ?? 'unknown reason').replace(/\.$/, '')}`).join('; ')

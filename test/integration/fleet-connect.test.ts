@@ -6,28 +6,19 @@
  * lock, no release).
  */
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, commonDeployfile, dep, writeDeployfile, type DeployfileHost } from '../support/dep.js'
 import { startSshServers, type SshServers } from '../support/sshd.js'
 import type { JsonLine } from '../../src/model/events.js'
+import { closedPort } from '../support/ports.js'
 
 const HOSTS = 30
 const sandbox = realpathSync(mkdtempSync(path.join(tmpdir(), 'df-fleet-connect-')))
 const appDir = path.join(sandbox, 'app')
 let servers: SshServers
 const closedPorts: number[] = []
-
-/** A port nothing listens on: bound by us, then closed. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsup\` first.`)

@@ -5,11 +5,11 @@
  * loopback), 4 lock held, 5 rollback failed, 130 interrupted.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, dep, startDep, waitFor, writeDeployfile } from '../support/dep.js'
+import { closedPort as anyClosedPort } from '../support/ports.js'
 import { startSshServers, type SshServers } from '../support/sshd.js'
 
 const sandbox = realpathSync(mkdtempSync(path.join(tmpdir(), 'df-exit-')))
@@ -18,15 +18,6 @@ const deployPath = path.join(sandbox, 'srv')
 const build = path.join(sandbox, 'build')
 let servers: SshServers
 let closedPort = 0
-
-/** A port nothing listens on: bound by us, then closed. */
-async function freeClosedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsup\` first.`)
@@ -49,7 +40,7 @@ fail('undo-fails', async () => { throw new Error('the fail hook broke too') })
 `,
   )
   servers = await startSshServers(1)
-  closedPort = await freeClosedPort()
+  closedPort = await anyClosedPort()
 }, 120_000)
 
 afterAll(async () => {

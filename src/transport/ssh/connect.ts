@@ -310,8 +310,8 @@ function handshake(
   })()
 }
 
-/** The clients of one connection, first hop first. */
-class Chain implements SshConnection {
+/** The clients of one connection, first hop first. Exported for tests. */
+export class Chain implements SshConnection {
   private closed = false
   private closeError: Error | undefined
   private readonly listeners: Array<(error: Error | undefined) => void> = []
