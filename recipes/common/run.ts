@@ -8,7 +8,7 @@ import { runsThatDrifted } from './fleet.js'
 import type { LedgerEntry } from './ledger.js'
 import { layoutOf, type Layout } from './layout.js'
 import { describeOwner, lockCreateError, markLockScript, takeoverLockScript, type LockOwner } from './lock.js'
-import { parseProbe, probeScript, type HostView } from './probe.js'
+import { parseProbe, probeScript, releaseNameOf, type HostView } from './probe.js'
 
 export interface HostRun {
   layout: Layout
@@ -157,8 +157,8 @@ export async function abortedHostLine(ctx: TaskContext, run: HostRun, owner: Loc
   const { layout } = run
   const output = await ctx.run(sh`${markLockScript(layout, owner, 'interrupted')}
 readlink -- ${layout.currentPath} || true`, { quiet: true, nothrow: true })
-  const target = output.trim()
-  const release = target.replace(/\/+$/, '').split('/').at(-2) === 'releases' ? target.replace(/\/+$/, '').split('/').at(-1) : undefined
+  const target = output.trim().replace(/\/+$/, '')
+  const release = target ? releaseNameOf(layout, target) : undefined
   const serves = !target ? 'serves nothing (no current link)' : release ? `serves release ${release}` : `serves ${target}`
   return `${ctx.host.alias} ${serves}; its lock is kept, marked interrupted: the next dep deploy or dep rollback takes it over`
 }
