@@ -1,4 +1,12 @@
+import { existsSync, readdirSync } from 'node:fs'
 import { defineConfig } from 'tsup'
+
+// First-party plugins (plugins/<name>.ts) are published as `deployfile/plugins/<name>`, like recipes.
+const plugins: Record<string, string> = Object.fromEntries(
+  (existsSync('plugins') ? readdirSync('plugins') : [])
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => [`plugins/${file.slice(0, -3)}`, `plugins/${file}`]),
+)
 
 export default defineConfig({
   entry: {
@@ -6,11 +14,12 @@ export default defineConfig({
     cli: 'src/cli/main.ts',
     'recipes/common': 'recipes/common.ts',
     'recipes/laravel': 'recipes/laravel.ts',
+    ...plugins,
   },
   format: ['esm'],
   target: 'node20',
   dts: {
-    entry: { index: 'src/index.ts', 'recipes/common': 'recipes/common.ts', 'recipes/laravel': 'recipes/laravel.ts' },
+    entry: { index: 'src/index.ts', 'recipes/common': 'recipes/common.ts', 'recipes/laravel': 'recipes/laravel.ts', ...plugins },
     // The public declarations mention Buffer, Readable and AbortSignal: the directive pulls in the Node
     // types (a dependency of the package) even where tsconfig's "types" is empty, TypeScript 7's
     // default. A banner, because declaration emit drops a directive written in src/index.ts.

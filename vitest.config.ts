@@ -8,6 +8,7 @@ export default defineConfig({
     alias: [
       { find: /^deployfile$/, replacement: here('./src/index.ts') },
       { find: /^deployfile\/recipes\/(.*)$/, replacement: here('./recipes/$1.ts') },
+      { find: /^deployfile\/plugins\/(.*)$/, replacement: here('./plugins/$1.ts') },
     ],
   },
   test: {

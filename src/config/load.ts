@@ -40,8 +40,8 @@ function selfAliases(): Record<string, string> {
   const root = packageRoot()
   const fromSource = here.endsWith('.ts')
   return fromSource
-    ? { 'deployfile/recipes': resolve(root, 'recipes'), deployfile: resolve(root, 'src/index.ts') }
-    : { 'deployfile/recipes': resolve(root, 'dist/recipes'), deployfile: resolve(root, 'dist/index.js') }
+    ? { 'deployfile/recipes': resolve(root, 'recipes'), 'deployfile/plugins': resolve(root, 'plugins'), deployfile: resolve(root, 'src/index.ts') }
+    : { 'deployfile/recipes': resolve(root, 'dist/recipes'), 'deployfile/plugins': resolve(root, 'dist/plugins'), deployfile: resolve(root, 'dist/index.js') }
 }
 
 async function importModule(path: string): Promise<unknown> {
