@@ -75,16 +75,10 @@ export async function createReporters(options: CliOptions, logFile?: string): Pr
   if (options.json) {
     sinks.push(createJsonReporter(line(process.stdout)))
     // Humans still learn how it ended, on stderr; stdout stays pure NDJSON.
-    let task = ''
-    let recovered = false
-    let phase: string | undefined
     const color = useColor(options, process.stderr)
     sinks.push((event) => {
-      if (event.type === 'run:start') task = event.task
-      if (event.type === 'recovery:start') phase = event.phase
-      if (event.type === 'recovery:end') recovered = event.ok === true
       if (event.type !== 'run:end' || event.status === 'success') return
-      const summary = runSummary(event, { task, recoveryPhase: phase, recovered, color, hostCount: Object.keys(event.roundTrips).length })
+      const summary = runSummary(event, color)
       for (const text of [...summary.details, summary.status]) process.stderr.write(`${text}\n`)
     })
   } else if (useTerminalView(options)) {

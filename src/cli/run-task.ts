@@ -84,7 +84,7 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     } else if (!stopping && state && !finished) {
       stopping = true
       // Whatever happens while the handlers answer, the run ends here (never waits on the plan).
-      void abortAtOnce(state, signal, started).then(stopNow, () => stopNow(abortedOutcome(started)))
+      void abortAtOnce(state, options.plan.task, signal, started).then(stopNow, () => stopNow(abortedOutcome(started)))
     } else {
       // A further Ctrl-C while the handlers answer, or nothing left to tell about: stop now.
       process.exit(finished && outcome ? outcome.exitCode : stopping ? ExitCode.RollbackFailed : ExitCode.Interrupted)
@@ -126,7 +126,7 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
  * The second signal: every onAbort handler says what is left on its host (bounded), then the run
  * ends here with status `interrupted` and exit 5; whatever the plan still does is not reported.
  */
-async function abortAtOnce(state: RunState, signal: NodeJS.Signals, started: number): Promise<RunOutcome> {
+async function abortAtOnce(state: RunState, task: string, signal: NodeJS.Signals, started: number): Promise<RunOutcome> {
   // From now on the plan, still unwinding, is not reported: only what the abort says, then its run:end.
   state.silence()
   state.emit({ type: 'log', level: 'warning', message: `${signal} again: stopping at once` }, true)
@@ -137,7 +137,7 @@ async function abortAtOnce(state: RunState, signal: NodeJS.Signals, started: num
     hint: ABORTED_AT_ONCE_HINT,
   }
   const outcome = abortedOutcome(started, error)
-  state.emit({ type: 'run:end', status: 'interrupted', exitCode: outcome.exitCode, durationMs: outcome.durationMs, roundTrips: state.roundTrips(), error }, true)
+  state.emit({ type: 'run:end', status: 'interrupted', exitCode: outcome.exitCode, durationMs: outcome.durationMs, roundTrips: state.roundTrips(), summary: state.summary(task), error }, true)
   return outcome
 }
 

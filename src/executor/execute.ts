@@ -241,6 +241,7 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     exitCode: outcome.exitCode,
     durationMs: outcome.durationMs,
     roundTrips: state.roundTrips(),
+    summary: state.summary(plan.task),
     error: outcome.failure?.error,
     errors: outcome.errors,
     recoveryErrors: outcome.recoveryErrors.length > 0 ? outcome.recoveryErrors : undefined,
@@ -333,6 +334,7 @@ async function recover(
   const stopped = new DeployError(`the run stopped: ${failure.task} failed on ${failure.host}`)
   state.dropQueued((queued, host) => notRunError(state, host, queued.task, queued.script, stopped, queued.failure))
   if (plan.failSteps.length > 0) {
+    state.recovery = { phase: step.phase, ok: false }
     state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host, interrupted: interrupted || undefined })
     for (const [index, failStep] of plan.failSteps.entries()) {
       if (failStep.hosts.length === 0) continue
@@ -340,6 +342,7 @@ async function recover(
       errors.push(...(await flushBatches(state, plan.hosts, failStep, failure)))
       recoveryErrors.push(...errors.map(({ host, error }) => maskError(state, describeError(error, { host: host.alias, task: failStep.task.name }))))
     }
+    state.recovery = { phase: step.phase, ok: recoveryErrors.length === 0 }
     state.emit({
       type: 'recovery:end',
       phase: step.phase,

@@ -5,7 +5,7 @@ import type { ConfigKey } from '../model/config-types.js'
 import type { ExitCodeValue } from '../model/errors.js'
 import { createTarArchive } from '../transport/local/tar.js'
 import type { HostConfig } from '../model/config.js'
-import type { EventInput, EventSink, RunEvent } from '../model/events.js'
+import type { EventInput, EventSink, RunEvent, RunSummary } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import { SecretRegistry } from '../shell/redact.js'
@@ -177,6 +177,14 @@ export class RunState {
     const batches = [...this.batches.entries()]
     this.batches.clear()
     for (const [host, batch] of batches) for (const queued of batch) queued.owner?.settle(reason(queued, host))
+  }
+
+  /** The failure handler of this run, once it began (see RunSummary.recovery). */
+  recovery: RunSummary['recovery']
+
+  /** What `run:end` tells about the run of `task` (how it ended is on the event itself). */
+  summary(task: string): RunSummary {
+    return { task, hosts: this.hosts.map((host) => host.alias), dryRun: this.dryRun, recovery: this.recovery }
   }
 
   /** Round trips so far, per host alias. */

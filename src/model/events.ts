@@ -32,6 +32,23 @@ export interface RunStartEvent extends EventBase {
   dryRun: boolean
 }
 
+/**
+ * What a run was and how its recovery went, carried by `run:end` so that no reporter has to
+ * track it from earlier events (the closing status line needs all of it).
+ */
+export interface RunSummary {
+  /** The task run (as `run:start` named it). */
+  task: string
+  /** Every host the run selected, in order. */
+  hosts: string[]
+  dryRun: boolean
+  /**
+   * Set when the failure handler (fail hooks, rollback) began: the phase of the failure that
+   * started it, and whether it ended with every step done (false while it never finished).
+   */
+  recovery?: { phase?: Phase; ok: boolean }
+}
+
 /** The run ended; `status` says how. */
 export interface RunEndEvent extends EventBase {
   type: 'run:end'
@@ -40,6 +57,8 @@ export interface RunEndEvent extends EventBase {
   durationMs: number
   /** Round trips per host over the whole run. */
   roundTrips: Record<string, number>
+  /** What ran, on which hosts, and how the recovery went. */
+  summary: RunSummary
   /** The first failure (masked). */
   error?: ErrorInfo
   /**

@@ -121,42 +121,39 @@ export function recoveryLine(event: RecoveryEvent): string {
 
 /**
  * The closing lines of a run: the failure in full, failures of the recovery,
- * warnings of best-effort steps, and one status line.
+ * warnings of best-effort steps, and one status line (all read from `run:end`).
  */
-export function runSummary(
-  end: RunEndEvent,
-  context: { task: string; recoveryPhase?: string; recovered: boolean; color: boolean; hostCount: number },
-): { details: string[]; status: string } {
-  const c = colorsFor(context.color)
+export function runSummary(end: RunEndEvent, color: boolean): { details: string[]; status: string } {
+  const c = colorsFor(color)
+  const { task, recovery } = end.summary
   const details: string[] = []
-  for (const warning of end.warnings ?? []) details.push(...formatError(warning, context.color).map((l, i) => (i === 0 ? c.yellow(`⚠ finish step failed (the deploy stays live): ${warning.message}`) : l)))
-  for (const error of end.errors ?? (end.error ? [end.error] : [])) details.push(...formatError(error, context.color))
+  for (const warning of end.warnings ?? []) details.push(...formatError(warning, color).map((l, i) => (i === 0 ? c.yellow(`⚠ finish step failed (the deploy stays live): ${warning.message}`) : l)))
+  for (const error of end.errors ?? (end.error ? [end.error] : [])) details.push(...formatError(error, color))
   if (end.recoveryErrors?.length) {
     details.push(c.red(`Undoing the failure failed too (${plural(end.recoveryErrors.length, 'error')}):`))
-    for (const error of end.recoveryErrors) details.push(...formatError(error, context.color))
+    for (const error of end.recoveryErrors) details.push(...formatError(error, color))
   }
   const took = formatDuration(end.durationMs)
   const tripsText = runRoundTrips(Object.values(end.roundTrips))
+  const undone = recovery?.ok ? `; ${undoneText(recovery.phase)}` : ''
   let status: string
   switch (end.status) {
     case 'success':
-      status = c.green(`✔ ${context.task} finished in ${took}${tripsText}`)
+      status = c.green(`✔ ${task} finished in ${took}${tripsText}`)
       break
     case 'failed':
-      status = c.red(
-        `✖ ${context.task} failed after ${took} (exit ${end.exitCode}: ${EXIT_MEANINGS[end.exitCode] ?? 'failure'})${context.recovered ? `; ${undoneText(context.recoveryPhase)}` : ''}`,
-      )
+      status = c.red(`✖ ${task} failed after ${took} (exit ${end.exitCode}: ${EXIT_MEANINGS[end.exitCode] ?? 'failure'})${undone}`)
       break
     case 'rollback-failed':
-      status = c.red(`✖ ${context.task} failed and undoing it failed too (exit ${end.exitCode}): hosts need a look`)
+      status = c.red(`✖ ${task} failed and undoing it failed too (exit ${end.exitCode}): hosts need a look`)
       break
     case 'interrupted':
       // Stopped at once (a second Ctrl-C): nothing was undone to the end, whatever the recovery began.
       if (end.exitCode === 5) {
-        status = c.red(`✖ ${context.task} stopped at once after ${took} (exit ${end.exitCode}): the recovery did not finish; hosts need a look`)
+        status = c.red(`✖ ${task} stopped at once after ${took} (exit ${end.exitCode}): the recovery did not finish; hosts need a look`)
         break
       }
-      status = c.yellow(`✖ ${context.task} interrupted after ${took} (exit ${end.exitCode})${context.recovered ? `; ${undoneText(context.recoveryPhase)}` : ''}`)
+      status = c.yellow(`✖ ${task} interrupted after ${took} (exit ${end.exitCode})${undone}`)
       break
   }
   return { details, status }

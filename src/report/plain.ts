@@ -50,14 +50,10 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
   const c = colorsFor(color)
   const prefix = (host: string) => `[${colorHost(host, color)}]`
 
-  let runTask = ''
-  let hostCount = 0
   let allHosts: string[] = []
   let steps: PlannedStep[] = []
   let recoverySteps: PlannedStep[] = []
   let allHidden = false
-  let recoveryPhase: string | undefined
-  let recovered = false
   const groups = new Map<string, StepGroup>()
   const annotated = new Set<string>()
 
@@ -119,7 +115,7 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
     const fine = ends.filter((e) => e.status === 'ok' || e.status === 'skipped')
     const problems = ends.filter((e) => e.status === 'failed' || e.status === 'warning')
     if (verbosity === 0 && fine.length > 0 && !(group.hidden && problems.length === 0)) {
-      const label = hostCount === 1 || fine.length === 1 ? prefix(fine[0].host) : hostsLabel(fine.map((e) => e.host), color)
+      const label = allHosts.length === 1 || fine.length === 1 ? prefix(fine[0].host) : hostsLabel(fine.map((e) => e.host), color)
       write(stepLine(label, fine[0], Math.max(...fine.map((e) => e.durationMs)), fine.map((e) => e.roundTrips)))
     }
     const inGroup = openGroup === key
@@ -141,8 +137,6 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
   return (event) => {
     switch (event.type) {
       case 'run:start':
-        runTask = event.task
-        hostCount = event.hosts.length
         allHosts = event.hosts
         steps = event.steps
         recoverySteps = event.recoverySteps ?? []
@@ -204,13 +198,10 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
       }
       case 'recovery:start':
         flushAll()
-        recoveryPhase = event.phase
-        recovered = true
         write(c.yellow(`↺ ${recoveryLine(event)}`))
         break
       case 'recovery:end':
         flushAll()
-        recovered = event.ok === true
         write(event.ok ? c.yellow(`↺ ${recoveryLine(event)}`) : c.red(`✖ ${recoveryLine(event)}`))
         break
       case 'lock:held':
@@ -227,9 +218,10 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
         break
       case 'run:end': {
         flushAll()
-        if (event.error) annotate(event.error, event.error.task ?? runTask, event.error.host)
-        for (const error of event.recoveryErrors ?? []) annotate(error, error.task ?? runTask, error.host)
-        const summary = runSummary(event, { task: runTask, recoveryPhase, recovered, color, hostCount })
+        const { task } = event.summary
+        if (event.error) annotate(event.error, event.error.task ?? task, event.error.host)
+        for (const error of event.recoveryErrors ?? []) annotate(error, error.task ?? task, error.host)
+        const summary = runSummary(event, color)
         if (event.status === 'success') {
           for (const line of summary.details) write(line)
           write(summary.status)

@@ -43,19 +43,19 @@ describe('numbers', () => {
 })
 
 describe('runSummary', () => {
-  const end = (over: Partial<RunEndEvent>): RunEndEvent => ({ type: 'run:end', time: 0, runId: 'r', status: 'success', exitCode: 0, durationMs: 1200, roundTrips: { a: 5, b: 5 }, ...over })
-  const context = { task: 'deploy', recovered: false, color: false, hostCount: 2 }
+  const end = (over: Partial<RunEndEvent>): RunEndEvent => ({ type: 'run:end', time: 0, runId: 'r', status: 'success', exitCode: 0, durationMs: 1200, roundTrips: { a: 5, b: 5 }, summary: { task: 'deploy', hosts: ['a', 'b'], dryRun: false }, ...over })
+  const recovered = (phase: 'prepare' | 'post-switch') => ({ summary: { task: 'deploy', hosts: ['a', 'b'], dryRun: false, recovery: { phase, ok: true } } })
 
   it('says how it ended, with the exit code and what the recovery did', () => {
-    expect(runSummary(end({}), context).status).toBe('✔ deploy finished in 1.2 s, 5 round trips per host')
-    expect(runSummary(end({ status: 'failed', exitCode: 4 }), { ...context, recovered: true, recoveryPhase: 'prepare' }).status).toBe(
+    expect(runSummary(end({}), false).status).toBe('✔ deploy finished in 1.2 s, 5 round trips per host')
+    expect(runSummary(end({ status: 'failed', exitCode: 4, ...recovered('prepare') }), false).status).toBe(
       '✖ deploy failed after 1.2 s (exit 4: the deploy lock is held by another run; nothing changed); nothing was switched anywhere',
     )
-    expect(runSummary(end({ status: 'failed', exitCode: 1 }), { ...context, recovered: true, recoveryPhase: 'post-switch' }).status).toContain(
+    expect(runSummary(end({ status: 'failed', exitCode: 1, ...recovered('post-switch') }), false).status).toContain(
       'the hosts that switched went back',
     )
-    expect(runSummary(end({ status: 'rollback-failed', exitCode: 5 }), context).status).toBe('✖ deploy failed and undoing it failed too (exit 5): hosts need a look')
-    expect(runSummary(end({ status: 'interrupted', exitCode: 130 }), context).status).toBe('✖ deploy interrupted after 1.2 s (exit 130)')
+    expect(runSummary(end({ status: 'rollback-failed', exitCode: 5 }), false).status).toBe('✖ deploy failed and undoing it failed too (exit 5): hosts need a look')
+    expect(runSummary(end({ status: 'interrupted', exitCode: 130 }), false).status).toBe('✖ deploy interrupted after 1.2 s (exit 130)')
   })
 
   it('lists the failure, the recovery failures and the finish warnings', () => {
@@ -67,7 +67,7 @@ describe('runSummary', () => {
         recoveryErrors: [{ name: 'Error', message: 'second' }],
         warnings: [{ name: 'Error', message: 'cleanup' }],
       }),
-      context,
+      false,
     )
     expect(details).toEqual(['⚠ finish step failed (the deploy stays live): cleanup', '✖ first', 'Undoing the failure failed too (1 error):', '✖ second'])
   })

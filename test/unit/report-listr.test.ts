@@ -5,7 +5,7 @@
  */
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import type { RunEvent } from '../../src/model/events.js'
+import type { RunEvent, RunSummary } from '../../src/model/events.js'
 import { createListrReporter } from '../../src/report/listr.js'
 
 const ANSI = /\u001B\[[0-9;?]*[A-Za-z]/g
@@ -31,6 +31,7 @@ function finalFrame(text: string): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 let clock = Date.UTC(2024, 0, 2, 3, 4, 5)
 const at = () => ({ time: (clock += 7), runId: 'run-1' })
+const summary = (hosts: string[], recovery?: RunSummary['recovery']): RunSummary => ({ task: 'deploy', hosts, dryRun: false, recovery })
 
 function stepEvents(task: string, index: number, host: string, extra: Partial<RunEvent> = {}, status: 'ok' | 'failed' = 'ok'): RunEvent[] {
   return [
@@ -95,7 +96,7 @@ const failingRun: RunEvent[] = [
   ...stepEvents('unlock', 1, 'web1', { recovery: true, phase: 'finish' }),
   ...stepEvents('unlock', 1, 'web2', { recovery: true, phase: 'finish' }),
   { ...at(), type: 'recovery:end', phase: 'prepare', failedTask: 'check', failedHost: 'web2', ok: true },
-  { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 300, roundTrips: { web1: 4, web2: 4 }, error: failure },
+  { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 300, roundTrips: { web1: 4, web2: 4 }, summary: summary(['web1', 'web2'], { phase: 'prepare', ok: true }), error: failure },
 ]
 
 describe('listr view', () => {
@@ -157,7 +158,7 @@ describe('listr view', () => {
       { ...at(), type: 'run:start', task: 'deploy', hosts: ['web1'], steps: [{ task: 'a', hosts: ['web1'] }, { task: 'secret-sauce', hosts: ['web1'], hidden: true }, { task: 'z', hosts: ['web1'] }], dryRun: false },
       ...stepEvents('a', 0, 'web1'),
       ...stepEvents('secret-sauce', 1, 'web1', { hidden: true, error: { name: 'Error', message: 'sauce spilled' } } as Partial<RunEvent>, 'failed'),
-      { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 30, roundTrips: { web1: 1 }, error: { name: 'Error', message: 'sauce spilled' } },
+      { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 30, roundTrips: { web1: 1 }, summary: summary(['web1']), error: { name: 'Error', message: 'sauce spilled' } },
     ]
     const { frame } = await run(events)
     const lines = frame.split('\n').map((l) => l.trimEnd()).filter(Boolean)
@@ -172,7 +173,7 @@ describe('listr view', () => {
       { ...at(), type: 'run:start', task: 'deploy', hosts: ['web1', 'web2'], steps: [{ task: 'internal', hosts: ['web1', 'web2'], hidden: true }, { task: 'z', hosts: ['web1', 'web2'] }], dryRun: false },
       ...stepEvents('internal', 0, 'web1', { hidden: true }),
       ...stepEvents('internal', 0, 'web2', { hidden: true, error: { name: 'Error', message: 'no space left' } } as Partial<RunEvent>, 'failed'),
-      { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 30, roundTrips: { web1: 1, web2: 1 } },
+      { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 30, roundTrips: { web1: 1, web2: 1 }, summary: summary(['web1', 'web2']) },
     ]
     const { frame } = await run(events)
     expect(frame).toMatch(/^✖ internal \(hidden\) .*2 hosts/m)
@@ -189,7 +190,7 @@ describe('listr view', () => {
       ...stepEvents('warm', 0, 'web1'),
       ...stepEvents('last', 1, 'web1'),
       { ...at(), type: 'log', level: 'error', host: 'web1', task: 'last', message: queued.message },
-      { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 30, roundTrips: { web1: 1 }, error: queued },
+      { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 30, roundTrips: { web1: 1 }, summary: summary(['web1']), error: queued },
     ]
     const { frame } = await run(events)
     expect(frame).toMatch(/^✖ warm /m)
@@ -207,7 +208,7 @@ describe('listr view', () => {
       { ...at(), type: 'step:end', task: 'a', host: 'web1', index: 0, status: 'ok', durationMs: 5, roundTrips: 2 },
       { ...at(), type: 'step:start', task: 'b', host: 'web1', index: 1 },
       { ...at(), type: 'step:end', task: 'b', host: 'web1', index: 1, status: 'ok', durationMs: 5, roundTrips: 0 },
-      { ...at(), type: 'run:end', status: 'success', exitCode: 0, durationMs: 40, roundTrips: { web1: 2 } },
+      { ...at(), type: 'run:end', status: 'success', exitCode: 0, durationMs: 40, roundTrips: { web1: 2 }, summary: summary(['web1']) },
     ]
     const { out, err, frame } = await run(events)
     // In the final screen, in order: step a, its two messages, then step b.
@@ -246,7 +247,7 @@ describe('listr view', () => {
     await sleep(250) // a frame or two
     const drawn = out.text().replace(ANSI, '')
     expect(drawn).toContain('web1 ↑ 3.0 MB / 12.0 MB (25 %)')
-    view.sink({ ...at(), type: 'run:end', status: 'interrupted', exitCode: 130, durationMs: 40, roundTrips: {} })
+    view.sink({ ...at(), type: 'run:end', status: 'interrupted', exitCode: 130, durationMs: 40, roundTrips: {}, summary: summary(['web1', 'web2']) })
     await view.close()
   })
 

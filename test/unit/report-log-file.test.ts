@@ -31,7 +31,7 @@ const events: RunEvent[] = [
   { ...base, type: 'step:start', task: 'unlock', host: 'web1', recovery: true, index: 0 },
   { ...base, type: 'step:end', task: 'unlock', host: 'web1', recovery: true, index: 0, status: 'failed', durationMs: 1, roundTrips: 1, error: { name: 'Error', message: 'unlock broke' } },
   { ...base, type: 'recovery:end', phase: 'prepare', failedTask: 'upload', failedHost: 'web1', ok: false },
-  { ...base, type: 'run:end', status: 'rollback-failed', exitCode: 5, durationMs: 99, roundTrips: { web1: 3 }, error: failure, recoveryErrors: [{ name: 'Error', message: 'unlock broke', host: 'web1', task: 'unlock' }] },
+  { ...base, type: 'run:end', status: 'rollback-failed', exitCode: 5, durationMs: 99, roundTrips: { web1: 3 }, summary: { task: 'deploy', hosts: ['web1'], dryRun: false, recovery: { phase: 'prepare', ok: false } }, error: failure, recoveryErrors: [{ name: 'Error', message: 'unlock broke', host: 'web1', task: 'unlock' }] },
 ]
 
 async function transcript(name: string, list = events, header?: string): Promise<string> {

@@ -57,7 +57,7 @@ const events: RunEvent[] = [
   ...step('unlock', 0, 'web1', { recovery: true }),
   ...step('unlock', 0, 'web2', { recovery: true }),
   { ...at(), type: 'recovery:end', phase: 'prepare', failedTask: 'check', failedHost: 'web2', ok: true },
-  { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 2000, roundTrips: { web1: 3, web2: 3 }, error: failure },
+  { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 2000, roundTrips: { web1: 3, web2: 3 }, summary: { task: 'deploy', hosts: ['web1', 'web2'], dryRun: false, recovery: { phase: 'prepare', ok: true } }, error: failure },
 ]
 
 function report(options: Partial<PlainReporterOptions> = {}, list = events) {
@@ -190,7 +190,7 @@ describe('plain reporter on GitHub Actions', () => {
     const { out } = report({ githubActions: true }, [
       { ...at(), type: 'run:start', task: 't', hosts: ['h'], steps: [{ task: 't', hosts: ['h'] }], dryRun: false },
       ...step('t', 0, 'h', { status: 'failed', error }),
-      { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 5, roundTrips: { h: 0 }, error },
+      { ...at(), type: 'run:end', status: 'failed', exitCode: 1, durationMs: 5, roundTrips: { h: 0 }, summary: { task: 't', hosts: ['h'], dryRun: false }, error },
     ])
     const annotations = out.filter((l) => l.startsWith('::error '))
     expect(annotations).toHaveLength(1) // not again at the end

@@ -31,7 +31,7 @@ const events: RunEvent[] = [
     roundTrips: 1,
     error: { name: 'CommandError', message: 'Command on web1 exited with code 3: false', host: 'web1', task: 'boom', command: 'false', exitCode: 3, stderr: 'bad' },
   },
-  { ...base, type: 'run:end', status: 'failed', exitCode: 1, durationMs: 2000, roundTrips: { web1: 2 } },
+  { ...base, type: 'run:end', status: 'failed', exitCode: 1, durationMs: 2000, roundTrips: { web1: 2 }, summary: { task: 'deploy', hosts: ['web1'], dryRun: false } },
 ]
 
 describe('plain reporter', () => {
