@@ -3,33 +3,27 @@ import { createPlainReporter } from '../report/plain.js'
 import { createJsonReporter } from '../report/json.js'
 import { createLogFileReporter } from '../report/log-file.js'
 import { runSummary } from '../report/format.js'
-import type { CliOptions } from './options.js'
+import ci from 'ci-info'
+import type { CliOptions, Invocation } from './options.js'
 import { LineWriter } from './stdio.js'
 
-const argv = () => process.argv.slice(2)
-
-/** Whether output may use colour: --color/--no-color, then NO_COLOR, then FORCE_COLOR, then a TTY outside CI. */
-export function useColor(options: CliOptions, stream: NodeJS.WriteStream = process.stdout): boolean {
-  const args = argv()
-  const forced = args.lastIndexOf('--color')
-  const refused = args.lastIndexOf('--no-color')
-  if (forced !== -1 || refused !== -1) return forced > refused
-  if (options.color === false) return false
+/**
+ * Whether output may use colour: --color/--no-color (commander keeps the last one given), then
+ * NO_COLOR, then FORCE_COLOR, then a TTY outside CI (docs/output.md). Not picocolors'
+ * `isColorSupported`: it turns colour on in CI and for FORCE_COLOR=0, looks at stdout only (the
+ * closing report goes to stderr), and is fixed when the module loads.
+ */
+export function useColor(options: CliOptions, stream: NodeJS.WriteStream = process.stdout, onCI = ci.isCI): boolean {
+  if (options.color !== undefined) return options.color
   if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false
   if (process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '') return process.env.FORCE_COLOR !== '0' && process.env.FORCE_COLOR !== 'false'
-  return Boolean(stream.isTTY) && !isCI()
+  return Boolean(stream.isTTY) && !onCI
 }
 
-/** True on a CI runner (CI=true and friends, GitHub Actions). */
-export function isCI(): boolean {
-  const ci = process.env.CI
-  return (ci !== undefined && ci !== '' && ci !== '0' && ci !== 'false') || process.env.GITHUB_ACTIONS === 'true'
-}
-
-/** The live tree needs a real terminal: a TTY of known width, not CI, not TERM=dumb, not --json. */
-export function useTerminalView(options: CliOptions, stream: NodeJS.WriteStream = process.stdout): boolean {
+/** The live tree needs a real terminal: a TTY of known width, not CI (ci-info), not TERM=dumb, not --json. */
+export function useTerminalView(options: CliOptions, stream: NodeJS.WriteStream = process.stdout, onCI = ci.isCI): boolean {
   // A terminal of unknown width (a pty nobody sized) would wrap the tree after every character.
-  return !options.json && Boolean(stream.isTTY) && (stream.columns ?? 0) > 0 && !isCI() && process.env.TERM !== 'dumb'
+  return !options.json && Boolean(stream.isTTY) && (stream.columns ?? 0) > 0 && !onCI && process.env.TERM !== 'dumb'
 }
 
 /**
@@ -45,20 +39,25 @@ export function ignoreBrokenPipes(): void {
   }
 }
 
-/** The command line for the log file's header, with -o values left out (they may be secrets). */
-function commandLine(): string {
-  const args = argv()
-  const shown = args.map((arg, i) => {
-    const previous = args[i - 1]
-    if ((previous === '-o' || previous === '--option') && arg.includes('=')) return `${arg.slice(0, arg.indexOf('='))}=…`
-    if (/^(-o|--option=)[^=]+=/.test(arg)) return `${arg.slice(0, arg.indexOf('=', arg.startsWith('--option=') ? 9 : 0))}=…`
-    return arg
-  })
-  return `dep ${shown.join(' ')} (in ${process.cwd()})`
+/**
+ * The command line for the log file's header, from what commander parsed, with -o values left out
+ * (they may be secrets).
+ */
+export function commandLine(invocation: Invocation): string {
+  const { name, args, options } = invocation
+  const words = ['dep', name, ...args]
+  for (const option of options.option) words.push('-o', option.includes('=') ? `${option.slice(0, option.indexOf('='))}=…` : option)
+  const flags: Array<[keyof CliOptions, string]> = [['file', '--file'], ['limit', '--limit'], ['branch', '--branch'], ['tag', '--tag'], ['revision', '--revision'], ['log', '--log']]
+  for (const [key, flag] of flags) if (options[key] !== undefined) words.push(flag, String(options[key]))
+  if (options.verbose > 0) words.push(`-${'v'.repeat(options.verbose)}`)
+  for (const key of ['plan', 'dryRun', 'offline', 'json', 'force', 'yes'] as const) if (options[key]) words.push(`--${key === 'dryRun' ? 'dry-run' : key}`)
+  if (options.color !== undefined) words.push(options.color ? '--color' : '--no-color')
+  return `${words.join(' ')} (in ${process.cwd()})`
 }
 
 /** The reporters a run writes to, as one sink, and a function that flushes them at the end. */
-export async function createReporters(options: CliOptions, logFile?: string): Promise<{ sink: EventSink; close: () => Promise<void> }> {
+export async function createReporters(invocation: Invocation, logFile?: string): Promise<{ sink: EventSink; close: () => Promise<void> }> {
+  const { options } = invocation
   const sinks: EventSink[] = []
   const closers: Array<() => Promise<void>> = []
   // Stdout is batched: a command printing a million lines must not cost a million write(2)s. A line
@@ -93,13 +92,13 @@ export async function createReporters(options: CliOptions, logFile?: string): Pr
         color: useColor(options),
         write: line(process.stdout),
         writeError: line(process.stderr),
-        githubActions: process.env.GITHUB_ACTIONS === 'true',
+        githubActions: ci.GITHUB_ACTIONS,
       }),
     )
   }
   if (logFile) {
     const log = createLogFileReporter(logFile, {
-      header: commandLine(),
+      header: commandLine(invocation),
       onError: (error) => process.stderr.write(`⚠ cannot write the log file ${logFile}: ${error.message}\n`),
     })
     sinks.push(log.sink)

@@ -97,7 +97,7 @@ async function main(invocation: Invocation): Promise<number> {
     }
     const secrets = knownSecrets
     const logFile = options.log ?? (typeof overrides.get('log_file') === 'string' ? (overrides.get('log_file') as string) : undefined) ?? (typeof registry.config.get('log_file') === 'string' ? (registry.config.get('log_file') as string) : undefined)
-    const reporters = await createReporters(options, logFile)
+    const reporters = await createReporters(invocation, logFile)
     let recorded: Map<string, MemoryTransport> | undefined
     try {
       const outcome = await runTask({
@@ -157,8 +157,11 @@ export async function cli(): Promise<void> {
   } catch (error) {
     // commander printed --help or --version: done.
     if (error instanceof CommanderError && error.exitCode === 0) process.exit(0)
-    // A usage error is reported like any other (the options were not parsed: read the few that matter here).
-    const options = { option: [], verbose: 0, json: argv.includes('--json'), color: argv.includes('--color') ? true : argv.includes('--no-color') ? false : undefined }
+    // A usage error is reported like any other. commander stopped before it gave any option: the two
+    // that shape the report are read from argv (the last of --color/--no-color wins, as in commander).
+    const colorAt = argv.lastIndexOf('--color')
+    const noColorAt = argv.lastIndexOf('--no-color')
+    const options = { option: [], verbose: 0, json: argv.includes('--json'), color: colorAt === noColorAt ? undefined : colorAt > noColorAt }
     reportError(error, options)
     return
   }

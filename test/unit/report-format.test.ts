@@ -12,7 +12,7 @@ import {
   runSummary,
 } from '../../src/report/format.js'
 import { errorLine, planLine } from '../../src/report/json.js'
-import { isCI, useColor, useTerminalView } from '../../src/cli/reporters.js'
+import { commandLine, useColor, useTerminalView } from '../../src/cli/reporters.js'
 import { describeError, userLocation } from '../../src/executor/errors.js'
 
 describe('formatError', () => {
@@ -122,10 +122,8 @@ describe('where an exception came from', () => {
 describe('which output', () => {
   const tty = { isTTY: true, columns: 100 } as NodeJS.WriteStream
   const pipe = { isTTY: false } as NodeJS.WriteStream
-  const argv = process.argv
   afterEach(() => {
     vi.unstubAllEnvs()
-    process.argv = argv
   })
   const env = (vars: Record<string, string | undefined>) => {
     for (const key of ['CI', 'GITHUB_ACTIONS', 'NO_COLOR', 'FORCE_COLOR', 'TERM']) vi.stubEnv(key, undefined as unknown as string)
@@ -134,7 +132,7 @@ describe('which output', () => {
 
   it('colour: a TTY outside CI; NO_COLOR wins over the TTY; FORCE_COLOR forces; --color/--no-color win', () => {
     env({})
-    expect(useColor({ option: [], verbose: 0 }, tty)).toBe(true)
+    expect(useColor({ option: [], verbose: 0 }, tty, false)).toBe(true)
     expect(useColor({ option: [], verbose: 0 }, pipe)).toBe(false)
     env({ NO_COLOR: '1' })
     expect(useColor({ option: [], verbose: 0 }, tty)).toBe(false)
@@ -142,30 +140,27 @@ describe('which output', () => {
     expect(useColor({ option: [], verbose: 0 }, pipe)).toBe(true)
     env({ FORCE_COLOR: '0' })
     expect(useColor({ option: [], verbose: 0 }, tty)).toBe(false)
-    env({ CI: 'true' })
-    expect(useColor({ option: [], verbose: 0 }, tty)).toBe(false)
+    env({})
+    expect(useColor({ option: [], verbose: 0 }, tty, true)).toBe(false) // on CI (ci-info)
     env({ NO_COLOR: '1' })
-    process.argv = ['node', 'dep', 'deploy', '--color']
     expect(useColor({ option: [], verbose: 0, color: true }, pipe)).toBe(true)
     env({ FORCE_COLOR: '1' })
-    process.argv = ['node', 'dep', 'deploy', '--no-color']
     expect(useColor({ option: [], verbose: 0, color: false }, tty)).toBe(false)
   })
 
   it('the live tree only on a sized TTY, outside CI, not with --json or TERM=dumb', () => {
     env({})
-    expect(useTerminalView({ option: [], verbose: 0 }, tty)).toBe(true)
+    expect(useTerminalView({ option: [], verbose: 0 }, tty, false)).toBe(true)
     expect(useTerminalView({ option: [], verbose: 0, json: true }, tty)).toBe(false)
     expect(useTerminalView({ option: [], verbose: 0 }, pipe)).toBe(false)
     expect(useTerminalView({ option: [], verbose: 0 }, { isTTY: true, columns: 0 } as NodeJS.WriteStream)).toBe(false)
-    env({ CI: '1' })
-    expect(isCI()).toBe(true)
-    expect(useTerminalView({ option: [], verbose: 0 }, tty)).toBe(false)
-    env({ CI: 'false' })
-    expect(isCI()).toBe(false)
-    env({ GITHUB_ACTIONS: 'true' })
-    expect(useTerminalView({ option: [], verbose: 0 }, tty)).toBe(false)
+    expect(useTerminalView({ option: [], verbose: 0 }, tty, true)).toBe(false)
     env({ TERM: 'dumb' })
-    expect(useTerminalView({ option: [], verbose: 0 }, tty)).toBe(false)
+    expect(useTerminalView({ option: [], verbose: 0 }, tty, false)).toBe(false)
+  })
+
+  it("the log file's header is the command line commander parsed, -o values left out", () => {
+    const line = commandLine({ name: 'deploy', args: ['stage=prod'], options: { option: ['db_password=hunter2', 'branch=main'], verbose: 2, dryRun: true, color: false } })
+    expect(line).toBe(`dep deploy stage=prod -o db_password=… -o branch=… -vv --dry-run --no-color (in ${process.cwd()})`)
   })
 })
