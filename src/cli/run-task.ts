@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import { randomUUID } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
 import { ExitCode } from '../model/errors.js'
 import type { ErrorInfo, EventSink } from '../model/events.js'
 import type { Host } from '../model/host.js'
@@ -117,7 +118,7 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   } finally {
     finished = true
     for (const signal of STOP_SIGNALS) signals.off(signal, onSignal)
-    if (stopping) await Promise.race([state.close(), delay(CLOSE_AFTER_ABORT_MS)])
+    if (stopping) await Promise.race([state.close(), delay(CLOSE_AFTER_ABORT_MS, undefined, { ref: false })])
     else await state.close()
   }
 }
@@ -147,6 +148,3 @@ function abortedOutcome(started: number, error: ErrorInfo = { name: 'Interrupted
   return { status: 'interrupted', exitCode: ExitCode.RollbackFailed, failure, recoveryErrors: [], warnings: [], durationMs: Date.now() - started }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
-}

@@ -4,6 +4,7 @@ import { quote } from '../../shell/quote.js'
 import { wrapScript } from '../../shell/wrap.js'
 import { OutputBuffer } from '../output-buffer.js'
 import type { ExecOptions, ExecResult } from '../types.js'
+import { openExecChannel } from './open-exec.js'
 
 /**
  * Before the script, the remote shell reports its process group on stderr (this line is taken out
@@ -131,41 +132,12 @@ export interface RunHooks {
   sparesBroken?(): void
 }
 
-/** sshd frees a closed session a little after it answers the close; a new one may briefly exceed MaxSessions. */
-const SESSION_RETRIES = 20
-
-/** Opens the exec channel, trying again while sshd says "open failed" (MaxSessions reached for a moment). */
-function openExec(
-  client: Client,
-  command: string,
-  hooks: RunHooks,
-  done: (error: Error | undefined, channel?: ClientChannel) => void,
-  attempt = 1,
-): void {
-  try {
-    client.exec(command, (error, channel) => {
-      const reason = (error as (Error & { reason?: number }) | undefined)?.reason
-      if (error && (reason === 1 || reason === 2 || reason === 4) && attempt < SESSION_RETRIES && hooks.connectionAlive()) {
-        hooks.retried()
-        setTimeout(() => openExec(client, command, hooks, done, attempt + 1), 5 * attempt)
-        return
-      }
-      if (error && (reason === 1 || reason === 2 || reason === 4)) {
-        done(
-          new Error(
-            `sshd refused a new session ${SESSION_RETRIES} times (${error.message}): its MaxSessions is lower than ` +
-              'the channels this host may use; lower maxChannels for this host.',
-            { cause: error },
-          ),
-        )
-        return
-      }
-      done(error ?? undefined, channel)
-    })
-  } catch (error) {
-    // ssh2 throws synchronously when the connection is already gone.
-    done(error as Error)
-  }
+/** Opens the exec channel (see openExecChannel: refusals for lack of sessions are tried again). */
+function openExec(client: Client, command: string, hooks: RunHooks, done: (error: Error | undefined, channel?: ClientChannel) => void): void {
+  openExecChannel(client, command, hooks).then(
+    (channel) => done(undefined, channel),
+    (error: unknown) => done(error as Error),
+  )
 }
 
 /**

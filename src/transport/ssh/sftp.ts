@@ -1,5 +1,6 @@
 import { chmod, lstat, mkdir, open, readdir, readlink, stat, symlink, unlink, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
+import pLimit from 'p-limit'
 import type { Attributes, SFTPWrapper, Stats } from 'ssh2'
 import type { GetOptions, PutOptions } from '../types.js'
 
@@ -230,21 +231,28 @@ function withPath(error: unknown, action: string, file: string): Error {
   return wrapped
 }
 
-async function runLimited<T>(items: T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  let failure: unknown
-  const worker = async () => {
-    while (next < items.length && failure === undefined) {
-      const item = items[next++]
-      try {
-        await run(item)
-      } catch (error) {
-        failure ??= error
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  if (failure !== undefined) throw failure
+/**
+ * Runs `run` on every item, FILE_CONCURRENCY at a time (p-limit). After a failure no further item
+ * starts; the ones in flight finish, then the first failure is thrown.
+ */
+async function forEachFile<T>(items: T[], run: (item: T) => Promise<void>): Promise<void> {
+  const limit = pLimit(FILE_CONCURRENCY)
+  let failed = false
+  const results = await Promise.allSettled(
+    items.map((item) =>
+      limit(async () => {
+        if (failed) return
+        try {
+          await run(item)
+        } catch (error) {
+          failed = true
+          throw error
+        }
+      }),
+    ),
+  )
+  const failure = results.find((result) => result.status === 'rejected')
+  if (failure) throw failure.reason
 }
 
 interface LocalTree {
@@ -324,7 +332,7 @@ export async function put(session: SftpSession, source: string | Buffer, remoteP
   }
 
   // 2. Files, a few at a time.
-  await runLimited(tree.files, FILE_CONCURRENCY, (file) =>
+  await forEachFile(tree.files, (file) =>
     uploadFile(session, { kind: 'file', path: path.join(source, file.rel), size: file.size }, remoteJoin(remotePath, file.rel), options.mode ?? file.mode, (bytes) => {
       sent += bytes
       options.onProgress?.(sent, total)
@@ -400,7 +408,7 @@ export async function get(session: SftpSession, remotePath: string, localPath: s
   await visit(remotePath, localPath, info.mode & 0o7777)
   const total = files.reduce((sum, file) => sum + file.size, 0)
   options.onProgress?.(0, total)
-  await runLimited(files, FILE_CONCURRENCY, (file) =>
+  await forEachFile(files, (file) =>
     downloadFile(session, file.remote, file.size, file.mode, file.local, (bytes) => {
       received += bytes
       options.onProgress?.(received, total)
