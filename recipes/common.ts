@@ -24,7 +24,7 @@ import {
   type HostEnd,
 } from './common/fleet.js'
 import { releaseDir, layoutOf } from './common/layout.js'
-import { type LedgerEntry } from './common/ledger.js'
+import type { LedgerEntry } from './common/ledger.js'
 import { describeOwner, forceUnlockScript, unlockScript } from './common/lock.js'
 import { releasesTable } from './common/releases-table.js'
 import {
@@ -140,7 +140,7 @@ export const common: Recipe = () => {
     }
     // The first host's lock is held: the others were only looked at, not locked; it alone reports.
     if (!leaderLocked && ctx.host.alias !== ctx.hosts[0].alias) return
-    const failure = lockFailure(ctx, run)
+    const failure = lockFailure(run)
     if (!failure) return
     if (run.view.lock.state === 'held') ctx.lockEvent('lock:held', describeOwner(run.view.lock.owner, run.view.now))
     throw failure
@@ -303,7 +303,7 @@ export const common: Recipe = () => {
       return
     }
     const probed = await probe(ctx, false)
-    const failure = ['held', 'broken'].includes(probed.view.lock.state) ? lockFailure(ctx, probed) : undefined
+    const failure = ['held', 'broken'].includes(probed.view.lock.state) ? lockFailure(probed) : undefined
     if (failure) {
       throw new LockHeldError(`${failure.message} Only the run that took it removes it.`, `If that run is dead: dep deploy:unlock --force ${ctx.host.alias}`)
     }

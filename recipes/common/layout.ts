@@ -42,7 +42,7 @@ export function linkTarget(linkPath: string, target: string): string {
 const PLACEHOLDER = 'deployfile-release-placeholder'
 
 function absolute(key: string, value: string): string {
-  if (!value || !value.startsWith('/')) {
+  if (!value?.startsWith('/')) {
     throw new ConfigError(`${key} must be a non-empty absolute path, got "${value}".`, `Set ${key} to a path like /var/www/app.`)
   }
   return posix.normalize(value).replace(/\/+$/, '') || '/'

@@ -3,7 +3,7 @@
  * and the run's own changes. Shared by every task of the run (ctx.shared).
  */
 import { hostname, userInfo } from 'node:os'
-import { DeployError, LockHeldError, sh, type TaskContext } from 'deployfile'
+import { type DeployError, LockHeldError, sh, type TaskContext } from 'deployfile'
 import { runsThatDrifted } from './fleet.js'
 import type { LedgerEntry } from './ledger.js'
 import { layoutOf, type Layout } from './layout.js'
@@ -116,7 +116,7 @@ export function lockFleet(ctx: TaskContext): Promise<{ leaderLocked: boolean }> 
 }
 
 /** The error for a host whose lock this run could not take (undefined when it holds it). */
-export function lockFailure(ctx: TaskContext, run: HostRun): DeployError | undefined {
+export function lockFailure(run: HostRun): DeployError | undefined {
   const { view, layout } = run
   if (run.lockTaken) return undefined
   if (view.setupError) return lockCreateError(view.alias, layout.deployPath, view.setupError)

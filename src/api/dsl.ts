@@ -178,7 +178,10 @@ export function declareSetting(name: string, spec: SettingSpec): void {
  */
 export function set<K extends ConfigKey>(key: K, value: SettingValue<DeployConfig[K]>): void {
   const ctx = taskContextStorage.getStore()
-  if (ctx) return ctx.set(key, value)
+  if (ctx) {
+    ctx.set(key, value)
+    return
+  }
   const registry = currentRegistry()
   registry.config.set(key, value)
   noteSite(registry, 'global', key, `set('${key}', …)`)

@@ -1,6 +1,6 @@
 import type { ConfigKey, DeployConfig } from '../model/config-types.js'
 import type { Host } from '../model/host.js'
-import { Command, type ShellValue } from '../shell/command.js'
+import type { Command, ShellValue } from '../shell/command.js'
 import type { QueueOptions, RunOptions, TaskContext, UploadOptions } from '../executor/context.js'
 import { currentTaskContext, taskContextStorage } from '../executor/current.js'
 import { currentRegistry } from './registry-scope.js'
@@ -15,28 +15,28 @@ type Template = TemplateStringsArray
 /** Runs a command on the current host; see {@link TaskContext.run}. */
 export function run(strings: Template, ...values: ShellValue[]): Promise<string>
 export function run(command: string | Command, options?: RunOptions): Promise<string>
-export function run(first: Template | string | Command, ...rest: any[]): Promise<string> {
+export function run(first: Template | string | Command, ...rest: unknown[]): Promise<string> {
   return (currentTaskContext('run').run as (...args: unknown[]) => Promise<string>)(first, ...rest)
 }
 
 /** Runs a command on this machine; see {@link TaskContext.runLocally}. */
 export function runLocally(strings: Template, ...values: ShellValue[]): Promise<string>
 export function runLocally(command: string | Command, options?: RunOptions): Promise<string>
-export function runLocally(first: Template | string | Command, ...rest: any[]): Promise<string> {
+export function runLocally(first: Template | string | Command, ...rest: unknown[]): Promise<string> {
   return (currentTaskContext('runLocally').runLocally as (...args: unknown[]) => Promise<string>)(first, ...rest)
 }
 
 /** Queues a command to send with the host's next round trip; see {@link TaskContext.queue}. */
 export function queue(strings: Template, ...values: ShellValue[]): Promise<void>
 export function queue(command: string | Command, options?: QueueOptions): Promise<void>
-export function queue(first: Template | string | Command, ...rest: any[]): Promise<void> {
+export function queue(first: Template | string | Command, ...rest: unknown[]): Promise<void> {
   return (currentTaskContext('queue').queue as (...args: unknown[]) => Promise<void>)(first, ...rest)
 }
 
 /** True when the command exits 0 on the current host. */
 export function test(strings: Template, ...values: ShellValue[]): Promise<boolean>
 export function test(command: string | Command, options?: RunOptions): Promise<boolean>
-export function test(first: Template | string | Command, ...rest: any[]): Promise<boolean> {
+export function test(first: Template | string | Command, ...rest: unknown[]): Promise<boolean> {
   return (currentTaskContext('test').test as (...args: unknown[]) => Promise<boolean>)(first, ...rest)
 }
 

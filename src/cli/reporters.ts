@@ -107,7 +107,9 @@ export async function createReporters(invocation: Invocation, logFile?: string):
   closers.push(async () => stdout.flush())
   let closing: Promise<void> | undefined
   return {
-    sink: (event: RunEvent) => sinks.forEach((sink) => sink(event)),
+    sink: (event: RunEvent) => {
+      for (const sink of sinks) sink(event)
+    },
     // Idempotent: the run closes the reporters before printing anything else, and again on the way out.
     close: () =>
       (closing ??= (async () => {

@@ -217,7 +217,7 @@ function checkReferences(registry: Registry, path: string): void {
 function loadError(error: unknown, path: string): Error {
   const e = error instanceof Error ? error : new Error(String(error))
   // jiti reports a syntax error as "ParseError: <what>\n <file>:<line>:<column>".
-  const parse = /^(?:ParseError|SyntaxError): ([^]*?)\s*\n\s*(\/[^\n]*?):(\d+):(\d+)\s*$/.exec(e.message)
+  const parse = /^(?:ParseError|SyntaxError): ([\s\S]*?)\s*\n\s*(\/[^\n]*?):(\d+):(\d+)\s*$/.exec(e.message)
   if (parse) {
     const [, what, file, line, column] = parse
     return new ConfigError(

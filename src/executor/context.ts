@@ -108,7 +108,7 @@ export interface UploadOptions {
 type Template = TemplateStringsArray
 
 function isTemplate(value: unknown): value is Template {
-  return Array.isArray(value) && Object.prototype.hasOwnProperty.call(value, 'raw')
+  return Array.isArray(value) && Object.hasOwn(value, 'raw')
 }
 
 /**
@@ -548,9 +548,9 @@ export class TaskContext {
       }
       return undefined
     })
-    batch.forEach((queued, index) => ended(queued.task, failedIndex === index ? result.code : queuedErrors[index] ? null : 0))
+    for (const [index, queued] of batch.entries()) ended(queued.task, failedIndex === index ? result.code : queuedErrors[index] ? null : 0)
     if (shownOwn) ended(task, failedIndex === -1 ? result.code : null)
-    batch.forEach((queued, index) => queued.owner?.settle(queuedErrors[index]))
+    for (const [index, queued] of batch.entries()) queued.owner?.settle(queuedErrors[index])
     if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
     if (failedQueued) {
       throw options.failure && shownOwn ? this.notRun(undefined, shownCommand, failedQueued, options.failure) : failedQueued

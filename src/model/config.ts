@@ -86,7 +86,7 @@ export class HostConfig {
    * releases live before the name is chosen).
    */
   async get(key: string, fallback?: unknown, stack: string[] = [], given?: Record<string, unknown>): Promise<unknown> {
-    if (given && Object.prototype.hasOwnProperty.call(given, key)) return given[key]
+    if (given && Object.hasOwn(given, key)) return given[key]
     if (stack.includes(key) || computing.getStore()?.includes(key)) {
       throw new ConfigError(`Setting "${key}" refers to itself: ${[...(computing.getStore() ?? []), ...stack, key].join(' → ')}`)
     }
@@ -147,8 +147,8 @@ export class HostConfig {
       if (!this.reportedSecrets.has(value)) this.onSecret(value)
       this.reportedSecrets.add(value)
     }
-    else if (Array.isArray(value)) value.forEach((v) => this.markSecret(v))
-    else if (value && typeof value === 'object') Object.values(value).forEach((v) => this.markSecret(v))
+    else if (Array.isArray(value)) for (const v of value) this.markSecret(v)
+    else if (value && typeof value === 'object') for (const v of Object.values(value)) this.markSecret(v)
   }
 
   /** Expands `{{key}}` in strings (recursively in arrays and plain objects). `\{{x}}` stays literal. */
@@ -173,9 +173,9 @@ export class HostConfig {
     const parts: Array<string | Promise<string>> = []
     let last = 0
     for (const match of text.matchAll(TEMPLATE)) {
-      const [whole, escape, name] = match
+      const [whole, escaped, name] = match
       parts.push(text.slice(last, match.index))
-      if (escape) parts.push(whole.slice(1))
+      if (escaped) parts.push(whole.slice(1))
       else parts.push(this.get(name, undefined, stack, given).then((v) => format(stringify(v))))
       last = match.index! + whole.length
     }

@@ -30,6 +30,7 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
 /** Base class of every error deployfile reports itself: a message, a hint on what to fix, and an exit code. */
 export class DeployError extends Error {
   static [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` asks about (ConfigError, say), not always DeployError
     return isBranded(value, this.name)
   }
   readonly exitCode: ExitCodeValue

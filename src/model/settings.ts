@@ -196,7 +196,7 @@ export function isLiteral(value: unknown): boolean {
  * "did you mean upload_path" for a missing deploy_path sends people the wrong way.
  */
 export function closeSettings(wanted: string, candidates: Iterable<string>): string[] {
-  return closest(wanted, candidates, 3, (length) => Math.max(1, Math.floor(length / 4)))
+  return closest(wanted, candidates, 3)
 }
 
 function show(value: unknown): string {

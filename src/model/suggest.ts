@@ -1,14 +1,7 @@
 import { distance } from 'fastest-levenshtein'
 
-/** How many edits make a name "close", given the longer name's length. */
-const defaultTolerance = (length: number): number => Math.max(2, Math.ceil(length / 3))
-
-/**
- * Names from `candidates` close to `wanted`, nearest first, for "did you mean"
- * hints. `tolerance` gives the edits allowed for a length (settings use a
- * tighter one than tasks and hosts).
- */
-export function closest(wanted: string, candidates: Iterable<string>, max = 3, tolerance = defaultTolerance): string[] {
+/** Names from `candidates` close to `wanted`, nearest first, for "did you mean" hints. */
+export function closest(wanted: string, candidates: Iterable<string>, max = 3): string[] {
   const scored = [...new Set(candidates)]
     // A name containing the other ranks as an edit of 1.5: after a one-letter typo ("deploy:symlink"
     // for "deploy:symlnk"), before a far one. A quarter of the length in edits is still a typo; a third

@@ -32,6 +32,7 @@ export type TaskBody<Ctx = unknown> = (ctx: Ctx) => unknown | Promise<unknown>
 export interface TaskDefinition extends TaskOptions {
   readonly name: string
   /** The work, for a task with a body. */
+  // biome-ignore lint/suspicious/noExplicitAny: bodies take the context type of their recipe; a parameter type is checked contravariantly, so only `any` holds them all
   readonly body?: TaskBody<any>
   /** The tasks it runs in order, for a group task. */
   readonly group?: readonly string[]

@@ -67,7 +67,7 @@ export function selectHosts(hosts: readonly Host[], selectors: readonly string[]
             .join(', ')}. Select by alias, key=value, key!=value, a|b; "," is OR, "&" is AND.`,
       )
     }
-    matches.forEach((host) => selected.add(host))
+    for (const host of matches) selected.add(host)
   }
   return hosts.filter((host) => selected.has(host))
 }

@@ -1,5 +1,5 @@
 /** Characters that never need quoting in a POSIX shell word. */
-const SAFE_WORD = /^[A-Za-z0-9_\/.:=@%+,-]+$/
+const SAFE_WORD = /^[A-Za-z0-9_/.:=@%+,-]+$/
 
 /**
  * Quotes a value for a POSIX shell (dash, bash, busybox sh) with single quotes.

@@ -74,7 +74,7 @@ describe('dep deploy --dry-run', () => {
     expect((await dep(['deploy'], { cwd: dir })).code).toBe(0)
     const lockDir = path.join(deployPath, '.dep/deploy.lock')
     await mkdir(lockDir)
-    await writeFile(path.join(lockDir, 'owner.json'), JSON.stringify({ user: 'alice', machine: 'laptop', run_id: 'other-run' }) + '\n')
+    await writeFile(path.join(lockDir, 'owner.json'), `${JSON.stringify({ user: 'alice', machine: 'laptop', run_id: 'other-run' })}\n`)
     const result = await dep(['deploy', '--dry-run'], { cwd: dir })
     expect(result.code, result.output).toBe(0)
     expect(result.output).toMatch(/the lock is held by alice on laptop.*a real run would stop here \(exit 4\)/)

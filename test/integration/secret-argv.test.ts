@@ -35,7 +35,7 @@ secret('api_token', ${JSON.stringify(SECRET)})
 task('leak', async () => {
   const outputs = await Promise.all([1, 2, 3, 4, 5].map((n) => run(\`T={{api_token}}; sleep 1.${MARK}\${n}; echo "ran \${n} \${'$'}{#T}"\`)))
   info(outputs.join(' / '))
-  const withStdin = await Promise.all([6, 7].map((n) => run(\`T={{api_token}}; sleep 1.${MARK}\${n}; echo "stdin \${n}: \$(wc -c) bytes"\`, { stdin: 'twelve bytes' })))
+  const withStdin = await Promise.all([6, 7].map((n) => run(\`T={{api_token}}; sleep 1.${MARK}\${n}; echo "stdin \${n}: $(wc -c) bytes"\`, { stdin: 'twelve bytes' })))
   info(withStdin.join(' / '))
   info(await runLocally(\`T={{api_token}}; sleep 1.${MARK}8; echo local \${'$'}{#T}\`))
 })

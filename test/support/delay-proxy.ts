@@ -102,6 +102,7 @@ function delayedPipe(
   const queue: Array<{ due: number; chunk: Buffer; seq: number }> = []
   let seq = 0
   let queued = 0
+  // biome-ignore lint/correctness/noUnusedVariables: read by the `??=` below, which schedules pump only when none is pending
   let timer: NodeJS.Timeout | undefined
   let ended = false
 

@@ -3,7 +3,7 @@
  * localhost deployfile: inspection commands, errors and exit codes, and a real
  * deploy of the common recipe into a temporary directory.
  */
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'

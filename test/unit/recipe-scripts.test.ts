@@ -84,7 +84,7 @@ describe('writable modes', () => {
 })
 
 /** The default layout of a deploy_path (what layoutOf() builds from the default settings). */
-export function layoutAt(deployPath: string, overrides: Partial<Layout> = {}): Layout {
+function layoutAt(deployPath: string, overrides: Partial<Layout> = {}): Layout {
   return {
     deployPath,
     depDir: `${deployPath}/.dep`,

@@ -101,7 +101,7 @@ const failingRun: RunEvent[] = [
 
 describe('listr view', () => {
   it('draws the plan: done steps collapsed, the failed step with its hosts and the error in place', async () => {
-    const { frame, out } = await run(failingRun)
+    const { frame } = await run(failingRun)
     const lines = frame.split('\n').map((l) => l.trimEnd())
     expect(lines).toContainEqual(expect.stringMatching(/^✔ lock \d+ ms · 2 hosts · 1 round trip each$/))
     expect(frame).not.toMatch(/^\s+✔ web1 7 ms/m) // a step that went well lists no hosts

@@ -20,7 +20,7 @@ export function treeLines(registry: Registry, taskName: string): string[] {
     const branch = root ? '' : last ? '└── ' : '├── '
     lines.push(`${indent}${branch}${node.name}${notes.length ? `  // ${notes.join(', ')}` : ''}`)
     const childIndent = root ? '' : indent + (last ? '    ' : '│   ')
-    node.children.forEach((child, i) => walk(child, childIndent, i === node.children.length - 1, false))
+    for (const [i, child] of node.children.entries()) walk(child, childIndent, i === node.children.length - 1, false)
   }
   walk(buildTree(registry, taskName), '', true, true)
   return lines

@@ -7,7 +7,7 @@ import ssh2, { type Client, type ConnectConfig } from 'ssh2'
 const { Client: SshClient } = ssh2
 import { ConnectionError } from '../../model/errors.js'
 import { PASSPHRASE_ENV, planAuth, type IdentityStore } from './auth.js'
-import { HostKeyRejected, prepareHostKeyCheck } from './host-key.js'
+import { prepareHostKeyCheck } from './host-key.js'
 import { describeEndpoint, type Endpoint, type SshContext, type SshSettings } from './settings.js'
 
 /** TCP keepalive: a backstop for the OS; the SSH keepalive (settings.keepaliveInterval) finds a hung peer first. */
