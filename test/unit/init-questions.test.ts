@@ -4,7 +4,8 @@
  */
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { ask, defaultAnswers, renderDeployfile } from '../../src/cli/commands/init.js'
+import { ask, defaultAnswers } from '../../src/cli/commands/init.js'
+import { renderDeployfile } from '../../src/cli/commands/init-files.js'
 
 async function answer(replies: string[]): Promise<{ answers: ReturnType<typeof defaultAnswers>; prompts: string }> {
   const answers = { ...defaultAnswers('/tmp/shop'), repository: '', github: false }
