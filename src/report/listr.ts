@@ -209,7 +209,8 @@ export function createListrReporter(options: ListrReporterOptions): { sink: (eve
     if (drawing) renderer.update()
     return drawing
   }
-  const sync = () => (syncing = syncing.then(() => tree.sync(view, draw)))
+  // A frame that cannot be drawn must not stop the deploy (the closing lines are printed anyway).
+  const sync = () => (syncing = syncing.then(() => tree.sync(view, draw)).catch(() => undefined))
 
   // ---- lines above the tree -------------------------------------------------------------
   let above: string[] = []
