@@ -71,6 +71,14 @@ export function findInstalledPlugins(dir: string): InstalledPlugin[] {
   return plugins
 }
 
+/** The settings a registry's recipes declared with a `dep init` question, by name. */
+export function askedSettings(registry: Registry): SettingDeclaration[] {
+  return registry.settings
+    .names()
+    .map((key) => registry.settings.get(key)!)
+    .filter((declaration) => declaration.ask && declaration.origin !== 'builtin')
+}
+
 /**
  * Imports each plugin from the project and applies its recipe to a scratch registry. A plugin
  * that does not load, or has no such recipe export, is reported through `warn` and left out:
@@ -90,11 +98,7 @@ export async function loadPluginSettings(dir: string, plugins: InstalledPlugin[]
         }
         await (recipe as () => unknown)()
       })
-      const questions = registry.settings
-        .names()
-        .map((key) => registry.settings.get(key)!)
-        .filter((declaration) => declaration.ask && declaration.origin !== 'builtin')
-      loaded.push({ ...plugin, questions, registry })
+      loaded.push({ ...plugin, questions: askedSettings(registry), registry })
     } catch (error) {
       warn(`dep init: skipping plugin ${plugin.name}: ${(error as Error).message}`)
     }
