@@ -24,7 +24,7 @@ describe('a second copy of deployfile', () => {
       holder[LOADER] = previous
     }
     // The same package loaded again (a TypeScript loader's second evaluation) is this copy: fine.
-    const registry = await declare(() => task('x', async () => {}))
+    const registry = await declare(() => void task('x', async () => {}))
     expect(registry).toBeInstanceOf(Registry)
     expect(registry.tasks.has('x')).toBe(true)
   })
