@@ -28,6 +28,8 @@ declare module 'deployfile' {
     laravel_version: string
     /** Command run after the switch to reload PHP-FPM or reset OPcache, e.g. `sudo systemctl reload php8.2-fpm`. Off by default. */
     php_fpm_reload_command: string
+    /** PHP-FPM systemd unit reloaded after the switch, e.g. `php8.2-fpm` (the PHP-FPM plugin, applied by this recipe). */
+    php_fpm_service: string
     /** Run `artisan queue:restart` after the switch (when the app uses queue workers). Default false. */
     queue_restart: boolean
   }

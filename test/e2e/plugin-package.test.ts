@@ -118,6 +118,11 @@ describe('a plugin installed from its package', () => {
   }, 30_000)
 
   it('a deploy to this machine runs its task after the switch, with the values set and the secret never shown', async () => {
+    // The commands first, recorded by the memory transport: what docs/plugins.md tells authors to test.
+    const dry = await npx(['dep', 'example:greet', '--dry-run', '--offline'], { cwd: project.dir, env: { EXAMPLE_TOKEN: TOKEN } })
+    expect(dry.code, dry.output).toBe(0)
+    expect(dry.stdout).toContain(`'token: set' > ${path.join(project.dir, '.deploy/shop')}/greeting.txt`)
+    expect(dry.output).not.toContain(TOKEN)
     const deploy = await npx(['dep', 'deploy'], { cwd: project.dir, env: { EXAMPLE_TOKEN: TOKEN } })
     expect(deploy.code, deploy.output).toBe(0)
     expect(deploy.output).toContain('example:greet')
