@@ -48,29 +48,24 @@ function shown(value: unknown): string {
   return Array.isArray(value) ? value.join(',') : String(value)
 }
 
-async function askOne(prompt: Prompt, plugin: PluginSettings, declaration: SettingDeclaration): Promise<unknown> {
-  const { createInterface } = await import('node:readline/promises')
-  const rl = createInterface({ input: prompt.input, output: prompt.output, terminal: false })
+/** Asks one question until the answer is of the setting's type (a readline `question`). */
+async function askOne(question: (text: string) => Promise<string>, output: NodeJS.WritableStream, plugin: PluginSettings, declaration: SettingDeclaration): Promise<unknown> {
   const fallback = defaultOf(declaration)
-  try {
-    for (;;) {
-      const reply = await rl.question(`${declaration.ask} (${plugin.name})${fallback !== undefined ? ` [${shown(fallback)}]` : ''}: `)
-      // Enter keeps the default; a lone "-" leaves the setting out.
-      if (reply.trim() === '') return fallback
-      if (reply.trim() === '-') return undefined
-      try {
-        return plugin.registry.settings.parseOption(declaration.name, reply.trim())
-      } catch (error) {
-        prompt.output.write(`  ${(error as Error).message}\n`)
-      }
+  for (;;) {
+    const reply = await question(`${declaration.ask} (${plugin.name})${fallback !== undefined ? ` [${shown(fallback)}]` : ''}: `)
+    // Enter keeps the default; a lone "-" leaves the setting out.
+    if (reply.trim() === '') return fallback
+    if (reply.trim() === '-') return undefined
+    try {
+      return plugin.registry.settings.parseOption(declaration.name, reply.trim())
+    } catch (error) {
+      output.write(`  ${(error as Error).message}\n`)
     }
-  } finally {
-    rl.close()
   }
 }
 
 /** The deployfile lines for one plugin, asking (or reading `given`) for each of its questions. */
-async function setupOf(plugin: PluginSettings, given: Map<string, string>, prompt: Prompt | undefined): Promise<PluginSetup> {
+async function setupOf(plugin: PluginSettings, given: Map<string, string>, ask: ((declaration: SettingDeclaration) => Promise<unknown>) | undefined): Promise<PluginSetup> {
   const lines: string[] = []
   for (const declaration of plugin.questions) {
     const key = declaration.name
@@ -81,8 +76,8 @@ async function setupOf(plugin: PluginSettings, given: Map<string, string>, promp
     }
     const value = given.has(key)
       ? plugin.registry.settings.parseOption(key, given.get(key)!)
-      : prompt
-        ? await askOne(prompt, plugin, declaration)
+      : ask
+        ? await ask(declaration)
         : defaultOf(declaration)
     lines.push(value === undefined ? `// set(${literal(key)}, …)${about}` : `set(${literal(key)}, ${literal(value)})`)
   }
@@ -116,9 +111,19 @@ export async function installedPlugins(
 
 /** What each plugin's setup is: its questions asked on `prompt` (none with `--yes`), or taken from `given`. */
 export async function pluginSetups(plugins: readonly PluginSettings[], given: Map<string, string>, prompt: Prompt | undefined): Promise<PluginSetup[]> {
-  const setups: PluginSetup[] = []
-  for (const plugin of plugins) setups.push(await setupOf(plugin, given, prompt))
-  return setups
+  const questions = plugins.some((plugin) => plugin.questions.some((q) => !q.secret && !given.has(q.name)))
+  // One reader for every question: lines typed ahead are kept (a new readline per question drops them).
+  const rl = prompt && questions ? (await import('node:readline/promises')).createInterface({ input: prompt.input, output: prompt.output, terminal: false }) : undefined
+  try {
+    const setups: PluginSetup[] = []
+    for (const plugin of plugins) {
+      const ask = rl && prompt ? (declaration: SettingDeclaration) => askOne((text) => rl.question(text), prompt.output, plugin, declaration) : undefined
+      setups.push(await setupOf(plugin, given, ask))
+    }
+    return setups
+  } finally {
+    rl?.close()
+  }
 }
 
 /** The lines `renderDeployfile` adds for plugins: imports, `use()` calls, and settings. */
