@@ -5,6 +5,7 @@
  */
 import { ConfigError, after, declareSetting, secretsFrom, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
 import { common, isPreparingRelease } from './common.js'
+import { phpFpm } from '../plugins/php-fpm.js'
 import { dotenvContent, secretValuesOf } from './laravel/dotenv.js'
 import {
   artisanScript,
@@ -27,6 +28,8 @@ declare module 'deployfile' {
     laravel_version: string
     /** Command run after the switch to reload PHP-FPM or reset OPcache, e.g. `sudo systemctl reload php8.2-fpm`. Off by default. */
     php_fpm_reload_command: string
+    /** PHP-FPM systemd unit reloaded after the switch, e.g. `php8.2-fpm` (the PHP-FPM plugin, applied by this recipe). */
+    php_fpm_service: string
     /** Run `artisan queue:restart` after the switch (when the app uses queue workers). Default false. */
     queue_restart: boolean
   }
@@ -118,7 +121,6 @@ export const laravel: Recipe = () => {
   setDefault('composer_options', '--prefer-dist --no-progress --no-interaction --no-dev --optimize-autoloader')
   // Keys with no default are declared so that set()/-o accept them (deploy:vendors sets laravel_version).
   declareSetting('laravel_version', { type: 'string', description: 'Laravel version, as artisan --version reports it (found during deploy:vendors).' })
-  declareSetting('php_fpm_reload_command', { type: 'string', description: 'Command run after the switch to reload PHP-FPM or reset OPcache.' })
   // Every .env value is a secret for the whole run, not only once deploy:env read it: `dep run
   // 'cat .env'` and any task printing a value must show ***.
   secretsFrom(async (config) => (config.has('dotenv') ? secretValuesOf(await dotenvContent(await config.get('dotenv'))) : []))
@@ -201,14 +203,6 @@ export const laravel: Recipe = () => {
   artisanTask('queue:failed', { description: 'Lists failed queue jobs', once: true, showOutput: true })
   artisanTask('about', { description: 'Shows application information', min: '9.21', showOutput: true })
 
-  task('php-fpm:reload', async (ctx) => {
-    const command = await ctx.get('php_fpm_reload_command', '')
-    if (command) await ctx.run(command)
-  }, {
-    phase: 'post-switch',
-    description: 'Runs php_fpm_reload_command (off by default: serve current/public with $realpath_root and no reload is needed)',
-  })
-
   task('laravel:queue_restart', async (ctx) => {
     if (await ctx.get('queue_restart')) await ctx.invoke('artisan:queue:restart')
   }, { phase: 'post-switch', hidden: true, description: 'artisan queue:restart when queue_restart is on' })
@@ -229,9 +223,7 @@ export const laravel: Recipe = () => {
   ]) {
     after('deploy:writable', step)
   }
-  after('deploy:symlink', 'php-fpm:reload')
+  // php-fpm:reload (the PHP-FPM plugin) after the switch and after a revert, before the queue restart.
+  use(phpFpm)
   after('deploy:symlink', 'laravel:queue_restart')
-
-  // Rolled-back hosts serve the old release again: reload PHP there too.
-  after('deploy:reverted', 'php-fpm:reload')
 }

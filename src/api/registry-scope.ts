@@ -1,4 +1,5 @@
 import { Registry } from '../model/registry.js'
+import { asLoaderPackage, assertLoaderPackage } from './package-copy.js'
 
 /*
  * The registry that top-level calls (task, set, host, …) write into. It sits
@@ -11,6 +12,7 @@ const holder = globalThis as Holder
 
 /** The registry being filled right now. */
 export function currentRegistry(): Registry {
+  assertLoaderPackage()
   return (holder[KEY] ??= new Registry())
 }
 
@@ -19,7 +21,7 @@ export async function withRegistry(registry: Registry, fn: () => Promise<unknown
   const previous = holder[KEY]
   holder[KEY] = registry
   try {
-    await fn()
+    await asLoaderPackage(async () => fn())
     return registry
   } finally {
     holder[KEY] = previous

@@ -35,7 +35,7 @@ function packageRoot(): string {
  * deployfile's calls land in the registry this loader reads. When running from
  * the build, point at the build; from source (tests), at the source.
  */
-function selfAliases(): Record<string, string> {
+export function selfAliases(): Record<string, string> {
   const here = fileURLToPath(import.meta.url)
   const root = packageRoot()
   const fromSource = here.endsWith('.ts')

@@ -42,6 +42,12 @@ export interface SettingSpec {
   description?: string
   /** Mask the value as `***` in output, logs, events and `dep config`. */
   secret?: boolean
+  /**
+   * The question `dep init` asks for this setting when the plugin declaring it is installed
+   * (docs/plugins.md). The answer is checked against `type`, like `-o`; `default` is offered.
+   * A secret is never asked: `dep init` writes `secret('key', process.env.KEY ?? '')` instead.
+   */
+  ask?: string
 }
 
 /** A known setting: its spec, and how it became known. */
@@ -246,6 +252,9 @@ export class SettingsTable {
       throw new ConfigError(
         `declareSetting('${name}', …): type must be one of ${VALID_TYPES.map((t) => `'${t}'`).join(', ')} or { oneOf: ['a', 'b'] }, got ${show(spec?.type)}.`,
       )
+    }
+    if (spec.ask !== undefined && (typeof spec.ask !== 'string' || !spec.ask.trim())) {
+      throw new ConfigError(`declareSetting('${name}', …): ask must be the question dep init asks, got ${show(spec.ask)}.`)
     }
     const known = this.table.get(name)
     if (known && known.origin !== 'inferred' && origin === 'inferred') return known

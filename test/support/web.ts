@@ -36,6 +36,12 @@ const FPM_READY_LINE = 'ready to handle connections';
 export interface StartWebServerOptions {
   /** Document root, e.g. `<deploy_path>/current/public`; may go through symlinks. */
   root: string;
+  /**
+   * The path nginx hands PHP: `$realpath_root` (default: the link resolved per request, no reload
+   * needed after a switch) or `$document_root` (through the link: PHP's caches keep the old
+   * release until php-fpm reloads; what the PHP-FPM plugin is for).
+   */
+  fastcgiRoot?: '$realpath_root' | '$document_root';
   phpFpmBin?: string;
   nginxBin?: string;
 }
@@ -76,7 +82,7 @@ export async function startWebServer(options: StartWebServerOptions): Promise<We
 
   const fpm = await startFpm(fpmBin, dir);
   try {
-    const { nginx, port } = await startNginx(nginxBin, dir, options.root, fpm.socket);
+    const { nginx, port } = await startNginx(nginxBin, dir, options.root, fpm.socket, options.fastcgiRoot ?? '$realpath_root');
     return makeHandle(dir, port, nginx, fpm);
   } catch (error) {
     await stopChild(fpm.child);
@@ -191,7 +197,7 @@ function countOccurrences(text: string, needle: string): number {
 
 // --- nginx -----------------------------------------------------------------
 
-function nginxConfig(dir: string, root: string, port: number, fpmSocket: string): string {
+function nginxConfig(dir: string, root: string, port: number, fpmSocket: string, fastcgiRoot: string): string {
   const q = (value: string): string => JSON.stringify(value); // nginx accepts C-style double quotes
   return `daemon off;
 master_process on;
@@ -235,8 +241,8 @@ http {
             # $realpath_root, not $document_root: PHP's realpath cache would
             # otherwise keep resolving current/ to the previous release after
             # the symlink switch.
-            fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
-            fastcgi_param DOCUMENT_ROOT $realpath_root;
+            fastcgi_param SCRIPT_FILENAME ${fastcgiRoot}$fastcgi_script_name;
+            fastcgi_param DOCUMENT_ROOT ${fastcgiRoot};
             fastcgi_param SCRIPT_NAME $fastcgi_script_name;
             fastcgi_param QUERY_STRING $query_string;
             fastcgi_param REQUEST_METHOD $request_method;
@@ -265,6 +271,7 @@ async function startNginx(
   dir: string,
   root: string,
   fpmSocket: string,
+  fastcgiRoot: string,
 ): Promise<{ nginx: ChildProcess; port: number }> {
   const config = path.join(dir, 'nginx.conf');
   const errorLog = path.join(dir, 'nginx-error.log');
@@ -273,7 +280,7 @@ async function startNginx(
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    await writeFile(config, nginxConfig(dir, root, port, fpmSocket));
+    await writeFile(config, nginxConfig(dir, root, port, fpmSocket, fastcgiRoot));
     // -e: without it nginx opens /var/log/nginx/error.log before reading our config.
     const nginx = spawnTracked(bin, ['-p', `${dir}/`, '-c', config, '-e', errorLog]);
     try {

@@ -3,6 +3,7 @@
  * workflow and the tsconfig that type-checks the deployfile. Pure: init.ts asks and writes.
  */
 import { isAbsolute } from 'node:path'
+import { pluginLines, type PluginSetup } from './init-plugins.js'
 
 /** What `dep init` needs to know. */
 export interface InitAnswers {
@@ -34,11 +35,12 @@ function ts(value: string): string {
 }
 
 /** The deployfile for these answers. */
-export function renderDeployfile(answers: InitAnswers): string {
+export function renderDeployfile(answers: InitAnswers, plugins: readonly PluginSetup[] = []): string {
   const recipe = answers.recipe
+  const extra = pluginLines(plugins)
   const local = answers.hosts.filter((h) => h === 'localhost')
   const remote = answers.hosts.filter((h) => h !== 'localhost')
-  const imports = ['set', 'use', ...(remote.length ? ['host'] : []), ...(local.length ? ['localhost'] : [])]
+  const imports = ['set', ...(extra.needsSecret ? ['secret'] : []), 'use', ...(remote.length ? ['host'] : []), ...(local.length ? ['localhost'] : [])]
   const uploadPath = answers.upload_path || '.'
   const deployPath = answers.deploy_path || `.deploy/app`
   // Relative paths are relative to this file, whatever directory dep runs in. fileURLToPath(import.meta.url)
@@ -51,9 +53,11 @@ export function renderDeployfile(answers: InitAnswers): string {
     ...(needsHere ? [`import { fileURLToPath } from 'node:url'`] : []),
     `import { ${imports.join(', ')} } from 'deployfile'`,
     `import { ${recipe} } from 'deployfile/recipes/${recipe}'`,
+    ...extra.imports,
     '',
     ...(needsHere ? ['/** A path relative to this file. */', `const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))`, ''] : []),
     `use(${recipe})`,
+    ...extra.uses,
     '',
   ]
   if (answers.repository) {
@@ -76,7 +80,7 @@ export function renderDeployfile(answers: InitAnswers): string {
     lines.push('// The production .env: a local file, or values built here from the environment (masked in all output).')
     lines.push(`// set('dotenv', { APP_KEY: process.env.APP_KEY!, DB_PASSWORD: process.env.DB_PASSWORD! })`)
   }
-  lines.push('')
+  lines.push(...extra.settings, '')
   for (const name of remote) {
     const options = [
       answers.remote_user ? `remoteUser: ${ts(answers.remote_user)}` : '',

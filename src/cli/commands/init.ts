@@ -17,8 +17,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path'
 import { ConfigError, ExitCode } from '../../model/errors.js'
 import { parseOverride } from '../../model/config.js'
-import { didYouMean } from '../../model/suggest.js'
 import type { CliOptions } from '../options.js'
+import { installedPlugins, pluginSetups } from './init-plugins.js'
 import { renderDeployfile, renderTsconfig, renderWorkflow, type InitAnswers } from './init-files.js'
 
 export type { InitAnswers } from './init-files.js'
@@ -190,10 +190,13 @@ export async function runInit(args: string[], options: CliOptions): Promise<numb
   const cwd = process.cwd()
   const answers = defaultAnswers(cwd)
   const given = new Set<Key>()
+  // Keys dep init does not know may be installed plugins' questions (init-plugins.ts).
+  const pluginAnswers = new Map<string, string>()
   for (const option of options.option) {
     const [key, value] = parseOverride(option)
     if (!(KEYS as readonly string[]).includes(key)) {
-      throw new ConfigError(`dep init does not know "${key}".`, didYouMean(key, KEYS) || `It knows: ${KEYS.join(', ')}.`)
+      pluginAnswers.set(key, String(value ?? ''))
+      continue
     }
     applyAnswer(answers, key as Key, String(value ?? ''))
     given.add(key as Key)
@@ -207,19 +210,19 @@ export async function runInit(args: string[], options: CliOptions): Promise<numb
     throw new ConfigError(`${relative(cwd, target) || target} already exists; dep init does not overwrite it.`, 'Move it away, or run dep init --force to replace it.')
   }
 
-  if (!options.yes) {
-    if (!process.stdin.isTTY) {
-      throw new ConfigError('dep init asks questions, and there is no terminal to ask on.', 'In scripts, run dep init --yes with the answers as -o key=value (recipe, repository, hosts, deploy_path, github, …).')
-    }
-    await ask(answers, given)
+  if (!options.yes && !process.stdin.isTTY) {
+    throw new ConfigError('dep init asks questions, and there is no terminal to ask on.', 'In scripts, run dep init --yes with the answers as -o key=value (recipe, repository, hosts, deploy_path, github, …).')
   }
+  const plugins = await installedPlugins(cwd, pluginAnswers, KEYS)
+  if (!options.yes) await ask(answers, given)
+  const setups = await pluginSetups(plugins, pluginAnswers, options.yes ? undefined : { input: process.stdin, output: process.stderr })
   if (!answers.deploy_path) answers.deploy_path = defaultDeployPath(answers, cwd)
   if (answers.github && existsSync(workflow) && !options.force) {
     throw new ConfigError(`${relative(cwd, workflow)} already exists; dep init does not overwrite it.`, 'Move it away, or run dep init --force to replace it.')
   }
 
   mkdirSync(dirname(target), { recursive: true })
-  writeFileSync(target, renderDeployfile(answers))
+  writeFileSync(target, renderDeployfile(answers, setups))
   const written = [relative(cwd, target)]
   // A tsconfig for the deployfile, so `npx tsc --noEmit` checks it as written; a project's own is left alone.
   const tsconfig = resolve(dirname(target), 'tsconfig.json')
@@ -237,6 +240,7 @@ export async function runInit(args: string[], options: CliOptions): Promise<numb
   const what = answers.repository ? `${answers.repository} (${answers.branch || 'main'})` : `${answers.upload_path || '.'} (uploaded)`
   const deployPath = isAbsolute(answers.deploy_path) ? answers.deploy_path : `${answers.deploy_path} (next to the deployfile)`
   const next = [`Wrote ${written.join(', ')}.`, `  deploys ${what}`, `  to ${where}`, `  into ${deployPath}`]
+  if (setups.length) next.push(`  with the plugins ${setups.map((s) => s.name).join(', ')}`)
   if (!dependsOnDeployfile(cwd)) next.push('Add deployfile to the project: npm install --save-dev deployfile')
   next.push('Type-check it: npm install --save-dev typescript && npx tsc --noEmit', 'See the plan: npx dep deploy --plan', 'Deploy: npx dep deploy')
   process.stdout.write(`${next.join('\n')}\n`)
