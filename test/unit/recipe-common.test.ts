@@ -230,7 +230,7 @@ describe('an overridden release_path and current_path (one layout for every buil
     const registry = await fleet(() => (set('release_path', releasePath), set('current_path', currentPath)))
     const { outcome, transports } = await runPlan(registry, 'deploy', { responders: [probeAnswer()], dryRun: true })
     expect(outcome.exitCode).toBe(2)
-    expect(outcome.error?.message).toMatch(message)
+    expect((outcome.error as Error).message).toMatch(message)
     for (const transport of transports.values()) expect(transport.scripts.join('\n')).not.toContain('@ledger_begin')
   })
 })
