@@ -4,15 +4,18 @@
  * directory, migrations once before the switch, reloads after it.
  */
 import { ConfigError, after, declareSetting, secretsFrom, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
-import { common, isPreparingRelease } from './common.js'
+import { common, hostLayout, isPreparingRelease } from './common.js'
 import { phpFpm } from '../plugins/php-fpm.js'
 import { dotenvContent, secretValuesOf } from './laravel/dotenv.js'
 import {
   artisanScript,
   envUploadPath,
   migrateScript,
+  migrationsSkipped,
   releaseEnvScript,
+  reportedLaravelVersion,
   seedEnvScript,
+  sharedEnvPath,
   sqliteFileScript,
   storageSkeletonScript,
   vendorsScript,
@@ -60,6 +63,33 @@ async function laravelVersion(ctx: TaskContext): Promise<string | undefined> {
  */
 async function appPath(ctx: TaskContext): Promise<string> {
   return (await isPreparingRelease(ctx)) ? ctx.get('release_path') : ctx.get('current_path')
+}
+
+/**
+ * The release's own .env from the dotenv setting: uploaded over SFTP (created
+ * 0600, never on a command line) so a deploy that fails before the switch
+ * changes nothing the live release reads; shared_files then leaves .env out.
+ */
+async function releaseOwnEnv(ctx: TaskContext, releasePath: string): Promise<void> {
+  const content = await dotenvContent(await ctx.get('dotenv'))
+  if (!content.trim()) throw new ConfigError('The dotenv setting gave an empty .env.', 'Check the file or the values it is built from.')
+  ctx.addSecrets(...secretValuesOf(content))
+  await ctx.upload(Buffer.from(content), envUploadPath(releasePath), { mode: 0o600, afterQueued: false })
+  await ctx.queue(releaseEnvScript(releasePath))
+  ctx.set('shared_files', (await ctx.get('shared_files')).filter((file) => file.replace(/^\.\//, '') !== '.env'))
+  await ctx.queue(sqliteFileScript(`${releasePath}/.env`))
+}
+
+/** What deploy:vendors runs: composer in the new release, vendors copied from the live one when copy_vendors is on. */
+async function composerSettings(ctx: TaskContext): Promise<Parameters<typeof vendorsScript>[0]> {
+  return {
+    layout: await hostLayout(ctx),
+    releasePath: await ctx.get('release_path'),
+    php: await ctx.get('bin/php'),
+    composer: (await ctx.get('bin/composer', '')) || undefined,
+    composerOptions: await ctx.get('composer_options'),
+    copyVendors: await ctx.get('copy_vendors'),
+  }
 }
 
 /**
@@ -126,37 +156,19 @@ export const laravel: Recipe = () => {
   secretsFrom(async (config) => (config.has('dotenv') ? secretValuesOf(await dotenvContent(await config.get('dotenv'))) : []))
 
   task('deploy:env', async (ctx) => {
-    const deployPath = await ctx.get('deploy_path')
+    const layout = await hostLayout(ctx)
     const releasePath = await ctx.get('release_path')
     if (ctx.has('dotenv')) {
-      const content = await dotenvContent(await ctx.get('dotenv'))
-      if (!content.trim()) throw new ConfigError('The dotenv setting gave an empty .env.', 'Check the file or the values it is built from.')
-      ctx.addSecrets(...secretValuesOf(content))
-      // The release gets its own .env (over SFTP, created 0600, never on a command line),
-      // so a deploy that fails before the switch changes nothing the live release reads.
-      await ctx.upload(Buffer.from(content), envUploadPath(releasePath), { mode: 0o600, afterQueued: false })
-      await ctx.queue(releaseEnvScript(releasePath))
-      ctx.set('shared_files', (await ctx.get('shared_files')).filter((file) => file.replace(/^\.\//, '') !== '.env'))
-      await ctx.queue(sqliteFileScript(`${releasePath}/.env`))
+      await releaseOwnEnv(ctx, releasePath)
     } else {
-      await ctx.queue(seedEnvScript(deployPath, releasePath))
-      await ctx.queue(sqliteFileScript(`${deployPath}/shared/.env`))
+      await ctx.queue(seedEnvScript(layout, releasePath))
+      await ctx.queue(sqliteFileScript(sharedEnvPath(layout)))
     }
-    await ctx.queue(storageSkeletonScript(deployPath))
+    await ctx.queue(storageSkeletonScript(layout))
   }, { phase: 'prepare', description: "The .env: the release's own 0600 file from the dotenv setting, else shared/.env (seeded from .env.example)" })
 
   task('deploy:vendors', async (ctx) => {
-    const output = await ctx.run(
-      vendorsScript({
-        deployPath: await ctx.get('deploy_path'),
-        releasePath: await ctx.get('release_path'),
-        php: await ctx.get('bin/php'),
-        composer: (await ctx.get('bin/composer', '')) || undefined,
-        composerOptions: await ctx.get('composer_options'),
-        copyVendors: await ctx.get('copy_vendors'),
-      }),
-    )
-    const version = /@laravel_version (\S+)/.exec(output)?.[1]
+    const version = reportedLaravelVersion(await ctx.run(vendorsScript(await composerSettings(ctx))))
     if (version) ctx.set('laravel_version', version)
   }, { phase: 'prepare', description: 'composer install (vendors copied from the live release first when copy_vendors is on)' })
 
@@ -178,9 +190,8 @@ export const laravel: Recipe = () => {
   })
 
   task('artisan:migrate', async (ctx) => {
-    const output = await ctx.run(migrateScript(await ctx.get('bin/php'), await appPath(ctx), 'migrate --force'))
-    const skipped = /@skip (.*)/.exec(output)
-    if (skipped) ctx.warning(`artisan:migrate skipped: ${skipped[1]}`)
+    const skipped = migrationsSkipped(await ctx.run(migrateScript(await ctx.get('bin/php'), await appPath(ctx), 'migrate --force')))
+    if (skipped) ctx.warning(`artisan:migrate skipped: ${skipped}`)
   }, { phase: 'prepare', once: true, description: 'Runs the migrations once (one host), before the switch' })
 
   // Ready to hook in with before()/after(): each runs in the release directory.

@@ -48,8 +48,40 @@ function absolute(key: string, value: string): string {
   return posix.normalize(value).replace(/\/+$/, '') || '/'
 }
 
+/** True when `path` is `dir` or inside it. */
+function within(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`)
+}
+
+/**
+ * Refuses layouts where one part would be read as another: every directory in
+ * the releases directory is a release (cleanup removes old ones), so it must
+ * not hold deploy_path (shared/, .dep/) or the `current` link.
+ */
+function checkApart(layout: Layout): Layout {
+  const { deployPath, releasesDir, currentPath } = layout
+  if (within(deployPath, releasesDir)) {
+    throw new ConfigError(
+      `release_path puts releases in ${releasesDir}, which holds deploy_path ${deployPath}: shared/ and .dep/ would be read as releases.`,
+      "Give releases a directory of their own, like set('release_path', '{{deploy_path}}/releases/{{release_name}}').",
+    )
+  }
+  if (posix.dirname(currentPath) === releasesDir || within(deployPath, currentPath) || within(currentPath, releasesDir)) {
+    throw new ConfigError(
+      `current_path ${currentPath} overlaps the releases directory ${releasesDir} or deploy_path ${deployPath}.`,
+      "Put the current link outside the releases directory, like set('current_path', '{{deploy_path}}/current') or '/var/www/html'.",
+    )
+  }
+  return layout
+}
+
+/** The host's layout, built once per host and run from its settings (no I/O). */
+export function hostLayout(ctx: TaskContext): Promise<Layout> {
+  return ctx.shared(`common:layout:${ctx.host.alias}`, () => layoutOf(ctx))
+}
+
 /** Builds the host's layout from its settings (no I/O). */
-export async function layoutOf(ctx: TaskContext): Promise<Layout> {
+async function layoutOf(ctx: TaskContext): Promise<Layout> {
   const deployPath = absolute('deploy_path', String(await ctx.get('deploy_path')))
   if (deployPath === '/') throw new ConfigError('deploy_path must not be /.', 'Set deploy_path to a directory of its own, like /var/www/app.')
   // The releases directory is release_path with a placeholder name: learnt before the name is chosen.
@@ -61,7 +93,7 @@ export async function layoutOf(ctx: TaskContext): Promise<Layout> {
     )
   }
   const depDir = `${deployPath}/.dep`
-  return {
+  return checkApart({
     deployPath,
     depDir,
     lockDir: `${depDir}/deploy.lock`,
@@ -72,5 +104,5 @@ export async function layoutOf(ctx: TaskContext): Promise<Layout> {
     currentPath: absolute('current_path', String(await ctx.get('current_path'))),
     releaseLink: `${deployPath}/release`,
     capistranoLog: `${deployPath}/revisions.log`,
-  }
+  })
 }

@@ -55,6 +55,11 @@ export function takeoverLockScript(layout: Layout, staleRunId: string, owner: Lo
   return sh`if grep -q -- ${`"run_id":"${staleRunId}"`} ${file} 2>/dev/null && printf '%s\\n' ${JSON.stringify(owner)} > ${`${file}.tmp`} && mv -f -- ${`${file}.tmp`} ${file}; then echo '@lock taken'; else ${heldOrBroken(layout)}; fi`
 }
 
+/** Whether a lock script took the lock (its `@lock taken` line). */
+export function tookLock(output: string): boolean {
+  return output.includes('@lock taken')
+}
+
 /** Removes the lock only when this run holds it (its run id is in owner.json). */
 export function unlockScript(layout: Layout, runId: string): Command {
   return sh`if [ -d ${layout.lockDir} ] && grep -q -- ${`"run_id":"${runId}"`} ${`${layout.lockDir}/owner.json`} 2>/dev/null; then rm -rf -- ${layout.lockDir}; fi`
@@ -100,7 +105,7 @@ export function lockCreateError(alias: string, path: string, message: string): D
   const hint = /no space|quota/i.test(message)
     ? 'Free space on the host, then deploy again. No lock was left behind.'
     : /permission/i.test(message)
-      ? `The deploy user cannot write there: fix the owner or mode of ${path.replace(/\/[^/]+$/, '')} (or deploy as its owner).`
+      ? `The deploy user cannot write there: fix the owner or mode of ${parentOf(namedPath(message) ?? path)} (or deploy as its owner).`
       : /too long/i.test(message)
         ? 'deploy_path is longer than the host allows: choose a shorter deploy_path.'
         : 'Check deploy_path and the permissions on the host.'
@@ -108,4 +113,13 @@ export function lockCreateError(alias: string, path: string, message: string): D
     exitCode: hostCondition ? ExitCode.HostUnreachable : ExitCode.ConfigError,
     hint,
   })
+}
+
+/** The path a shell message names (`mkdir: cannot create directory '/var/www': Permission denied`). */
+function namedPath(message: string): string | undefined {
+  return /'(\/[^']*)'/.exec(message)?.[1]
+}
+
+function parentOf(path: string): string {
+  return path.replace(/\/[^/]+$/, '') || '/'
 }

@@ -45,8 +45,11 @@ export interface HostView {
  */
 export function probeScript(layout: Layout, lockOwner?: LockOwner): Command {
   const releases = layout.releasesDir
+  // A current_path elsewhere (/var/www/html) needs its directory for the switch's rename.
+  const currentDir = posix.dirname(layout.currentPath)
+  const dirs = [layout.depDir, releases, layout.sharedDir, ...(currentDir === layout.deployPath ? [] : [currentDir])]
   const prepare = lockOwner
-    ? sh`if ! err=$(mkdir -p -- ${layout.depDir} ${releases} ${layout.sharedDir} 2>&1); then
+    ? sh`if ! err=$(mkdir -p -- ${dirs} 2>&1); then
   printf '@setup_error %s\\n' "$(printf '%s' "$err" | tr '\\n' ' ')"
   exit 0
 fi

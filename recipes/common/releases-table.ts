@@ -1,12 +1,8 @@
 import { kindOf } from './fleet.js'
 import type { LedgerEntry } from './ledger.js'
 import type { HostView } from './probe.js'
+import { formatTable } from './table.js'
 
-/** Columns padded to their widest cell. */
-export function formatTable(rows: string[][]): string[] {
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)))
-  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ').trimEnd())
-}
 
 /** A git sha shortened; anything else (an upload's label) in full. */
 function shortRevision(revision: string | undefined): string {

@@ -3,12 +3,12 @@
  * and the run's own changes. Shared by every task of the run (ctx.shared).
  */
 import { hostname, userInfo } from 'node:os'
-import { type DeployError, LockHeldError, sh, type TaskContext } from 'deployfile'
-import { runsThatDrifted } from './fleet.js'
+import { ConnectionError, type TaskContext } from 'deployfile'
 import type { LedgerEntry } from './ledger.js'
-import { layoutOf, type Layout } from './layout.js'
-import { describeOwner, lockCreateError, markLockScript, takeoverLockScript, type LockOwner } from './lock.js'
-import { parseProbe, probeScript, releaseNameOf, type HostView } from './probe.js'
+import { hostLayout, releaseDir, type Layout } from './layout.js'
+import { describeOwner, type LockOwner } from './lock.js'
+import { parseProbe, probeScript, type HostView } from './probe.js'
+import { switchScript } from './scripts.js'
 
 export interface HostRun {
   layout: Layout
@@ -52,7 +52,7 @@ export async function lockOwner(ctx: TaskContext): Promise<LockOwner> {
 
 /** Probes the host (one round trip), taking the lock when `lock` is set, and remembers the view. */
 export async function probe(ctx: TaskContext, lock: boolean): Promise<HostRun> {
-  const layout = await layoutOf(ctx)
+  const layout = await hostLayout(ctx)
   // A dry run reads the host (the probe without an owner changes nothing) and takes no lock.
   const takeLock = lock && !ctx.dryRun
   const output = await ctx.run(probeScript(layout, takeLock ? await lockOwner(ctx) : undefined), { quiet: true, readOnly: !takeLock })
@@ -77,67 +77,6 @@ export async function fleetViews(ctx: TaskContext): Promise<HostView[]> {
   return (await ctx.on(ctx.hosts, (c) => hostRun(c))).map((run) => run.view)
 }
 
-/**
- * Takes the deploy lock on every selected host: the first host first, so of
- * several deploys started at once exactly one gets past it, then the others.
- * A lock left by a run that is known to be gone (it was aborted, or its run
- * recorded that it left this host drifted) is taken over.
- */
-export function lockFleet(ctx: TaskContext): Promise<{ leaderLocked: boolean }> {
-  return ctx.shared('common:lock', async () => {
-    const [leader, ...others] = ctx.hosts
-    const first = (await ctx.on(leader, (c) => probe(c, true)))[0]
-    const lockOthers = first.lockTaken
-    await ctx.on(others, (c) => probe(c, lockOthers))
-    const runs = await hostRuns(ctx)
-    const views = ctx.hosts.map((h) => runs.get(h.alias)!.view)
-    const owner = await lockOwner(ctx)
-    const stale = (run: HostRun) => {
-      const held = run.view.lock.owner
-      if (run.view.lock.state !== 'held' || !held?.run_id) return false
-      return held.state !== undefined || runsThatDrifted(views, run.view.alias).has(held.run_id)
-    }
-    const takeOver = async (c: TaskContext, run: HostRun) => {
-      const output = await c.run(takeoverLockScript(run.layout, run.view.lock.owner!.run_id!, owner), { quiet: true })
-      if (output.includes('@lock taken')) {
-        c.warning(`took over the lock left by ${describeOwner(run.view.lock.owner, run.view.now)}`)
-        run.lockTaken = true
-        run.view.lock = { state: 'taken' }
-      }
-    }
-    if (!first.lockTaken && stale(first)) {
-      await ctx.on(leader, (c) => takeOver(c, first))
-      if (first.lockTaken) await ctx.on(others, (c) => probe(c, true))
-    }
-    if (!first.lockTaken) return { leaderLocked: false }
-    await ctx.on(others.filter((h) => stale(runs.get(h.alias)!)), (c) => takeOver(c, runs.get(c.host.alias)!))
-    return { leaderLocked: true }
-  })
-}
-
-/** The error for a host whose lock this run could not take (undefined when it holds it). */
-export function lockFailure(run: HostRun): DeployError | undefined {
-  const { view, layout } = run
-  if (run.lockTaken) return undefined
-  if (view.setupError) return lockCreateError(view.alias, layout.deployPath, view.setupError)
-  switch (view.lock.state) {
-    case 'error':
-      return lockCreateError(view.alias, layout.lockDir, view.lock.error ?? 'unknown error')
-    case 'broken':
-      return new LockHeldError(
-        `The deploy lock on ${view.alias} is broken: ${layout.lockDir} has no owner.json (a run died while taking it, or an older version left it).`,
-        `Nothing holds it. Remove it with: dep deploy:unlock --force ${view.alias}`,
-      )
-    case 'held':
-      return new LockHeldError(
-        `The deploy lock on ${view.alias} is held by ${describeOwner(view.lock.owner, view.now)}.`,
-        `Wait for that deploy to finish. If it died, remove the lock with: dep deploy:unlock --force ${view.alias}`,
-      )
-    default:
-      return undefined
-  }
-}
-
 /** A ledger record of this run. */
 export async function ledgerEntry(ctx: TaskContext, release: string, status: LedgerEntry['status'], extra: Partial<LedgerEntry> = {}): Promise<LedgerEntry> {
   return { release, status, at: new Date().toISOString(), user: (await lockOwner(ctx)).user, run_id: ctx.runId, ...extra }
@@ -148,17 +87,58 @@ export function chosenRelease(ctx: TaskContext): Promise<{ name?: string }> {
   return ctx.shared('common:release', async () => ({}))
 }
 
+/** This run's release on the host: its name and its directory in the layout. */
+export async function thisRelease(ctx: TaskContext): Promise<{ run: HostRun; name: string; path: string }> {
+  const run = await hostRun(ctx)
+  const name = (await chosenRelease(ctx)).name ?? String(await ctx.get('release_name'))
+  return { run, name, path: releaseDir(run.layout, name) }
+}
+
+/** Records that this run made release `name` on the host. */
+export async function madeRelease(ctx: TaskContext, run: HostRun, name: string): Promise<void> {
+  ;(await chosenRelease(ctx)).name = name
+  run.releaseCreated = true
+  run.view.releases.push({ name, complete: true, markedBad: false })
+}
+
+/** Records that `current` now points at release `name`, as the ledger entries say. */
+export function switchedTo(run: HostRun, name: string, entries: LedgerEntry[]): void {
+  run.view.ledger.push(...entries)
+  run.view.current = name
+  run.view.currentTarget = undefined
+}
+
+/** Records that the host was put back as the probe found it, with the ledger entry saying why. */
+export function putBack(run: HostRun, entry: LedgerEntry): void {
+  run.view = { ...structuredClone(run.before), lock: run.view.lock, ledger: [...run.view.ledger, entry] }
+  run.switched = false
+}
+
+/** What a host serves, for messages: the release name, else the link target. */
+export function servedBy(run: HostRun): string | undefined {
+  return run.view.current ?? run.view.currentTarget
+}
+
 /**
- * What a host is left with when the run is stopped at once (a second Ctrl-C):
- * its lock stays, marked interrupted so the next deploy or rollback takes it
- * over, and the line says what `current` serves now.
+ * Sends the switch of `current` to release `name` with its ledger entries.
+ * The host counts as switched from the moment it is sent: a connection lost
+ * mid-switch may have switched it; one that never connected did not.
  */
-export async function abortedHostLine(ctx: TaskContext, run: HostRun, owner: LockOwner): Promise<string> {
-  const { layout } = run
-  const output = await ctx.run(sh`${markLockScript(layout, owner, 'interrupted')}
-readlink -- ${layout.currentPath} || true`, { quiet: true, nothrow: true })
-  const target = output.trim().replace(/\/+$/, '')
-  const release = target ? releaseNameOf(layout, target) : undefined
-  const serves = !target ? 'serves nothing (no current link)' : release ? `serves release ${release}` : `serves ${target}`
-  return `${ctx.host.alias} ${serves}; its lock is kept, marked interrupted: the next dep deploy or dep rollback takes it over`
+export async function sendSwitch(ctx: TaskContext, run: HostRun, name: string, entries: LedgerEntry[]): Promise<void> {
+  run.switched = true
+  try {
+    await ctx.run(switchScript(run.layout, name, run.view.mvT, entries))
+  } catch (error) {
+    if (error instanceof ConnectionError && error.connecting) run.switched = false
+    throw error
+  }
+  switchedTo(run, name, entries)
+}
+
+/** Remembers why the host could not be undone or switched (the summary names it), and rethrows. */
+export function stuck(run: HostRun): (error: unknown) => never {
+  return (error) => {
+    run.stuck = error instanceof Error ? error.message : String(error)
+    throw error
+  }
 }

@@ -29,24 +29,25 @@ ln -sfn -- ${linkTarget(layout.releaseLink, dir)} ${layout.releaseLink}`
 }
 
 /**
- * Points the link at `linkPath` to exactly `target` with one rename (`mv -T`
- * of a new link over the old one): atomic. Without `mv -T`, `ln -sfn` is the
- * best the host offers.
+ * The one switch: points `current_path` to exactly `target` with one rename
+ * (`mv -T` of a new link, made next to it, over the old one): atomic, wherever
+ * current_path is. Without `mv -T`, `ln -sfn` is the best the host offers.
  */
-export function atomicLink(linkPath: string, target: string, mvT: boolean): Command {
-  const temporary = `${linkPath}.deployfile-tmp`
-  return mvT ? sh`ln -sfn -- ${target} ${temporary} && mv -fT -- ${temporary} ${linkPath}` : sh`ln -sfn -- ${target} ${linkPath}`
+export function pointCurrentScript(layout: Layout, target: string, mvT: boolean): Command {
+  const current = layout.currentPath
+  const temporary = `${current}.deployfile-tmp`
+  return mvT ? sh`ln -sfn -- ${target} ${temporary} && mv -fT -- ${temporary} ${current}` : sh`ln -sfn -- ${target} ${current}`
 }
 
 /**
- * The switch: `current` goes to release `name` (checking first that the
- * release directory is complete), and the ledger records it, in one script.
+ * deploy:symlink and rollback: `current` goes to release `name` (checking
+ * first that its directory is there), and the ledger records it, in one script.
  */
 export function switchScript(layout: Layout, name: string, mvT: boolean, entries: LedgerEntry[]): Command {
   const dir = releaseDir(layout, name)
   return sh`set -e
 [ -d ${dir} ] || { echo ${`deployfile: ${dir} is missing`} >&2; exit 6; }
-${atomicLink(layout.currentPath, linkTarget(layout.currentPath, dir), mvT)}
+${pointCurrentScript(layout, linkTarget(layout.currentPath, dir), mvT)}
 if [ -L ${layout.releaseLink} ]; then rm -f -- ${layout.releaseLink}; fi
 ${ledgerAppend(layout, ...entries)}`
 }
@@ -68,7 +69,7 @@ export function revertScript(options: {
   const { layout, name } = options
   const dir = releaseDir(layout, name)
   const newTarget = linkTarget(layout.currentPath, dir)
-  const back = options.previousTarget !== undefined ? atomicLink(layout.currentPath, options.previousTarget, options.mvT) : sh`rm -f -- ${layout.currentPath}`
+  const back = options.previousTarget !== undefined ? pointCurrentScript(layout, options.previousTarget, options.mvT) : sh`rm -f -- ${layout.currentPath}`
   return sh`set -e
 now=$(readlink -- ${layout.currentPath} 2>/dev/null || true)
 if [ "$now" = ${newTarget} ] || [ "$now" = ${dir} ]; then
@@ -78,6 +79,11 @@ fi
 if [ -L ${layout.releaseLink} ]; then rm -f -- ${layout.releaseLink}; fi
 ${options.dropRelease ? sh`rm -rf -- ${dir}` : sh`:`}
 ${ledgerAppend(layout, ...options.entries)}`
+}
+
+/** Whether revertScript moved `current` back (its `@switched_back` line). */
+export function switchedBack(output: string): boolean {
+  return output.includes('@switched_back')
 }
 
 /** deploy:update_code for the git strategy: a bare mirror updated, the revision exported. */
@@ -97,13 +103,34 @@ printf '%s\\n' "$rev" > ${`${options.releasePath}/REVISION`}
 echo "@revision $rev"`
 }
 
+/** The revision gitExportScript exported (its `@revision` line). */
+export function exportedRevision(output: string): string | undefined {
+  return /@revision (\S+)/.exec(output)?.[1]
+}
+
+/** deploy:update_code for an upload: the REVISION file a git export writes too. */
+export function revisionFileScript(releasePath: string, revision: string): Command {
+  return sh`printf '%s\\n' ${revision} > ${`${releasePath}/REVISION`}`
+}
+
+/** Run locally: the git HEAD of an uploaded directory, or nothing when it is not a repository. */
+export function localHeadScript(directory: string): Command {
+  return sh`git -C ${directory} rev-parse HEAD 2>/dev/null || true`
+}
+
+/** What `current` points to now, exactly (nothing when it is no link). */
+export function readCurrentScript(layout: Layout): Command {
+  return sh`readlink -- ${layout.currentPath} || true`
+}
+
 /** The relative path from the directory holding `from` to `to`, for links that survive a moved deploy_path. */
 export function relativeLink(from: string, to: string): string {
   return posix.relative(posix.dirname(from), to)
 }
 
 /** deploy:shared: shared dirs and files seeded from the release when missing, then linked into it. */
-export function sharedScript(layout: Layout, releasePath: string, dirs: string[], files: string[]): Command {
+export function sharedScript(layout: Layout, releasePath: string, dirs: string[], files: string[]): Command | undefined {
+  if (dirs.length + files.length === 0) return undefined
   const link = (kind: 'd' | 'f', path: string) => {
     const shared = `${layout.sharedDir}/${path}`
     const inRelease = `${releasePath}/${path}`
@@ -119,16 +146,18 @@ ln -s -- ${relativeLink(inRelease, shared)} ${inRelease}`
   return joinCommands([sh`set -e`, ...dirs.map(cleanRelative).map((d) => link('d', d)), ...files.map(cleanRelative).map((f) => link('f', f))])
 }
 
-/** deploy:writable in one of its modes; a mode the host cannot do fails with the reason. */
-export function writableScript(options: {
-  releasePath: string
+/** How deploy:writable makes `dirs` of the release writable (the writable_* and http_* settings). */
+export interface WritableOptions {
   dirs: string[]
   mode: 'acl' | 'chmod' | 'chown' | 'chgrp' | 'skip'
   recursive: boolean
   chmodMode: string
   httpUser?: string
   httpGroup?: string
-}): Command | undefined {
+}
+
+/** deploy:writable in one of its modes; a mode the host cannot do fails with the reason. */
+export function writableScript(options: WritableOptions & { releasePath: string }): Command | undefined {
   // ./-relative: a directory named like an option stays a directory.
   const dirs = options.dirs.map(cleanRelative).map((d) => `./${d}`)
   if (dirs.length === 0 || options.mode === 'skip') return undefined
@@ -174,8 +203,7 @@ export function copyDirsScript(layout: Layout, releasePath: string, dirs: string
 }
 
 /** Removes releases (cleanup). */
-export function removeReleasesScript(layout: Layout, names: string[]): Command | undefined {
-  if (names.length === 0) return undefined
+export function removeReleasesScript(layout: Layout, names: string[]): Command {
   return sh`rm -rf -- ${names.map((name) => releaseDir(layout, name))}`
 }
 

@@ -1,4 +1,5 @@
 import { raw, sh, type Command } from 'deployfile'
+import type { Layout } from '../common.js'
 
 /** The directories a fresh shared storage/ needs before Laravel can boot. */
 export const STORAGE_DIRS = [
@@ -10,8 +11,13 @@ export const STORAGE_DIRS = [
 ]
 
 /** Creates Laravel's storage skeleton in shared/ (idempotent). */
-export function storageSkeletonScript(deployPath: string): Command {
-  return sh`mkdir -p ${STORAGE_DIRS.map((dir) => `${deployPath}/shared/storage/${dir}`)}`
+export function storageSkeletonScript(layout: Layout): Command {
+  return sh`mkdir -p ${STORAGE_DIRS.map((dir) => `${layout.sharedDir}/storage/${dir}`)}`
+}
+
+/** The shared .env a release links to when the dotenv setting is not used. */
+export function sharedEnvPath(layout: Layout): string {
+  return `${layout.sharedDir}/.env`
 }
 
 /** Where the new .env is uploaded (inside the new release) before it is renamed into place. */
@@ -29,8 +35,8 @@ export function releaseEnvScript(releasePath: string): Command {
 }
 
 /** Seeds shared/.env from the release's .env.example, only when no shared .env exists. */
-export function seedEnvScript(deployPath: string, releasePath: string): Command {
-  const shared = `${deployPath}/shared/.env`
+export function seedEnvScript(layout: Layout, releasePath: string): Command {
+  const shared = sharedEnvPath(layout)
   const example = `${releasePath}/.env.example`
   return sh`if [ ! -f ${shared} ] && [ -f ${example} ]; then (umask 077; cp -- ${example} ${shared}); fi`
 }
@@ -57,20 +63,22 @@ fi`
  * in the same round trip.
  */
 export function vendorsScript(options: {
-  deployPath: string
+  layout: Layout
   releasePath: string
   php: string
   composer?: string
   composerOptions: string
   copyVendors: boolean
 }): Command {
+  const composerPhar = `${options.layout.depDir}/composer.phar`
+  const liveVendor = `${options.layout.currentPath}/vendor`
   const composer = options.composer
     ? sh`COMPOSER_BIN=${options.composer}`
     : sh`if command -v composer >/dev/null 2>&1; then COMPOSER_BIN=composer
-elif [ -f ${`${options.deployPath}/.dep/composer.phar`} ]; then COMPOSER_BIN=${`${options.php} ${options.deployPath}/.dep/composer.phar`}
+elif [ -f ${composerPhar} ]; then COMPOSER_BIN=${`${options.php} ${composerPhar}`}
 else echo 'deployfile: composer is not installed on this host; install it, or set bin/composer' >&2; exit 5; fi`
   const copy = options.copyVendors
-    ? sh`if [ -d ${`${options.deployPath}/current/vendor`} ] && [ ! -d vendor ]; then cp -a ${`${options.deployPath}/current/vendor`} vendor; fi`
+    ? sh`if [ -d ${liveVendor} ] && [ ! -d vendor ]; then cp -a ${liveVendor} vendor; fi`
     : sh`:`
   return sh`set -e
 cd ${options.releasePath}
@@ -78,6 +86,11 @@ ${composer}
 ${copy}
 $COMPOSER_BIN install ${raw(options.composerOptions)}
 printf '@laravel_version %s\\n' "$(${raw(options.php)} artisan --version 2>/dev/null | sed -n 's/.* \\([0-9][0-9.]*\\).*/\\1/p')"`
+}
+
+/** The Laravel version vendorsScript reported (its `@laravel_version` line), if artisan said one. */
+export function reportedLaravelVersion(output: string): string | undefined {
+  return /@laravel_version (\S+)/.exec(output)?.[1]
 }
 
 /** An artisan command run inside the release directory (never through `current`: caches bake paths). */
@@ -90,4 +103,9 @@ export function migrateScript(php: string, releasePath: string, args: string): C
   const env = `${releasePath}/.env`
   return sh`if [ ! -s ${env} ]; then echo '@skip .env is missing or empty'; exit 0; fi
 cd ${releasePath} && ${raw(php)} artisan ${raw(args)}`
+}
+
+/** Why migrateScript skipped the migrations (its `@skip` line), if it did. */
+export function migrationsSkipped(output: string): string | undefined {
+  return /@skip (.*)/.exec(output)?.[1]
 }

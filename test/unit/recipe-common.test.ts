@@ -195,3 +195,48 @@ describe('a dry run of deploy on the MemoryTransport', () => {
     }
   })
 })
+
+describe('an overridden release_path and current_path (one layout for every builder)', () => {
+  const moved = () => {
+    set('release_path', '/srv/builds/{{release_name}}')
+    set('current_path', '/var/www/html')
+  }
+
+  it('makes the release in release_path and links current_path to it with one rename', async () => {
+    const answer = probeAnswer({ current: '/srv/builds/2', releases: '1 2' })
+    const { outcome, transports } = await runPlan(await fleet(moved), 'deploy', { responders: [answer], dryRun: true })
+    expect(outcome.error).toBeUndefined()
+    for (const [alias, transport] of transports) {
+      const all = transport.scripts.join('\n')
+      expect(all, alias).toContain("mkdir -- /srv/builds/3\nln -sfn -- /srv/builds/3 /srv/app/release")
+      expect(all, alias).toContain('tar -x -f - -C /srv/builds/3')
+      expect(all, alias).toContain('ln -sfn -- /srv/builds/3 /var/www/html.deployfile-tmp && mv -fT -- /var/www/html.deployfile-tmp /var/www/html')
+      expect(all, alias).not.toMatch(/\/srv\/app\/(releases|current)/)
+    }
+  })
+
+  it('cleanup removes old releases from release_path, keeping the live one (read from current_path) and the one before', async () => {
+    const answer = probeAnswer({ current: '/srv/builds/4', releases: '1 2 3 4' })
+    const { transports } = await runPlan(await fleet(() => {
+      moved()
+      set('keep_releases', 1)
+    }), 'deploy', { responders: [answer], dryRun: true })
+    for (const transport of transports.values()) expect(transport.scripts.join('\n')).toContain('rm -rf -- /srv/builds/1 /srv/builds/2')
+  })
+
+  it.each([
+    ['{{deploy_path}}/{{release_name}}', '{{deploy_path}}/current', /release_path puts releases in \/srv\/app, which holds deploy_path/],
+    ['/srv/{{release_name}}', '{{deploy_path}}/current', /which holds deploy_path \/srv\/app/],
+    ['{{deploy_path}}/releases/{{release_name}}', '{{deploy_path}}/releases/current', /current_path \/srv\/app\/releases\/current overlaps the releases directory/],
+    ['{{deploy_path}}/releases/{{release_name}}', '/srv', /current_path \/srv overlaps/],
+  ])('refuses release_path %s with current_path %s before touching a host', async (releasePath, currentPath, message) => {
+    const registry = await fleet(() => {
+      set('release_path', releasePath)
+      set('current_path', currentPath)
+    })
+    const { outcome, transports } = await runPlan(registry, 'deploy', { responders: [probeAnswer()], dryRun: true })
+    expect(outcome.exitCode).toBe(2)
+    expect((outcome.error as Error).message).toMatch(message)
+    for (const transport of transports.values()) expect(transport.scripts.join('\n')).not.toContain('@ledger_begin')
+  })
+})

@@ -218,7 +218,7 @@ describe('shared links', () => {
     mkdirSync(path.join(releasePath, 'storage/logs'), { recursive: true })
     writeFileSync(path.join(releasePath, 'storage/logs/a.log'), 'from release 1')
     writeFileSync(path.join(releasePath, '.env'), 'FROM=release')
-    expect(sh(sharedScript(layoutAt(deployPath), releasePath, ['storage'], ['.env', 'config/x.json'])).code).toBe(0)
+    expect(sh(sharedScript(layoutAt(deployPath), releasePath, ['storage'], ['.env', 'config/x.json'])!).code).toBe(0)
     expect(readlinkSync(path.join(releasePath, 'storage'))).toBe('../../shared/storage')
     expect(readlinkSync(path.join(releasePath, 'config/x.json'))).toBe('../../../shared/config/x.json')
     expect(execFileSync('cat', [path.join(deployPath, 'shared/storage/logs/a.log')], { encoding: 'utf8' })).toBe('from release 1')
@@ -226,7 +226,7 @@ describe('shared links', () => {
     const release2 = path.join(deployPath, 'releases/2')
     mkdirSync(path.join(release2, 'storage'), { recursive: true })
     writeFileSync(path.join(release2, '.env'), 'FROM=release2')
-    expect(sh(sharedScript(layoutAt(deployPath), release2, ['storage'], ['.env'])).code).toBe(0)
+    expect(sh(sharedScript(layoutAt(deployPath), release2, ['storage'], ['.env'])!).code).toBe(0)
     // shared/ already had them: the release's copies are replaced by links, not copied over.
     expect(execFileSync('cat', [path.join(release2, '.env')], { encoding: 'utf8' })).toBe('FROM=release')
     expect(existsSync(path.join(release2, 'storage/logs/a.log'))).toBe(true)
