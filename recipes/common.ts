@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
-import { setDefault, ConfigError, ConnectionError, context, DeployError, ExitCode, fail, has, LockHeldError, sh, task, type Recipe, type TaskContext } from 'deployfile'
+import { setDefault, ConfigError, ConnectionError, DeployError, ExitCode, fail, has, LockHeldError, sh, task, type Recipe, type TaskContext } from 'deployfile'
 import {
   describeDrift,
   describeFleet,
@@ -111,10 +111,7 @@ export const common: Recipe = () => {
   setDefault('release_path', '{{deploy_path}}/releases/{{release_name}}')
   setDefault('current_path', '{{deploy_path}}/current')
   // One name for the whole fleet, from every selected host's view: never reused.
-  setDefault('release_name', () => {
-    const ctx = context()
-    return ctx.shared('common:release_name', async () => nextReleaseName(await fleetViews(ctx)))
-  })
+  setDefault('release_name', (ctx) => ctx.shared('common:release_name', async () => nextReleaseName(await fleetViews(ctx))))
 
   task('deploy:info', async (ctx) => {
     const strategy = await ctx.get('update_code_strategy')

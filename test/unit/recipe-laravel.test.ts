@@ -1,7 +1,8 @@
 /** The Laravel recipe hooks into the common deploy: the plan keeps the whole order and the phases. */
 import { describe, expect, it } from 'vitest'
 import { laravel } from '../../recipes/laravel.js'
-import { host, use } from '../../src/api/dsl.js'
+import { use } from '../../src/dsl/tasks.js'
+import { host } from '../../src/dsl/hosts.js'
 import { buildPlan } from '../../src/plan/plan.js'
 import { declare } from './helpers.js'
 
