@@ -2,40 +2,24 @@
  * deployfile: typed, Deployer-style zero-downtime deploys over SSH.
  *
  * A deployfile.ts imports these functions, declares tasks, hooks, hosts and
- * settings, and `dep <task>` runs them.
+ * settings, and `dep <task>` runs them. Every name here is listed, with why it
+ * exists, in docs/architecture.md ("Public API"); test/unit/exports.test.ts pins the list.
  * @packageDocumentation
  */
-export { task, desc, before, after, fail, set, setDefault, add, secret, declareSetting, secretsFrom, host, localhost, use, TaskBuilder, HostList } from './api/dsl.js'
-export type { SettingValue, Recipe } from './api/dsl.js'
-export {
-  run,
-  runLocally,
-  queue,
-  test,
-  cd,
-  within,
-  invoke,
-  on,
-  info,
-  warning,
-  upload,
-  download,
-  parse,
-  get,
-  has,
-  currentHost,
-  context,
-} from './api/runtime.js'
-export { sh, raw, quote, Command } from './shell/index.js'
-export type { ShellValue } from './shell/index.js'
-export { TaskContext } from './executor/context.js'
-export type { RunOptions, QueueOptions, FailureMeaning, UploadOptions, FailureInfo } from './executor/context.js'
+export { task, before, after, fail, use } from './dsl/tasks.js'
+export type { Recipe } from './dsl/tasks.js'
+export { set, setDefault, add, secret, declareSetting, secretsFrom } from './dsl/settings.js'
+export type { SettingValue, LazyValue } from './dsl/settings.js'
+export { host, localhost } from './dsl/hosts.js'
+export { run, runLocally, queue, test, cd, within, invoke, on, info, warning, upload, download, parse, get, has, currentHost } from './dsl/runtime.js'
+export type { TaskContext, RunOptions, QueueOptions, UploadOptions, FailureMeaning, FailureInfo, AbortHandler } from './dsl/context.js'
+export { sh, raw } from './shell/command.js'
+export type { Command, ShellValue } from './shell/command.js'
 export type { DeployConfig, ConfigKey } from './model/config-types.js'
-export type { LazyValue } from './model/config.js'
 export type { SettingSpec, SettingType } from './model/settings.js'
 export type { SecretSource, SecretSourceConfig } from './model/registry.js'
-export { Host } from './model/host.js'
-export type { HostOptions, StrictHostKeyChecking } from './model/host.js'
+export type { Host, HostOptions, StrictHostKeyChecking } from './model/host.js'
 export type { Phase, TaskOptions, TaskBody } from './model/task.js'
 export { ExitCode, DeployError, ConfigError, ConnectionError, LockHeldError, CommandError, InterruptedError } from './model/errors.js'
+export type { ExitCodeValue } from './model/errors.js'
 export type * from './model/events.js'

@@ -26,8 +26,8 @@ set('build_dir', 'dist')
 set('update_code_strategy', 'upload')
 set('upload_path', '{{build_dir}}')
 set('slack_webhook', process.env.SLACK_WEBHOOK ?? 'https://hooks.example.test/none')
-// Computed once per host, when a task first reads it.
-set('node_version', async () => run('node --version'))
+// Computed once per host, when a task first reads it (with that task's context).
+set('node_version', async (ctx) => ctx.run('node --version'))
 
 host('app[1:2].example.test', { remoteUser: 'deploy', deployPath: '/srv/app', labels: { stage: 'prod' } })
 localhost('local', { deployPath: '/tmp/custom-tasks-demo', labels: { stage: 'local' } })

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
-import { ConfigError, context, has, setDefault, type TaskContext } from 'deployfile'
+import { ConfigError, setDefault, type TaskContext } from 'deployfile'
 import { nextReleaseName } from './fleet.js'
 import { fleetViews } from './run.js'
 import { localHeadScript, type WritableOptions } from './scripts.js'
@@ -26,14 +26,11 @@ export function commonDefaults(): void {
   setDefault('healthcheck_timeout', 5)
   setDefault('bin/git', 'git')
   setDefault('user', () => process.env.GITHUB_ACTOR ?? userInfo().username)
-  setDefault('update_code_strategy', () => (has('repository') ? 'git' : 'upload'))
+  setDefault('update_code_strategy', (ctx) => (ctx.has('repository') ? 'git' : 'upload'))
   setDefault('release_path', '{{deploy_path}}/releases/{{release_name}}')
   setDefault('current_path', '{{deploy_path}}/current')
   // One name for the whole fleet, from every selected host's view: never reused.
-  setDefault('release_name', () => {
-    const ctx = context()
-    return ctx.shared('common:release_name', async () => nextReleaseName(await fleetViews(ctx)))
-  })
+  setDefault('release_name', (ctx) => ctx.shared('common:release_name', async () => nextReleaseName(await fleetViews(ctx))))
 }
 
 /** The git ref a deploy exports: `revision`, else `tag`, else `branch`, else HEAD. */

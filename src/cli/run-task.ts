@@ -7,7 +7,8 @@ import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import { executePlan, type RunOutcome } from '../executor/execute.js'
 import { runAbortHandlers } from '../executor/abort.js'
-import type { FailureInfo } from '../executor/context.js'
+import { loadSecretSources } from '../executor/secret-sources.js'
+import type { FailureInfo } from '../dsl/context.js'
 import { RunState } from '../executor/run-state.js'
 import type { Plan } from '../plan/plan.js'
 import { MemoryTransport } from '../transport/memory/memory-transport.js'
@@ -106,7 +107,7 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   })
   options.onState?.(state)
   // Values recipes derive from settings (the .env of the Laravel recipe) are masked from the start.
-  await state.loadSecretSources()
+  await loadSecretSources(state)
   // Every host connects at once before the first step (executePlan waits for all): see connectAll.
   const running = executePlan(state, options.plan)
   // Stopped at once: the plan keeps unwinding in the background, silenced; its end must not crash the process.

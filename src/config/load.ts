@@ -4,10 +4,10 @@ import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { cosmiconfig } from 'cosmiconfig'
 import { createJiti } from 'jiti'
-import { withRegistry } from '../api/registry-scope.js'
+import { withRegistry } from '../dsl/registry-scope.js'
 import { ConfigError, DeployError } from '../model/errors.js'
 import { Registry } from '../model/registry.js'
-import { userLocation } from '../executor/errors.js'
+import { userLocation } from '../model/user-location.js'
 import { didYouMean } from '../model/suggest.js'
 
 /** Where deployfiles are looked for, in order, in each directory from the working directory up. */
@@ -239,11 +239,35 @@ function loadError(error: unknown, path: string): Error {
   return new ConfigError(
     `The deployfile ${path} failed to load${location ? `, at ${location}` : ''}: ${what}`,
     [
-      notDefined ? `Is "${notDefined}" imported (import { ${notDefined} } from 'deployfile') and spelled right?` : 'Fix the deployfile and run again.',
+      notDefined
+        ? `Is "${notDefined}" imported (import { ${notDefined} } from 'deployfile') and spelled right?`
+        : (retiredHint(e) ?? 'Fix the deployfile and run again.'),
       ...frame,
     ].join('\n'),
     error,
   )
+}
+
+/**
+ * Ways a deployfile may know from PHP Deployer (or an earlier deployfile) that the API has one
+ * other way for: the error then says which.
+ */
+const RETIRED: Record<string, string> = {
+  desc: "deployfile has no desc(): give the description as an option, task('name', fn, { description: '…' }).",
+  context: "deployfile has no context(): a task body receives its context, task('name', async (ctx) => …), and so does a lazy setting, set('key', (ctx) => …).",
+  quote: 'deployfile exports no quote(): build the command with sh`… ${value}`, which quotes every value.',
+}
+const CHAINED =
+  "host() and task() return nothing to chain: give a host's settings as host('web1', { config: { … } }) and a task's options as task('name', fn, { once: true, description: '…' })."
+
+/** The hint for an error that a retired way of doing something causes at load time, if it is one. */
+function retiredHint(error: Error): string | undefined {
+  // "(0 , _deployfile.desc) is not a function" (a missing import, compiled) or "desc is not a function".
+  const called = /(?:^|[.(\s])(\w+)\)? is not a function$/.exec(error.message)?.[1]
+  if (called && Object.hasOwn(RETIRED, called)) return RETIRED[called]
+  // host('web1').set(…), task('x', fn).once()
+  if (/^Cannot read properties of undefined \(reading '(set|desc|once|hidden|limit|select|phase)'\)$/.test(error.message)) return CHAINED
+  return undefined
 }
 
 /** The lines around `line` of a file, the line marked and a caret under `column`. */

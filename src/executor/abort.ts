@@ -1,19 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { Host } from '../model/host.js'
-import type { TaskContext } from './context.js'
-import { taskContextStorage } from './current.js'
-import type { RunState } from './run-state.js'
-
-/** What `ctx.onAbort()` registers: run when the user aborts at once (a second Ctrl-C). */
-export type AbortHandler = () => Promise<string | undefined> | string | undefined
-
-/** A registered abort handler, with the host and task it speaks for. */
-export interface AbortHandlerEntry {
-  host: Host
-  task: string
-  ctx: TaskContext
-  handler: AbortHandler
-}
+import { taskContextStorage } from '../dsl/ambient.js'
+import type { AbortHandlerEntry, RunState } from './run-state.js'
 
 /** How long every abort handler gets, together: the user asked to stop now. */
 export const ABORT_HANDLERS_TIMEOUT_MS = 5_000

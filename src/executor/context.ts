@@ -1,75 +1,23 @@
 import type { ConfigKey, DeployConfig } from '../model/config-types.js'
-import { CommandError, DeployError, InterruptedError, type ExitCodeValue } from '../model/errors.js'
-import type { ErrorInfo } from '../model/events.js'
+import { mergeValues } from '../model/config.js'
+import { CommandError, DeployError, InterruptedError } from '../model/errors.js'
 import type { Host } from '../model/host.js'
 import type { Phase } from '../model/task.js'
 import { Command, displayOf, sh, type ShellValue } from '../shell/command.js'
 import { quote } from '../shell/quote.js'
-import { Transform, type Readable } from 'node:stream'
+import { Transform } from 'node:stream'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { Transport } from '../transport/types.js'
 import { compileSelector } from '../plan/selector.js'
-import { taskContextStorage } from './current.js'
+import { taskContextStorage } from '../dsl/ambient.js'
+import type { AbortHandler, FailureInfo, FailureMeaning, QueueOptions, RunOptions, TaskContext as TaskContextContract, UploadOptions } from '../dsl/context.js'
 import { wrapScript } from '../shell/wrap.js'
 import { LineSplitter } from './output.js'
 import type { SecretRegistry } from '../shell/redact.js'
 import type { QueuedCommand, QueuedOwner, RunState } from './run-state.js'
 import { declareExitCode, exitCodeOf } from './errors.js'
-import { abortHandling, type AbortHandler } from './abort.js'
-
-/**
- * What the failure of a command means for the run (`failure` of `run()` and
- * `queue()`): the exit code and hint its error carries when the command fails,
- * or never runs because the commands sent before it failed or the connection
- * died.
- */
-export interface FailureMeaning {
-  /**
-   * Exit code of the run when this command fails, e.g. `ExitCode.LockNotReleased`.
-   * In a best-effort finish phase the failure stays a warning, but the run
-   * exits with the highest such code.
-   */
-  exitCode?: ExitCodeValue
-  /** What to do about it, shown under the error (e.g. the command that releases the lock by hand). */
-  hint?: string
-}
-
-/** Options of `run()`, `runLocally()` and `test()`. */
-export interface RunOptions {
-  /** Directory to run in (templated). Default: the directory set by `cd()`, else the login directory. */
-  cwd?: string
-  /** Extra environment variables. */
-  env?: Record<string, string>
-  /** Seconds before the command (and its process group) is killed. Default: no limit. */
-  timeout?: number
-  /** Return instead of throwing when the command fails. */
-  nothrow?: boolean
-  /** Values to mask as `***` in output, logs, events and errors. */
-  secrets?: string[]
-  /** Data for the command's standard input (never shown). */
-  stdin?: string | Buffer | Readable
-  /** Do not stream the command's output to reporters (it is still returned). */
-  quiet?: boolean
-  /** What a failure of this command means: the exit code and hint its error carries. */
-  failure?: FailureMeaning
-  /**
-   * Most bytes of stdout `run()` returns: the last ones, with a warning when more came. Default
-   * {@link DEFAULT_MAX_OUTPUT} for a command whose output is streamed (it is on screen and in the
-   * log already), no limit for a `quiet` one (its output is what the caller asked for). `0` keeps
-   * nothing (`run()` returns '').
-   */
-  maxOutput?: number
-  /**
-   * The command only reads (it changes nothing on the host): `--dry-run` runs
-   * it for real, so what the run decides from its output (release names,
-   * paths) is true. Every other command a dry run only prints.
-   */
-  readOnly?: boolean
-}
-
-/** Options of `queue()`. */
-export type QueueOptions = Pick<RunOptions, 'cwd' | 'env' | 'secrets' | 'failure'>
+import { abortHandling } from './abort.js'
 
 /** What `run()` returns at most of a streamed command's stdout (its last 4 MiB), unless `maxOutput` says otherwise. */
 export const DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024
@@ -78,33 +26,6 @@ const MAX_STDERR = 1024 * 1024
 /** Of stdout and stderr, what a CommandError carries (the last 64 KiB of each). */
 const ERROR_OUTPUT_TAIL = 64 * 1024
 
-/** What went wrong, given to `fail` hooks and rollback steps. */
-export interface FailureInfo {
-  /** The task that failed. */
-  task: string
-  /** The host it failed on. */
-  host: string
-  /** The phase the failure happened in. */
-  phase?: Phase
-  /** True when the run was interrupted (Ctrl-C, SIGTERM). */
-  interrupted: boolean
-  error: ErrorInfo
-}
-
-/** Options of `upload()`. */
-export interface UploadOptions {
-  /** Mode of the written file(s), e.g. `0o600` for secrets. */
-  mode?: number
-  /** For a directory: tar patterns to leave out, e.g. `['node_modules', '.git']`. */
-  exclude?: string[]
-  /**
-   * Send the host's queued commands first, so the upload lands after them
-   * (default true). False saves that round trip when the upload does not
-   * depend on them.
-   */
-  afterQueued?: boolean
-}
-
 type Template = TemplateStringsArray
 
 function isTemplate(value: unknown): value is Template {
@@ -112,10 +33,10 @@ function isTemplate(value: unknown): value is Template {
 }
 
 /**
- * Everything a task can do on the host it runs on. The same functions are
- * exported at top level (`run`, `get`, …) and find this context by themselves.
+ * The executor's implementation of the DSL's {@link TaskContextContract}: one
+ * per host and step. Users only see the interface (docs are on it).
  */
-export class TaskContext {
+export class TaskContext implements TaskContextContract {
   private workingDirectory?: string
 
   constructor(
@@ -285,7 +206,7 @@ export class TaskContext {
   }
 
   /** Runs `fn` on other hosts (a host, a list, or a selector), in parallel, each with its own context. */
-  async on<T>(target: Host | Host[] | string, fn: (ctx: TaskContext) => Promise<T> | T): Promise<T[]> {
+  async on<T>(target: Host | Host[] | string, fn: (ctx: TaskContextContract) => Promise<T> | T): Promise<T[]> {
     const hosts =
       typeof target === 'string'
         ? this.state.hosts.filter((h) => compileSelector(target)(h.labels))
@@ -653,18 +574,6 @@ function errorOutput(text: string, dropped: number | undefined, secrets: SecretR
 function firstLine(text: string): string {
   const lines = text.split('\n').filter((l) => l.trim() && l.trim() !== 'set -e')
   return lines.length > 1 ? `${lines[0]} … (${lines.length} lines)` : (lines[0] ?? text)
-}
-
-/** Appends to an array value or merges into an object value; anything else is an error naming the key. */
-export function mergeValues(key: string, current: unknown, values: unknown[] | Record<string, unknown>): unknown {
-  if (Array.isArray(values)) {
-    if (!Array.isArray(current)) throw new DeployError(`add('${key}', […]): the current value is not an array.`)
-    return [...current, ...values.filter((v) => !current.includes(v))]
-  }
-  if (!current || typeof current !== 'object' || Array.isArray(current)) {
-    throw new DeployError(`add('${key}', {…}): the current value is not an object.`)
-  }
-  return { ...(current as object), ...values }
 }
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -9,7 +9,8 @@ import type { EventInput, EventSink, RunEvent, RunSummary } from '../model/event
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import { SecretRegistry } from '../shell/redact.js'
-import type { AbortHandlerEntry } from './abort.js'
+import type { AbortHandler, TaskContext } from '../dsl/context.js'
+import { taskContextStorage } from '../dsl/ambient.js'
 import type { Transport, TransportFactory } from '../transport/types.js'
 
 /** A command queued with `ctx.queue()`, waiting for the host's next round trip. */
@@ -30,6 +31,14 @@ export interface QueuedOwner {
   add(): void
   /** One of its commands ran (no error), failed, or will never run (the error says why). */
   settle(error?: unknown): void
+}
+
+/** A handler `ctx.onAbort()` registered, with the host and task it speaks for (see abort.ts). */
+export interface AbortHandlerEntry {
+  host: Host
+  task: string
+  ctx: TaskContext
+  handler: AbortHandler
 }
 
 /** What every host of one run shares: settings, connections, secrets and the event stream. */
@@ -106,37 +115,15 @@ export class RunState {
   configFor(host: Host): HostConfig {
     let config = this.hostConfigs.get(host.alias)
     if (!config) {
-      config = this.registry.hostConfig(host, this.options.overrides, (value) => this.secrets.add(value))
+      // A lazy value receives the context of the task of this host that reads it first.
+      const lazyContext = () => {
+        const running = taskContextStorage.getStore()
+        return running?.host.alias === host.alias ? running : undefined
+      }
+      config = this.registry.hostConfig(host, this.options.overrides, (value) => this.secrets.add(value), { lazyContext })
       this.hostConfigs.set(host.alias, config)
     }
     return config
-  }
-
-  /**
-   * Runs the registry's secret sources (secretsFrom()) for every host and registers what they
-   * return, so those values are masked from the run's first line. A source that fails (a dotenv
-   * file that is not there) is reported as a warning: the task that needs the value fails on its own.
-   */
-  async loadSecretSources(): Promise<void> {
-    const sources = this.registry.secretSources
-    if (sources.length === 0) return
-    await Promise.all(
-      this.hosts.map(async (host) => {
-        const config = this.configFor(host)
-        for (const source of sources) {
-          try {
-            for (const value of await source({ get: (key) => config.get(key), has: (key) => config.has(key) })) this.secrets.add(value)
-          } catch (error) {
-            this.emit({
-              type: 'log',
-              level: 'warning',
-              host: host.alias,
-              message: `Could not compute the values to mask from the settings (${(error as Error).message}): they are not masked in this run.`,
-            })
-          }
-        }
-      }),
-    )
   }
 
   transportFor(host: Host): Transport {

@@ -1,12 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { ConfigError } from './errors.js'
+import { ConfigError, DeployError } from './errors.js'
 import { closeSettings, isOfType, parseLoose, type SettingsTable } from './settings.js'
 
 /**
  * A setting computed when first read, once per host, then cached for the rest
- * of the run. It receives the host it is computed for.
+ * of the run (the DSL's `LazyValue`, typed there). It receives what
+ * {@link HostConfigOptions.lazyContext} gives: the context of the task reading it.
  */
-export type LazyValue<T = unknown> = (host: { alias: string }) => T | Promise<T>
+type LazyFunction = (context: unknown) => unknown
 
 export type Scope = Map<string, unknown>
 
@@ -28,6 +29,11 @@ export interface HostConfigOptions {
   noLazy?: boolean
   /** The known settings: values are checked against their types once resolved. */
   settings?: SettingsTable
+  /**
+   * What a lazy value receives: the context of the task that reads it (the DSL's TaskContext), or
+   * undefined where no task of this host runs (the value cannot be computed there).
+   */
+  lazyContext?: () => unknown
 }
 
 /**
@@ -95,7 +101,7 @@ export class HostConfig {
       if (fallback !== undefined) return fallback
       throw this.missing(key)
     }
-    const computed = typeof value === 'function' ? await this.computeLazy(key, value as LazyValue) : value
+    const computed = typeof value === 'function' ? await this.computeLazy(key, value as LazyFunction) : value
     const resolved = await this.template(computed, [...stack, key], given)
     if (this.secretKeys.has(key)) this.markSecret(resolved)
     // Literal values were checked when given; lazy and templated ones can only be checked now.
@@ -125,12 +131,21 @@ export class HostConfig {
     )
   }
 
-  private computeLazy(key: string, fn: LazyValue): Promise<unknown> {
+  private computeLazy(key: string, fn: LazyFunction): Promise<unknown> {
     if (this.options.noLazy) return Promise.reject(new LazyValueRefused(key))
     let pending = this.lazyResults.get(key)
     if (!pending) {
+      const context = this.options.lazyContext?.()
+      if (context === undefined) {
+        return Promise.reject(
+          new ConfigError(
+            `Setting "${key}" is computed by a function, which runs inside a task (it receives the task's context): it cannot be read outside one.`,
+            `Read it inside a task (ctx.get('${key}')), or give it a plain value.`,
+          ),
+        )
+      }
       const chain = [...(computing.getStore() ?? []), key]
-      pending = computing.run(chain, async () => fn({ alias: this.hostAlias }))
+      pending = computing.run(chain, async () => fn(context))
       this.lazyResults.set(key, pending)
       // A failed lazy value is not cached: the next read tries again.
       pending.catch(() => this.lazyResults.delete(key))
@@ -234,4 +249,16 @@ export class LazyValueRefused extends Error {
   constructor(readonly key: string) {
     super(`"${key}" is computed at run time`)
   }
+}
+
+/** Appends to an array value or merges into an object value; anything else is an error naming the key. */
+export function mergeValues(key: string, current: unknown, values: unknown[] | Record<string, unknown>): unknown {
+  if (Array.isArray(values)) {
+    if (!Array.isArray(current)) throw new DeployError(`add('${key}', […]): the current value is not an array.`)
+    return [...current, ...values.filter((v) => !current.includes(v))]
+  }
+  if (!current || typeof current !== 'object' || Array.isArray(current)) {
+    throw new DeployError(`add('${key}', {…}): the current value is not an object.`)
+  }
+  return { ...(current as object), ...values }
 }

@@ -63,8 +63,6 @@ export class Registry {
   readonly secretSources: SecretSource[] = []
   /** Recipes already applied, so `use()` twice is harmless. */
   readonly recipes = new Set<unknown>()
-  /** The description given by `desc()` for the next task defined. */
-  pendingDescription?: string
   /** Task names referenced by hooks and groups, checked after loading (see `checkReferences`). */
   readonly references: TaskReference[] = []
   private anonymous = 0

@@ -52,33 +52,12 @@ export function displayOf(command: Command): string {
   return shownText.get(command) ?? command.text
 }
 
-/** Marks a value as secret: it is quoted like any other value but masked in every output. */
-export class Secret {
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return isBranded(value, 'Secret')
-  }
-  constructor(readonly value: string) {
-    brand(this)
-  }
-  toString(): string {
-    return '***'
-  }
-  toJSON(): string {
-    return '***'
-  }
-}
-
 /** Inserts `text` into an `sh` command unquoted. Only for fragments you wrote yourself. */
 export function raw(text: string): Raw {
   return new Raw(text)
 }
 
-/** Wraps a value so that it is masked as `***` in output, logs and events. */
-export function secret(value: string): Secret {
-  return new Secret(value)
-}
-
-export type ShellValue = string | number | boolean | Raw | Command | Secret | readonly ShellValue[] | null | undefined
+export type ShellValue = string | number | boolean | Raw | Command | readonly ShellValue[] | null | undefined
 
 function render(value: ShellValue, secrets: string[]): string {
   if (value === null || value === undefined) return "''"
@@ -86,10 +65,6 @@ function render(value: ShellValue, secrets: string[]): string {
   if (value instanceof Command) {
     secrets.push(...value.secrets)
     return value.text
-  }
-  if (value instanceof Secret) {
-    secrets.push(value.value)
-    return quote(value.value)
   }
   if (Array.isArray(value)) return value.map((item) => render(item, secrets)).join(' ')
   return quote(value as string | number | boolean)

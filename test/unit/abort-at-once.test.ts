@@ -5,8 +5,9 @@
  */
 import { EventEmitter } from 'node:events'
 import { describe, expect, it } from 'vitest'
-import { fail, localhost, task } from '../../src/api/dsl.js'
-import { run } from '../../src/api/runtime.js'
+import { fail, task } from '../../src/dsl/tasks.js'
+import { localhost } from '../../src/dsl/hosts.js'
+import { run } from '../../src/dsl/runtime.js'
 import { runTask, ABORTED_AT_ONCE_HINT, type SignalSource } from '../../src/cli/run-task.js'
 import { ExitCode } from '../../src/model/errors.js'
 import type { RunEvent } from '../../src/model/events.js'

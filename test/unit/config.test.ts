@@ -12,6 +12,8 @@ function configFor(alias: string, layers: Layers, onSecret?: (v: string) => void
     { overrides: map(layers.overrides), runtime: map(layers.runtime), host: map(layers.host), global: map(layers.global) },
     onSecret,
     new Set(secretKeys ?? []),
+    // What a lazy value receives (in a run: the reading task's context); here, something naming the host.
+    { lazyContext: () => ({ alias }) },
   )
 }
 
@@ -128,11 +130,11 @@ describe('lazy values', () => {
     expect(calls).toBe(1)
   })
 
-  it('different hosts compute separately, each with its own alias', async () => {
+  it('different hosts compute separately, each with its own context', async () => {
     const compute = vi.fn((host: { alias: string }) => `for-${host.alias}`)
     const global = new Map<string, unknown>([['lazy', compute]])
-    const a = new HostConfig('a', { overrides: new Map(), runtime: new Map(), host: new Map(), global })
-    const b = new HostConfig('b', { overrides: new Map(), runtime: new Map(), host: new Map(), global })
+    const a = new HostConfig('a', { overrides: new Map(), runtime: new Map(), host: new Map(), global }, undefined, undefined, { lazyContext: () => ({ alias: 'a' }) })
+    const b = new HostConfig('b', { overrides: new Map(), runtime: new Map(), host: new Map(), global }, undefined, undefined, { lazyContext: () => ({ alias: 'b' }) })
     expect(await a.get('lazy')).toBe('for-a')
     expect(await b.get('lazy')).toBe('for-b')
     expect(await a.get('lazy')).toBe('for-a')
@@ -158,6 +160,16 @@ describe('lazy values', () => {
     await expect(config.get('flaky')).rejects.toThrow('first try fails')
     expect(await config.get('flaky')).toBe('ok')
     expect(calls).toBe(2)
+  })
+
+  it('where nothing gives them a context (no task of the host runs), they are refused, naming the key', async () => {
+    const compute = vi.fn(() => 'never')
+    const config = new HostConfig('h', { overrides: new Map(), runtime: new Map(), host: new Map(), global: new Map([['lazy', compute]]) })
+    const error = await config.get('lazy').catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as ConfigError).message).toBe(`Setting "lazy" is computed by a function, which runs inside a task (it receives the task's context): it cannot be read outside one.`)
+    expect((error as ConfigError).hint).toBe(`Read it inside a task (ctx.get('lazy')), or give it a plain value.`)
+    expect(compute).not.toHaveBeenCalled()
   })
 
   it('set() replaces the cached value', async () => {

@@ -1,8 +1,10 @@
 /** set/add/secret/setDefault/get/has at load time, through the public DSL. */
 import { describe, expect, it } from 'vitest'
-import { add, host, secret, set, setDefault, task } from '../../src/api/dsl.js'
-import { get, has } from '../../src/api/runtime.js'
-import { mergeValues } from '../../src/executor/context.js'
+import { task } from '../../src/dsl/tasks.js'
+import { add, secret, set, setDefault } from '../../src/dsl/settings.js'
+import { host } from '../../src/dsl/hosts.js'
+import { get, has } from '../../src/dsl/runtime.js'
+import { mergeValues } from '../../src/model/config.js'
 import { DeployError } from '../../src/model/errors.js'
 import { declare, ofType, runPlan } from './helpers.js'
 

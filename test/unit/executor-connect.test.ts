@@ -1,7 +1,8 @@
 /** Before the first step every host is connected: one unreachable host stops the run with nothing run anywhere. */
 import { describe, expect, it } from 'vitest'
-import { host, task } from '../../src/api/dsl.js'
-import { run } from '../../src/api/runtime.js'
+import { task } from '../../src/dsl/tasks.js'
+import { host } from '../../src/dsl/hosts.js'
+import { run } from '../../src/dsl/runtime.js'
 import { executePlan } from '../../src/executor/execute.js'
 import { RunState } from '../../src/executor/run-state.js'
 import { ConnectionError, ExitCode } from '../../src/model/errors.js'

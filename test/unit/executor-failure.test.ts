@@ -1,8 +1,9 @@
 /** executePlan when things fail: stop, fail hooks with ctx.failure, finish warnings, exit codes. */
 import { describe, expect, it } from 'vitest'
-import { fail, host, task } from '../../src/api/dsl.js'
-import { run } from '../../src/api/runtime.js'
-import type { FailureInfo } from '../../src/executor/context.js'
+import { fail, task } from '../../src/dsl/tasks.js'
+import { host } from '../../src/dsl/hosts.js'
+import { run } from '../../src/dsl/runtime.js'
+import type { FailureInfo } from '../../src/dsl/context.js'
 import { ConfigError, LockHeldError } from '../../src/model/errors.js'
 import type { Responder } from '../../src/transport/memory/memory-transport.js'
 import { declare, ofType, runPlan, sleep } from './helpers.js'
@@ -63,7 +64,7 @@ describe('a failing step', () => {
       host('web[1:2]')
       task('migrate', async () => {
         throw new Error('migration failed')
-      }).once()
+      }, { once: true })
       task('undo', async (ctx) => void undone.push(ctx.host.alias))
       fail('migrate', 'undo')
     })
@@ -144,7 +145,7 @@ describe('exit codes', () => {
 
   it('ConfigError → 2 (a missing setting)', async () => {
     const outcome = await failingWith(async () => {
-      const { get } = await import('../../src/api/runtime.js')
+      const { get } = await import('../../src/dsl/runtime.js')
       await get('deploy_path')
     })
     expect(outcome.exitCode).toBe(2)

@@ -5,8 +5,9 @@
  * and hint that a best-effort finish phase turns into the run's exit code.
  */
 import { describe, expect, it } from 'vitest'
-import { fail, host, task } from '../../src/api/dsl.js'
-import { queue, run } from '../../src/api/runtime.js'
+import { fail, task } from '../../src/dsl/tasks.js'
+import { host } from '../../src/dsl/hosts.js'
+import { queue, run } from '../../src/dsl/runtime.js'
 import { executePlan } from '../../src/executor/execute.js'
 import { RunState } from '../../src/executor/run-state.js'
 import { ConnectionError, ExitCode } from '../../src/model/errors.js'

@@ -1,7 +1,8 @@
 /** executePlan: order, parallelism, limits, barriers and once, on the MemoryTransport. */
 import { describe, expect, it } from 'vitest'
-import { host, task } from '../../src/api/dsl.js'
-import { run } from '../../src/api/runtime.js'
+import { task } from '../../src/dsl/tasks.js'
+import { host } from '../../src/dsl/hosts.js'
+import { run } from '../../src/dsl/runtime.js'
 import { barrier, declare, ofType, runPlan, sleep, within } from './helpers.js'
 
 describe('step order', () => {
@@ -78,7 +79,7 @@ describe('parallelism', () => {
         most = Math.max(most, inFlight)
         await sleep(15)
         inFlight -= 1
-      }).limit(2)
+      }, { limit: 2 })
     })
     const { outcome } = await runPlan(registry, 'limited')
     expect(outcome.status).toBe('success')
@@ -145,7 +146,7 @@ describe('once', () => {
     const seen: string[] = []
     const registry = await declare(() => {
       host('web[1:3]')
-      task('migrate', async (ctx) => void seen.push(ctx.host.alias)).once()
+      task('migrate', async (ctx) => void seen.push(ctx.host.alias), { once: true })
     })
     await runPlan(registry, 'migrate', { selectors: ['web2', 'web3'] })
     expect(seen).toEqual(['web2'])
@@ -155,7 +156,7 @@ describe('once', () => {
     const seen: string[] = []
     const registry = await declare(() => {
       host('web1', { labels: { role: 'web' } })
-      task('workers-only', async (ctx) => void seen.push(ctx.host.alias)).select('role=worker')
+      task('workers-only', async (ctx) => void seen.push(ctx.host.alias), { select: 'role=worker' })
       task('g', ['workers-only'])
     })
     const { outcome, events } = await runPlan(registry, 'g')

@@ -3,8 +3,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { host, localhost, set, task } from '../../src/api/dsl.js'
-import { download, queue, upload } from '../../src/api/runtime.js'
+import { task } from '../../src/dsl/tasks.js'
+import { set } from '../../src/dsl/settings.js'
+import { host, localhost } from '../../src/dsl/hosts.js'
+import { download, queue, upload } from '../../src/dsl/runtime.js'
 import { declare, ofType, runPlan } from './helpers.js'
 
 const sandbox = mkdtempSync(join(tmpdir(), 'df-transfer-'))

@@ -1,30 +1,54 @@
-/** Pins the public API: adding or removing an export must be a deliberate change of this list. */
-import { describe, expect, it } from 'vitest'
+/**
+ * Pins the public API: adding or removing an export must be a deliberate change of this list and
+ * of the "Public API" section of docs/architecture.md, which says why each name exists.
+ */
+import { describe, expect, expectTypeOf, it } from 'vitest'
 import * as api from 'deployfile'
+import type {
+  AbortHandler,
+  Command,
+  ConfigKey,
+  DeployConfig,
+  ExitCodeValue,
+  FailureInfo,
+  FailureMeaning,
+  Host,
+  HostOptions,
+  LazyValue,
+  Phase,
+  QueueOptions,
+  Recipe,
+  RunEvent,
+  RunOptions,
+  SecretSource,
+  SecretSourceConfig,
+  SettingSpec,
+  SettingType,
+  SettingValue,
+  ShellValue,
+  StrictHostKeyChecking,
+  TaskBody,
+  TaskContext,
+  TaskOptions,
+  UploadOptions,
+} from 'deployfile'
 
 describe('the public API of deployfile', () => {
   it('exports exactly these names', () => {
     expect(Object.keys(api).sort()).toEqual([
-      'Command',
       'CommandError',
       'ConfigError',
       'ConnectionError',
       'DeployError',
       'ExitCode',
-      'Host',
-      'HostList',
       'InterruptedError',
       'LockHeldError',
-      'TaskBuilder',
-      'TaskContext',
       'add',
       'after',
       'before',
       'cd',
-      'context',
       'currentHost',
       'declareSetting',
-      'desc',
       'download',
       'fail',
       'get',
@@ -36,7 +60,6 @@ describe('the public API of deployfile', () => {
       'on',
       'parse',
       'queue',
-      'quote',
       'raw',
       'run',
       'runLocally',
@@ -52,6 +75,57 @@ describe('the public API of deployfile', () => {
       'warning',
       'within',
     ])
+  })
+
+  it('the top-level task functions have exactly the types of the TaskContext methods', () => {
+    expectTypeOf(api.run).toEqualTypeOf<TaskContext['run']>()
+    expectTypeOf(api.runLocally).toEqualTypeOf<TaskContext['runLocally']>()
+    expectTypeOf(api.queue).toEqualTypeOf<TaskContext['queue']>()
+    expectTypeOf(api.test).toEqualTypeOf<TaskContext['test']>()
+    expectTypeOf(api.cd).toEqualTypeOf<TaskContext['cd']>()
+    expectTypeOf(api.within).toEqualTypeOf<TaskContext['within']>()
+    expectTypeOf(api.invoke).toEqualTypeOf<TaskContext['invoke']>()
+    expectTypeOf(api.on).toEqualTypeOf<TaskContext['on']>()
+    expectTypeOf(api.info).toEqualTypeOf<TaskContext['info']>()
+    expectTypeOf(api.warning).toEqualTypeOf<TaskContext['warning']>()
+    expectTypeOf(api.upload).toEqualTypeOf<TaskContext['upload']>()
+    expectTypeOf(api.download).toEqualTypeOf<TaskContext['download']>()
+    expectTypeOf(api.parse).toEqualTypeOf<TaskContext['parse']>()
+  })
+
+  it('exports these types (a missing one fails the type check)', () => {
+    // Each type is named once here, so tsc fails when one is no longer exported.
+    type Exported = [
+      AbortHandler,
+      Command,
+      ConfigKey,
+      DeployConfig,
+      ExitCodeValue,
+      FailureInfo,
+      FailureMeaning,
+      Host,
+      HostOptions,
+      LazyValue<string>,
+      Phase,
+      QueueOptions,
+      Recipe,
+      RunEvent,
+      RunOptions,
+      SecretSource,
+      SecretSourceConfig,
+      SettingSpec,
+      SettingType,
+      SettingValue<string>,
+      ShellValue,
+      StrictHostKeyChecking,
+      TaskBody,
+      TaskContext,
+      TaskOptions,
+      UploadOptions,
+    ]
+    expectTypeOf<Exported>().toBeArray()
+    // A lazy setting receives the task's context.
+    expectTypeOf<Parameters<LazyValue<string>>[0]>().toEqualTypeOf<TaskContext>()
   })
 
   it('exit codes are the documented ones', () => {

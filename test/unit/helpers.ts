@@ -4,7 +4,7 @@
  * every event collected.
  */
 import { Registry } from '../../src/model/registry.js'
-import { withRegistry } from '../../src/api/registry-scope.js'
+import { withRegistry } from '../../src/dsl/registry-scope.js'
 import { RunState } from '../../src/executor/run-state.js'
 import { executePlan, type RunOutcome } from '../../src/executor/execute.js'
 import { buildPlan } from '../../src/plan/plan.js'

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { ConfigError } from '../../src/model/errors.js'
 import { expandHostPattern, Host } from '../../src/model/host.js'
 import { Registry } from '../../src/model/registry.js'
-import { host, localhost } from '../../src/api/dsl.js'
+import { host, localhost } from '../../src/dsl/hosts.js'
 import { declare } from './helpers.js'
 
 describe('expandHostPattern', () => {
@@ -140,9 +140,9 @@ describe('Host', () => {
 })
 
 describe('host() and localhost() in the DSL', () => {
-  it('declare into the current registry, with chained settings', async () => {
+  it('declare into the current registry, with their settings', async () => {
     const registry = await declare(() => {
-      host('web[1:2]', { remoteUser: 'deploy' }).set('branch', 'prod')
+      host('web[1:2]', { remoteUser: 'deploy', config: { branch: 'prod' } })
       localhost()
     })
     expect([...registry.hosts.keys()]).toEqual(['web1', 'web2', 'localhost'])

@@ -143,6 +143,27 @@ host('web1', { prot: 22 } as never)
     const dir = project('missing-import', { 'deployfile.ts': `import { x } from './nope'\nconsole.log(x)\n` })
     await expect(loadDeployfile(join(dir, 'deployfile.ts'))).rejects.toThrow(ConfigError)
   })
+  it("PHP Deployer's desc() and a chained host().set() each say what deployfile's one way is", async () => {
+    const described = project('retired-desc', {
+      'deployfile.ts': `import { desc, task } from 'deployfile'
+desc('Builds')
+task('build', async () => {})
+`,
+    })
+    const error = await loadDeployfile(join(described, 'deployfile.ts')).catch((e) => e)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect(error.message).toContain('deployfile.ts:2')
+    expect(error.hint).toMatch(/^deployfile has no desc\(\): give the description as an option, task\('name', fn, \{ description: '…' \}\)\.\n/)
+
+    const chained = project('retired-chain', {
+      'deployfile.ts': `import { host } from 'deployfile'
+host('web1').set('branch', 'main')
+`,
+    })
+    const chainError = await loadDeployfile(join(chained, 'deployfile.ts')).catch((e) => e)
+    expect(chainError).toBeInstanceOf(ConfigError)
+    expect(chainError.hint).toMatch(/^host\(\) and task\(\) return nothing to chain: give a host's settings as host\('web1', \{ config: \{ … \} \}\)/)
+  })
 })
 
 describe('findDeployfile', () => {

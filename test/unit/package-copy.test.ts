@@ -3,9 +3,9 @@
  * with one error naming the copy and, for a copy nested in a plugin, the plugin and the fix.
  */
 import { describe, expect, it } from 'vitest'
-import { secondCopyError } from '../../src/api/package-copy.js'
-import { currentRegistry } from '../../src/api/registry-scope.js'
-import { task } from '../../src/api/dsl.js'
+import { secondCopyError } from '../../src/dsl/package-copy.js'
+import { currentRegistry } from '../../src/dsl/registry-scope.js'
+import { task } from '../../src/dsl/tasks.js'
 import { ConfigError, ExitCode } from '../../src/model/errors.js'
 import { Registry } from '../../src/model/registry.js'
 import { declare } from './helpers.js'

@@ -1,6 +1,7 @@
 /** Plans built through the public DSL in a fresh registry. */
 import { describe, expect, it } from 'vitest'
-import { after, before, desc, fail, host, task } from '../../src/api/dsl.js'
+import { after, before, fail, task } from '../../src/dsl/tasks.js'
+import { host } from '../../src/dsl/hosts.js'
 import { ConfigError } from '../../src/model/errors.js'
 import type { Registry } from '../../src/model/registry.js'
 import { buildPlan, buildTree, type Plan } from '../../src/plan/plan.js'
@@ -169,31 +170,13 @@ describe('task definitions', () => {
     await expect(declare(() => void task('x', noop, { phase: 'deploy' as never }))).rejects.toThrow(/phase must be one of/)
   })
 
-  it('desc() describes the next task only', async () => {
+  it('options describe the task (the one way to give them)', async () => {
     const registry = await declare(() => {
-      desc('Described')
-      task('one', noop)
+      task('t', noop, { description: 'd', once: true, hidden: true, limit: 2, select: 'role=web', phase: 'finish' })
       task('two', noop)
-    })
-    expect(registry.getTask('one').description).toBe('Described')
-    expect(registry.getTask('two').description).toBeUndefined()
-  })
-
-  it('an explicit description beats desc()', async () => {
-    const registry = await declare(() => {
-      desc('from desc')
-      task('one', noop, { description: 'explicit' })
-      task('two', noop)
-    })
-    expect(registry.getTask('one').description).toBe('explicit')
-    expect(registry.getTask('two').description).toBeUndefined()
-  })
-
-  it('builder methods update the task', async () => {
-    const registry = await declare(() => {
-      task('t', noop).desc('d').once().hidden().limit(2).select('role=web').phase('finish')
     })
     expect(registry.getTask('t')).toMatchObject({ description: 'd', once: true, hidden: true, limit: 2, select: 'role=web', phase: 'finish' })
+    expect(registry.getTask('two').description).toBeUndefined()
   })
 })
 
@@ -201,7 +184,7 @@ describe('host restrictions', () => {
   it('once runs on the first selected host only', async () => {
     const registry = await declare(() => {
       host('web[1:3]')
-      task('migrate', noop).once()
+      task('migrate', noop, { once: true })
     })
     expect(plan(registry, 'migrate').steps[0].hosts.map((h) => h.alias)).toEqual(['web1'])
   })
@@ -210,7 +193,7 @@ describe('host restrictions', () => {
     const registry = await declare(() => {
       host('web[1:2]', { labels: { role: 'web' } })
       host('worker1', { labels: { role: 'worker' } })
-      task('restart', noop).select('role=worker')
+      task('restart', noop, { select: 'role=worker' })
       task('all', noop)
       task('g', ['restart', 'all'])
     })
@@ -225,7 +208,7 @@ describe('host restrictions', () => {
     const registry = await declare(() => {
       host('web1', { labels: { role: 'web' } })
       host('worker[1:2]', { labels: { role: 'worker' } })
-      task('t', noop).select('role=worker').once()
+      task('t', noop, { select: 'role=worker', once: true })
     })
     expect(plan(registry, 't').steps[0].hosts.map((h) => h.alias)).toEqual(['worker1'])
   })
@@ -233,7 +216,7 @@ describe('host restrictions', () => {
   it('limit is the smaller of --limit and the task limit', async () => {
     const registry = await declare(() => {
       host('web[1:5]')
-      task('limited', noop).limit(3)
+      task('limited', noop, { limit: 3 })
       task('free', noop)
       task('g', ['limited', 'free'])
     })

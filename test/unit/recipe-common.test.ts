@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { common } from '../../recipes/common.js'
-import { host, set, use } from '../../src/api/dsl.js'
+import { use } from '../../src/dsl/tasks.js'
+import { set } from '../../src/dsl/settings.js'
+import { host } from '../../src/dsl/hosts.js'
 import type { Registry } from '../../src/model/registry.js'
 import { buildPlan } from '../../src/plan/plan.js'
 import type { Responder } from '../../src/transport/memory/memory-transport.js'
@@ -58,7 +60,7 @@ describe('the deploy plan', () => {
   })
 
   it('user hooks take the phase around the switch', async () => {
-    const { after, before, task } = await import('../../src/api/dsl.js')
+    const { after, before, task } = await import('../../src/dsl/tasks.js')
     const registry = await fleet(() => {
       task('reload-php', async () => {})
       task('warm-cache', async () => {})

@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { common } from '../../recipes/common.js'
-import { desc, host, secret, set, task, use } from '../../src/api/dsl.js'
-import { queue, run } from '../../src/api/runtime.js'
+import { task, use } from '../../src/dsl/tasks.js'
+import { secret, set } from '../../src/dsl/settings.js'
+import { host } from '../../src/dsl/hosts.js'
+import { queue, run } from '../../src/dsl/runtime.js'
 import { configLines } from '../../src/cli/commands/inspect.js'
 import { expandHostPattern } from '../../src/model/host.js'
-import type { Registry } from '../../src/model/registry.js'
 import { sh } from '../../src/shell/command.js'
 import { SecretRegistry } from '../../src/shell/redact.js'
 import { declare, ofType, runPlan, within } from './helpers.js'
@@ -118,7 +119,7 @@ describe('regressions', () => {
     const registry = await declare(() => {
       host('web1')
       set('branch', async () => {
-        const { get } = await import('../../src/api/runtime.js')
+        const { get } = await import('../../src/dsl/runtime.js')
         return `x-${await get('branch')}`
       })
       task('t', async (ctx) => void (await ctx.get('branch')))
@@ -155,18 +156,5 @@ describe('regressions', () => {
     expect(outcome.failure!.error.message).toContain('queued by queuer')
     expect(outcome.failure!.task).toBe('queuer')
   })
-
-  // BUG 11 — src/api/dsl.ts:15,56 (pendingDescription is module state, not registry state)
-  it('BUG 11: a desc() left dangling in one deployfile does not describe a task of the next one', async () => {
-    await declare(() => {
-      task('a', async () => {})
-      desc('dangling description')
-    })
-    const second = await withFreshRegistryTask()
-    expect(second.getTask('first-of-next').description).toBeUndefined()
-  })
 })
 
-async function withFreshRegistryTask(): Promise<Registry> {
-  return declare(() => void task('first-of-next', async () => {}))
-}

@@ -13,7 +13,8 @@ import {
 } from '../../src/report/format.js'
 import { errorLine, planLine } from '../../src/report/json.js'
 import { commandLine, useColor, useTerminalView } from '../../src/cli/reporters.js'
-import { describeError, userLocation } from '../../src/executor/errors.js'
+import { describeError } from '../../src/executor/errors.js'
+import { userLocation } from '../../src/model/user-location.js'
 
 describe('formatError', () => {
   it('names a JavaScript exception kind and where it was thrown; hints keep their lines indented', () => {

@@ -4,7 +4,8 @@
  * Real /bin/sh through the local transport.
  */
 import { describe, expect, it } from 'vitest'
-import { localhost, task } from '../../src/api/dsl.js'
+import { task } from '../../src/dsl/tasks.js'
+import { localhost } from '../../src/dsl/hosts.js'
 import { DEFAULT_MAX_OUTPUT } from '../../src/executor/context.js'
 import { declare, ofType, runPlan } from './helpers.js'
 

@@ -1,7 +1,9 @@
 /** secretsFrom(): values a recipe derives from settings are masked from a run's first line (issue 11, item 4). */
 import { describe, expect, it } from 'vitest'
-import { host, secretsFrom, set } from '../../src/api/dsl.js'
+import { secretsFrom, set } from '../../src/dsl/settings.js'
+import { host } from '../../src/dsl/hosts.js'
 import { RunState } from '../../src/executor/run-state.js'
+import { loadSecretSources } from '../../src/executor/secret-sources.js'
 import type { RunEvent } from '../../src/model/events.js'
 import { MemoryTransport } from '../../src/transport/memory/memory-transport.js'
 import { secretValuesOf } from '../../recipes/laravel/dotenv.js'
@@ -11,8 +13,8 @@ describe('secretsFrom', () => {
   it('runs each source once per host before the run, and reports one that fails without stopping', async () => {
     const registry = await declare(() => {
       // Settings of the user's own (untyped here).
-      host('a').set('api_keys' as never, { one: 'Key-Of-Host-A-1' } as never)
-      host('b').set('api_keys' as never, { one: 'Key-Of-Host-B-1' } as never)
+      host('a', { config: { api_keys: { one: 'Key-Of-Host-A-1' } } })
+      host('b', { config: { api_keys: { one: 'Key-Of-Host-B-1' } } })
       set('broken' as never, (() => {
         throw new Error('TOKEN is not set')
       }) as never)
@@ -28,7 +30,7 @@ describe('secretsFrom', () => {
       localTransportFor: (h) => new MemoryTransport(h),
       sink: (event) => events.push(event),
     })
-    await state.loadSecretSources()
+    await loadSecretSources(state)
     expect(state.secrets.redact('Key-Of-Host-A-1 Key-Of-Host-B-1')).toBe('*** ***')
     const warnings = events.filter((e) => e.type === 'log' && e.level === 'warning')
     expect(warnings).toHaveLength(2)

@@ -1,14 +1,15 @@
 /**
  * Settings are checked when the deployfile has loaded: unknown keys (with
  * "did you mean"), literal values of the wrong type, in set(), host config
- * and host().set(); declareSetting() from recipes; the examples still load.
+ * and host config; declareSetting() from recipes; the examples still load.
  */
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
-import { add, declareSetting, host, localhost, secret, set, setDefault } from '../../src/api/dsl.js'
+import { add, declareSetting, secret, set, setDefault } from '../../src/dsl/settings.js'
+import { host, localhost } from '../../src/dsl/hosts.js'
 import { loadDeployfile } from '../../src/config/load.js'
 import { parseOverrides } from '../../src/model/config.js'
 import { ConfigError } from '../../src/model/errors.js'
@@ -133,9 +134,9 @@ describe('the check at the end of loading', () => {
     expect(unknown?.message).toMatch(/^Unknown setting "keep_release" \(host\('web1', …\) at .*settings-load\.test\.ts:\d+\)\.$/)
     expect(unknown?.hint).toMatch(/^Did you mean "keep_releases"\?/)
 
-    const chained = await checked(() => host('web[1:2]').set('brnch' as never, 'main' as never))
-    expect(chained?.message).toMatch(/^Unknown setting "brnch" \(host\('web1'\)\.set\('brnch', …\) at /)
-    expect(chained?.hint).toMatch(/^Did you mean "branch"\?/)
+    const ranged = await checked(() => host('web[1:2]', { config: { brnch: 'main' } as never }))
+    expect(ranged?.message).toMatch(/^Unknown setting "brnch" \(host\('web1', …\) at /)
+    expect(ranged?.hint).toMatch(/^Did you mean "branch"\?/)
 
     const emptyPath = await checked(() => host('web1', { deployPath: '' }))
     expect(emptyPath?.message).toMatch(/^deploy_path must be a non-empty absolute path, got "" \(host\('web1', …\) at /)
@@ -152,7 +153,7 @@ describe('the check at the end of loading', () => {
       set('deploy_path', '{{base}}/app')
       set('keep_releases', () => 3)
       set('shared_dirs', ['storage'])
-      host('web1', { config: { branch: 'main', healthcheck_url: '' } }).set('port', 2222)
+      host('web1', { config: { branch: 'main', healthcheck_url: '', port: 2222 } })
     })
     expect(error).toBeUndefined()
   })

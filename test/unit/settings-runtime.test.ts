@@ -4,7 +4,9 @@
  * suggests no other name, and `dep config` shows descriptions.
  */
 import { describe, expect, it } from 'vitest'
-import { declareSetting, host, localhost, secret, set, task, use } from '../../src/api/dsl.js'
+import { task, use } from '../../src/dsl/tasks.js'
+import { declareSetting, secret, set } from '../../src/dsl/settings.js'
+import { host, localhost } from '../../src/dsl/hosts.js'
 import { configLines } from '../../src/cli/commands/inspect.js'
 import { ConfigError } from '../../src/model/errors.js'
 import { HostConfig } from '../../src/model/config.js'

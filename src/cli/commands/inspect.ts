@@ -66,7 +66,7 @@ export function taskHelp(registry: Registry, taskName: string): string[] {
   return [
     `Usage: dep ${taskName} [selector…] [options]`,
     '',
-    `  ${task.description ?? '(no description: give one with task(…).desc(…))'}`,
+    `  ${task.description ?? "(no description: give one with task(…, …, { description: '…' }))"}`,
     ...(task.once ? ['  Runs on one host only (once).'] : []),
     ...(task.select ? [`  Runs only on hosts matching ${task.select}.`] : []),
     '',

@@ -2,7 +2,7 @@ import { ConfigError } from '../../model/errors.js'
 import type { Registry } from '../../model/registry.js'
 import { shownAs } from '../../shell/command.js'
 import { quote } from '../../shell/quote.js'
-import type { TaskContext } from '../../executor/context.js'
+import type { TaskContext } from '../../dsl/context.js'
 
 /**
  * `dep run '<command>'`: the command becomes a hidden task, so it runs like

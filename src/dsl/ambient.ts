@@ -3,9 +3,12 @@ import { DeployError } from '../model/errors.js'
 import type { TaskContext } from './context.js'
 
 /*
- * The store lives on globalThis: a deployfile loaded through a TypeScript
- * loader may get its own copy of this module, and both copies must see the
- * host context of the task that is running.
+ * The ambient store: the context of the task running in the current async
+ * flow, which the top-level functions (`run`, `get`, …) act on, so hosts run
+ * truly in parallel in one process. The executor fills it around every task
+ * body. It lives on globalThis: a deployfile loaded through a TypeScript loader
+ * may get its own copy of this module, and both copies must see the context of
+ * the task that is running.
  */
 const KEY = Symbol.for('deployfile.taskContext')
 type Holder = { [KEY]?: AsyncLocalStorage<TaskContext> }
