@@ -138,7 +138,7 @@ function printDryRun(recorded: Map<string, MemoryTransport>, secrets: SecretRegi
     out([`# ${alias}: ${transport.operations.length} round trip(s)`])
     for (const [index, op] of transport.operations.entries()) {
       out([`# --- ${index + 1} ---`])
-      if (op.kind === 'exec') out([secrets.redact(op.options.cwd ? `(cd ${op.options.cwd}) ${op.script}` : op.script)])
+      if (op.kind === 'exec') out([secrets.redact(op.script)])
       else if (op.kind === 'put') out([`# upload ${op.source} → ${op.remotePath}${op.mode ? ` (mode ${op.mode.toString(8)})` : ''}`])
       else out([`# download ${op.remotePath} → ${op.localPath}`])
     }
