@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
-import { setDefault, ConfigError, ConnectionError, context, DeployError, ExitCode, fail, has, LockHeldError, sh, task, type Recipe, type TaskContext } from 'deployfile'
+import { setDefault, ConfigError, parseMarkers, ConnectionError, context, DeployError, ExitCode, fail, has, LockHeldError, sh, task, type Recipe, type TaskContext } from 'deployfile'
 import {
   describeDrift,
   describeFleet,
@@ -175,7 +175,7 @@ export const common: Recipe = () => {
       const output = await ctx.run(
         gitExportScript({ layout: run.layout, releasePath, repository: await ctx.get('repository'), ref, git: await ctx.get('bin/git') }),
       )
-      run.revision = /@revision (\S+)/.exec(output)?.[1]
+      run.revision = parseMarkers(output).get('revision') || undefined
       return
     }
     if (strategy !== 'upload') throw new ConfigError(`update_code_strategy must be "git" or "upload", got "${strategy}".`)
@@ -350,7 +350,7 @@ export const common: Recipe = () => {
       )
       run.view = { ...structuredClone(run.before), lock: run.view.lock, ledger: [...run.view.ledger, entry] }
       run.switched = false
-      if (output.includes('@switched_back')) {
+      if (parseMarkers(output).has('switched_back')) {
         ctx.warning(run.before.currentTarget ? `switched back to ${run.before.current ? `release ${run.before.current}` : run.before.currentTarget}` : 'removed current (there was no earlier release)')
       }
     } catch (error) {

@@ -3,7 +3,7 @@
  * writable dirs, composer vendors, storage:link, caches baked in the release
  * directory, migrations once before the switch, reloads after it.
  */
-import { ConfigError, after, declareSetting, secretsFrom, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
+import { ConfigError, parseMarkers, after, declareSetting, secretsFrom, setDefault, task, use, type Recipe, type TaskContext } from 'deployfile'
 import { common, isPreparingRelease } from './common.js'
 import { dotenvContent, secretValuesOf } from './laravel/dotenv.js'
 import {
@@ -154,7 +154,7 @@ export const laravel: Recipe = () => {
         copyVendors: await ctx.get('copy_vendors'),
       }),
     )
-    const version = /@laravel_version (\S+)/.exec(output)?.[1]
+    const version = parseMarkers(output).get('laravel_version')
     if (version) ctx.set('laravel_version', version)
   }, { phase: 'prepare', description: 'composer install (vendors copied from the live release first when copy_vendors is on)' })
 
@@ -177,8 +177,8 @@ export const laravel: Recipe = () => {
 
   task('artisan:migrate', async (ctx) => {
     const output = await ctx.run(migrateScript(await ctx.get('bin/php'), await appPath(ctx), 'migrate --force'))
-    const skipped = /@skip (.*)/.exec(output)
-    if (skipped) ctx.warning(`artisan:migrate skipped: ${skipped[1]}`)
+    const skipped = parseMarkers(output).get('skip')
+    if (skipped !== undefined) ctx.warning(`artisan:migrate skipped: ${skipped}`)
   }, { phase: 'prepare', once: true, description: 'Runs the migrations once (one host), before the switch' })
 
   // Ready to hook in with before()/after(): each runs in the release directory.

@@ -26,8 +26,8 @@ export {
   currentHost,
   context,
 } from './api/runtime.js'
-export { sh, raw, quote, Command } from './shell/index.js'
-export type { ShellValue } from './shell/index.js'
+export { sh, raw, quote, Command, parseMarkers, ScriptExit } from './shell/index.js'
+export type { ShellValue, CommandSettings, Markers, ScriptExitCode } from './shell/index.js'
 export { TaskContext } from './executor/context.js'
 export type { RunOptions, QueueOptions, FailureMeaning, UploadOptions, FailureInfo } from './executor/context.js'
 export type { DeployConfig, ConfigKey } from './model/config-types.js'

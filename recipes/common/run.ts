@@ -3,7 +3,7 @@
  * and the run's own changes. Shared by every task of the run (ctx.shared).
  */
 import { hostname, userInfo } from 'node:os'
-import { DeployError, LockHeldError, sh, type TaskContext } from 'deployfile'
+import { DeployError, LockHeldError, parseMarkers, sh, type TaskContext } from 'deployfile'
 import { runsThatDrifted } from './fleet.js'
 import type { LedgerEntry } from './ledger.js'
 import { layoutOf, type Layout } from './layout.js'
@@ -99,7 +99,7 @@ export function lockFleet(ctx: TaskContext): Promise<{ leaderLocked: boolean }> 
     }
     const takeOver = async (c: TaskContext, run: HostRun) => {
       const output = await c.run(takeoverLockScript(run.layout, run.view.lock.owner!.run_id!, owner), { quiet: true })
-      if (output.includes('@lock taken')) {
+      if (parseMarkers(output).get('lock') === 'taken') {
         c.warning(`took over the lock left by ${describeOwner(run.view.lock.owner, run.view.now)}`)
         run.lockTaken = true
         run.view.lock = { state: 'taken' }

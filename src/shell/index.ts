@@ -1,4 +1,4 @@
 export { quote } from './quote.js'
 export { sh, raw, secret, script, Command, Raw, Secret, type ShellValue, type CommandSettings } from './command.js'
 export { redact, MASK, SecretRegistry } from './redact.js'
-export * from './protocol/index.js'
+export * from './protocol.js'

@@ -25,7 +25,7 @@ import {
   SSH_BOOTSTRAP,
   sshPayload,
   withoutQueuedMarker,
-} from '../../src/shell/protocol/index.js'
+} from '../../src/shell/protocol.js'
 
 const sandbox = mkdtempSync(join(tmpdir(), 'df-protocol-'))
 afterAll(() => rmSync(sandbox, { recursive: true, force: true }))

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../model/errors.js'
 import type { Registry } from '../../model/registry.js'
 import { shownAs } from '../../shell/command.js'
-import { adHocScript } from '../../shell/protocol/wrappers.js'
+import { adHocScript } from '../../shell/protocol.js'
 import type { TaskContext } from '../../executor/context.js'
 
 /**

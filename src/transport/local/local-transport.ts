@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import { Readable, type Writable } from 'node:stream'
 import type { Host } from '../../model/host.js'
 import { commandOf, type Command } from '../../shell/command.js'
-import { LOCAL_BOOTSTRAP, localPayload } from '../../shell/protocol/remote.js'
+import { LOCAL_BOOTSTRAP, localPayload } from '../../shell/protocol.js'
 import { OutputBuffer } from '../output-buffer.js'
 import type { ExecOptions, ExecResult, GetOptions, PutOptions, Transport } from '../types.js'
 

@@ -1,4 +1,4 @@
-import { findPgidMarker } from '../../shell/protocol/markers.js'
+import { findPgidMarker } from '../../shell/protocol.js'
 
 /** Stop looking for the marker after this much stderr (a login shell may print before it). */
 const MARKER_SEARCH_LIMIT = 64 * 1024

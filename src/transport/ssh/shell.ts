@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream'
 import type { Host } from '../../model/host.js'
-import { interactiveShellScript } from '../../shell/protocol/wrappers.js'
+import { interactiveShellScript } from '../../shell/protocol.js'
 import { IdentityStore } from './auth.js'
 import { openConnection } from './connect.js'
 import { defaultContext, resolveSettings } from './settings.js'

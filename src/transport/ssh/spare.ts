@@ -1,5 +1,5 @@
 import type { Client, ClientChannel } from 'ssh2'
-import { SSH_BOOTSTRAP } from '../../shell/protocol/remote.js'
+import { SSH_BOOTSTRAP } from '../../shell/protocol.js'
 import { channelUsable } from './open-channel.js'
 import type { ChannelLimiter } from './limiter.js'
 

@@ -5,7 +5,7 @@ import type { ExecOptions, ExecResult, GetOptions, PutOptions, Transport } from 
 import { IdentityStore } from './auth.js'
 import { openConnection, type SshConnection } from './connect.js'
 import { commandOf, type Command } from '../../shell/command.js'
-import { killScript } from '../../shell/protocol/remote.js'
+import { killScript } from '../../shell/protocol.js'
 import { ChannelCommand, emptyResult, type RunHooks, type RunningCommand } from './exec.js'
 import { ChannelLimiter, LimiterClosed } from './limiter.js'
 import { get, put, SftpSession } from './sftp.js'
