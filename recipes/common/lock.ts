@@ -1,4 +1,4 @@
-import { DeployError, ExitCode, sh, type Command } from 'deployfile'
+import { DeployError, ExitCode, parseMarkers, sh, type Command } from 'deployfile'
 import type { Layout } from './layout.js'
 
 /** Who holds a deploy lock (owner.json). */
@@ -57,7 +57,7 @@ export function takeoverLockScript(layout: Layout, staleRunId: string, owner: Lo
 
 /** Whether a lock script took the lock (its `@lock taken` line). */
 export function tookLock(output: string): boolean {
-  return output.includes('@lock taken')
+  return parseMarkers(output).get('lock') === 'taken'
 }
 
 /** Removes the lock only when this run holds it (its run id is in owner.json). */

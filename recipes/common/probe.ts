@@ -1,5 +1,5 @@
 import { posix } from 'node:path'
-import { sh, type Command } from 'deployfile'
+import { parseMarkers, sh, type Command } from 'deployfile'
 import { parseCapistranoLog, parseLedger, type LedgerEntry } from './ledger.js'
 import type { Layout } from './layout.js'
 import { heldOrBroken, takeLockScript, type LockInfo, type LockOwner } from './lock.js'
@@ -76,26 +76,20 @@ if [ -f ${layout.capistranoLog} ]; then echo '@capistrano_begin'; tail -n 200 --
 true`
 }
 
-function between(lines: string[], begin: string, end: string): string {
-  const from = lines.indexOf(begin)
-  const to = lines.indexOf(end, from + 1)
-  return from >= 0 && to > from ? lines.slice(from + 1, to).join('\n') : ''
-}
-
 /** Parses the probe's output (`@key value` lines and the ledgers between markers). */
 export function parseProbe(alias: string, layout: Layout, output: string): HostView {
-  const lines = output.split('\n')
-  const value = (key: string) => lines.find((l) => l.startsWith(`@${key} `) || l === `@${key}`)?.slice(key.length + 2) ?? ''
-  const has = (key: string) => lines.some((l) => l === `@${key}` || l.startsWith(`@${key} `))
-  const releases: ReleaseDir[] = lines
-    .filter((l) => l.startsWith('@release\t'))
+  const markers = parseMarkers(output)
+  const value = (key: string) => markers.get(key) ?? ''
+  const has = (key: string) => markers.has(key)
+  const releases: ReleaseDir[] = markers
+    .all('release')
     .map((l) => {
-      const [, complete, bad, revision, ...name] = l.split('\t')
+      const [complete, bad, revision, ...name] = l.split('\t')
       return { name: name.join('\t'), complete: complete === '1', markedBad: bad === '1', revision: revision || undefined }
     })
     .filter((r) => r.name && !r.name.includes('\n'))
   const currentTarget = has('current') ? value('current').replace(/\/+$/, '') : undefined
-  const ledger = [...parseLedger(between(lines, '@ledger_begin', '@ledger_end')), ...parseCapistranoLog(between(lines, '@capistrano_begin', '@capistrano_end'))]
+  const ledger = [...parseLedger(markers.block('ledger')), ...parseCapistranoLog(markers.block('capistrano'))]
   const setupError = has('setup_error') ? value('setup_error').trim() : undefined
   return {
     alias,

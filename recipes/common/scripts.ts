@@ -1,5 +1,5 @@
 import { posix } from 'node:path'
-import { sh, raw, type Command } from 'deployfile'
+import { parseMarkers, sh, raw, type Command } from 'deployfile'
 import type { LedgerEntry } from './ledger.js'
 import { linkTarget, releaseDir, type Layout } from './layout.js'
 
@@ -83,7 +83,7 @@ ${ledgerAppend(layout, ...options.entries)}`
 
 /** Whether revertScript moved `current` back (its `@switched_back` line). */
 export function switchedBack(output: string): boolean {
-  return output.includes('@switched_back')
+  return parseMarkers(output).has('switched_back')
 }
 
 /** deploy:update_code for the git strategy: a bare mirror updated, the revision exported. */
@@ -105,7 +105,7 @@ echo "@revision $rev"`
 
 /** The revision gitExportScript exported (its `@revision` line). */
 export function exportedRevision(output: string): string | undefined {
-  return /@revision (\S+)/.exec(output)?.[1]
+  return parseMarkers(output).get('revision') || undefined
 }
 
 /** deploy:update_code for an upload: the REVISION file a git export writes too. */

@@ -1,4 +1,4 @@
-import { raw, sh, type Command } from 'deployfile'
+import { parseMarkers, raw, sh, type Command } from 'deployfile'
 import type { Layout } from '../common.js'
 
 /** The directories a fresh shared storage/ needs before Laravel can boot. */
@@ -90,7 +90,7 @@ printf '@laravel_version %s\\n' "$(${raw(options.php)} artisan --version 2>/dev/
 
 /** The Laravel version vendorsScript reported (its `@laravel_version` line), if artisan said one. */
 export function reportedLaravelVersion(output: string): string | undefined {
-  return /@laravel_version (\S+)/.exec(output)?.[1]
+  return parseMarkers(output).get('laravel_version')
 }
 
 /** An artisan command run inside the release directory (never through `current`: caches bake paths). */
@@ -107,5 +107,5 @@ cd ${releasePath} && ${raw(php)} artisan ${raw(args)}`
 
 /** Why migrateScript skipped the migrations (its `@skip` line), if it did. */
 export function migrationsSkipped(output: string): string | undefined {
-  return /@skip (.*)/.exec(output)?.[1]
+  return parseMarkers(output).get('skip')
 }

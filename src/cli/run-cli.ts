@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import { CommanderError } from 'commander'
 import { findDeployfile, loadDeployfile } from '../config/load.js'
 import { parseOverrides } from '../model/config.js'
@@ -138,12 +139,18 @@ function printDryRun(recorded: Map<string, MemoryTransport>, secrets: SecretRegi
     out([`# ${alias}: ${transport.operations.length} round trip(s)`])
     for (const [index, op] of transport.operations.entries()) {
       out([`# --- ${index + 1} ---`])
-      if (op.kind === 'exec') out([secrets.redact(op.options.cwd ? `(cd ${op.options.cwd}) ${op.script}` : op.script)])
+      // Exactly the script the transport sends (renderCommand: env, cd, the command; queued ones
+      // in their subshells), masked; its stdin follows it on the wire and is never shown.
+      if (op.kind === 'exec') out([secrets.redact(op.script), ...(op.command.stdin === undefined ? [] : [`# followed on stdin by ${stdinSize(op.command.stdin)}`])])
       else if (op.kind === 'put') out([`# upload ${op.source} → ${op.remotePath}${op.mode ? ` (mode ${op.mode.toString(8)})` : ''}`])
       else out([`# download ${op.remotePath} → ${op.localPath}`])
     }
     out([''])
   }
+}
+
+function stdinSize(stdin: string | Buffer | Readable): string {
+  return typeof stdin === 'string' || Buffer.isBuffer(stdin) ? `${Buffer.byteLength(stdin)} bytes` : 'a stream'
 }
 
 /** Parses argv, runs the command, and sets the exit code. */

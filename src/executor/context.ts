@@ -1,30 +1,21 @@
 import type { ConfigKey, DeployConfig } from '../model/config-types.js'
-import { mergeValues } from '../model/config.js'
-import { CommandError, DeployError, InterruptedError } from '../model/errors.js'
 import type { Host } from '../model/host.js'
 import type { Phase } from '../model/task.js'
-import { Command, displayOf, sh, type ShellValue } from '../shell/command.js'
+import { Command, sh, type ShellValue } from '../shell/command.js'
 import { quote } from '../shell/quote.js'
 import { Transform } from 'node:stream'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { Transport } from '../transport/types.js'
 import { compileSelector } from '../plan/selector.js'
+import { mergeValues } from '../model/config.js'
 import { taskContextStorage } from '../dsl/ambient.js'
-import type { AbortHandler, FailureInfo, FailureMeaning, QueueOptions, RunOptions, TaskContext as TaskContextContract, UploadOptions } from '../dsl/context.js'
-import { wrapScript } from '../shell/wrap.js'
-import { LineSplitter } from './output.js'
-import type { SecretRegistry } from '../shell/redact.js'
-import type { QueuedCommand, QueuedOwner, RunState } from './run-state.js'
-import { declareExitCode, exitCodeOf } from './errors.js'
+import type { AbortHandler, FailureInfo, QueueOptions, RunOptions, TaskContext as TaskContextContract, UploadOptions } from '../dsl/context.js'
+import type { QueuedOwner, RunState } from './run-state.js'
 import { abortHandling } from './abort.js'
+import { enqueue, send, type Sender } from './send.js'
 
-/** What `run()` returns at most of a streamed command's stdout (its last 4 MiB), unless `maxOutput` says otherwise. */
-export const DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024
-/** Of stderr, what the result keeps (its last 1 MiB): the end of it explains a failure. */
-const MAX_STDERR = 1024 * 1024
-/** Of stdout and stderr, what a CommandError carries (the last 64 KiB of each). */
-const ERROR_OUTPUT_TAIL = 64 * 1024
+export { DEFAULT_MAX_OUTPUT } from './send.js'
 
 type Template = TemplateStringsArray
 
@@ -151,18 +142,13 @@ export class TaskContext implements TaskContextContract {
   queue(command: string | Command, options?: QueueOptions): Promise<void>
   async queue(first: Template | string | Command, ...rest: unknown[]): Promise<void> {
     const { command, options } = await this.toCommand(first, rest)
-    this.state.secrets.add(...command.secrets, ...(options.secrets ?? []))
-    const cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
-    const queue = this.state.batches.get(this.host.alias) ?? []
-    this.owner?.add()
-    queue.push({ task: this.taskName, script: command.text, cwd, env: options.env, owner: this.owner, failure: options.failure })
-    this.state.batches.set(this.host.alias, queue)
+    enqueue(this.sender, await this.settled(command, options), options, this.owner)
   }
 
   /** Sends the commands queued for this host now (one round trip), if there are any. */
   async flush(): Promise<void> {
     if (!(this.state.batches.get(this.host.alias)?.length)) return
-    await this.execute(this.transport(), new Command(':'), { quiet: true }, false)
+    await send(this.sender, this.transport(), new Command(':'), { quiet: true }, false)
   }
 
   /** Runs a command and returns whether it exited 0 (never throws for a non-zero exit). */
@@ -170,7 +156,7 @@ export class TaskContext implements TaskContextContract {
   test(command: string | Command, options?: RunOptions): Promise<boolean>
   async test(first: Template | string | Command, ...rest: unknown[]): Promise<boolean> {
     const { command, options } = await this.toCommand(first, rest)
-    const result = await this.execute(this.transport(), command, { ...options, nothrow: true, quiet: true }, false)
+    const result = await send(this.sender, this.transport(), await this.settled(command, options), { ...options, nothrow: true, quiet: true }, false)
     return result.code === 0
   }
 
@@ -318,7 +304,7 @@ export class TaskContext implements TaskContextContract {
         },
       }),
     )
-    const result = await this.execute(this.transport(), extract, { stdin: counted, quiet: true }, false)
+    const result = await send(this.sender, this.transport(), await this.settled(extract, { stdin: counted }), { quiet: true }, false)
     if (result.code === 0) bytes = size
     progress(result.code === 0)
   }
@@ -356,224 +342,21 @@ export class TaskContext implements TaskContextContract {
 
   private async runOn(transport: Transport, first: Template | string | Command, rest: unknown[], local: boolean): Promise<string> {
     const { command, options } = await this.toCommand(first, rest)
-    const result = await this.execute(transport, command, options, local)
+    const result = await send(this.sender, transport, await this.settled(command, options), options, local)
     return result.stdout.replace(/\r?\n$/, '')
   }
 
-  /** Recovery steps (fail hooks, rollback) and abort handlers must run even after Ctrl-C: they get no abort signal. */
-  private get signal(): AbortSignal | undefined {
-    return this.failure || abortHandling.getStore() ? undefined : this.state.signal
+  /** `command` with where it runs: the options' cwd (templated) or the task's directory, env and stdin. */
+  private async settled(command: Command, options: RunOptions): Promise<Command> {
+    const cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
+    return command.with({ cwd, env: options.env, stdin: options.stdin })
   }
 
-  private async execute(transport: Transport, command: Command, options: RunOptions, local: boolean) {
-    const state = this.state
-    state.secrets.add(...command.secrets, ...(options.secrets ?? []))
-    if (this.signal?.aborted) throw new InterruptedError()
-    const host = this.host.alias
-    const task = this.taskName
-    let cwd = options.cwd !== undefined ? await this.parse(options.cwd) : this.workingDirectory
-    let env = options.env
-    let script = command.text
-    // A dry run reads the host for real; what was queued stays with the recorder.
-    const reader = options.readOnly && !local ? state.readTransportFor(this.host) : undefined
-    if (reader) transport = reader
-    const batch = local || reader ? [] : (state.batches.get(host) ?? [])
-    // `:` only carries queued commands (flush): it gets no events of its own.
-    const shownOwn = command.text !== ':' || batch.length === 0
-    const shownCommand = displayOf(command)
-    if (batch.length > 0) {
-      state.batches.delete(host)
-      for (const queued of batch) {
-        state.emit({ type: 'command:start', host, task: queued.task, command: queued.script })
-      }
-      script = `${renderBatch(batch)}\n${wrapScript(script, { cwd, env })}`
-      cwd = undefined
-      env = undefined
-    }
-    if (shownOwn) state.emit({ type: 'command:start', host, task, command: shownCommand, local: local || undefined })
-    const started = Date.now()
-    const splitter = (stream: 'stdout' | 'stderr') =>
-      new LineSplitter(
-        (text, partial) => state.emit({ type: 'command:output', host, task, stream, text, ...(partial ? { partial: true } : {}) }),
-        state.secrets,
-      )
-    const maxStdout = options.maxOutput ?? (options.quiet ? undefined : DEFAULT_MAX_OUTPUT)
-    const out = splitter('stdout')
-    const err = splitter('stderr')
-    const ended = (commandTask: string, exitCode: number | null) =>
-      state.emit({ type: 'command:end', host, task: commandTask, exitCode, durationMs: Date.now() - started })
-    let result: Awaited<ReturnType<Transport['exec']>>
-    try {
-      result = await transport.exec(script, {
-        cwd,
-        env,
-        stdin: options.stdin,
-        timeoutMs: options.timeout ? options.timeout * 1000 : undefined,
-        signal: this.signal,
-        onStdout: options.quiet ? undefined : (chunk) => out.push(chunk),
-        onStderr: options.quiet ? undefined : (chunk) => err.push(chunk),
-        maxStdout,
-        maxStderr: MAX_STDERR,
-      })
-    } catch (error) {
-      // The connection failed (or could not be made): none of these commands is known to have run.
-      out.flush()
-      err.flush()
-      for (const queued of batch) ended(queued.task, null)
-      if (shownOwn) ended(task, null)
-      for (const queued of batch) queued.owner?.settle(this.notRun(queued.task, queued.script, error, queued.failure))
-      throw options.failure && shownOwn ? this.notRun(undefined, shownCommand, error, options.failure) : error
-    }
-    out.flush()
-    err.flush()
-    if (result.stdoutDropped && options.maxOutput === undefined) {
-      state.emit({
-        type: 'log',
-        level: 'warning',
-        host,
-        task,
-        message: `The command printed more than ${maxStdout! / 1024 / 1024} MiB: run() returned only its last ${maxStdout! / 1024 / 1024} MiB (the rest was streamed). Pass { maxOutput } to keep more.`,
-      })
-    }
-    // How each queued command ended: the marker names the one that failed; those after it never ran.
-    const failedIndex = batch.length > 0 && result.code !== 0 ? findFailedBatch(result.stderr) : -1
-    // Killed (timeout, Ctrl-C) with no marker: whether the queued commands finished is not known.
-    const unknown = failedIndex === -1 && (result.aborted || result.code === null)
-    let failedQueued: CommandError | undefined
-    const queuedErrors = batch.map((queued, index) => {
-      if (failedIndex === index) {
-        // A queued command failed: reported for the task that queued it, whatever `nothrow` says here.
-        const shown = state.secrets.redact(queued.script)
-        failedQueued = new CommandError(
-          `Command on ${host} (queued by ${queued.task}) exited with code ${result.code}: ${firstLine(shown)}`,
-          {
-            host,
-            command: shown,
-            exitCode: result.code,
-            signal: result.signal,
-            stdout: errorOutput(result.stdout, result.stdoutDropped, state.secrets),
-            stderr: errorOutput(result.stderr.replace(BATCH_MARKER_LINE, ''), result.stderrDropped, state.secrets),
-            timedOut: result.timedOut,
-            queuedBy: queued.task,
-          },
-          queued.failure,
-        )
-        declareExitCode(failedQueued, queued.failure)
-        return failedQueued as unknown
-      }
-      if ((failedIndex !== -1 && index > failedIndex) || unknown) {
-        const reason = unknown
-          ? new InterruptedError(result.aborted ? 'the run was interrupted' : `the command it was sent with was killed by ${result.signal ?? 'a signal'}`)
-          : new DeployError(`an earlier queued command failed (queued by ${batch[failedIndex].task})`)
-        return this.notRun(queued.task, queued.script, reason, queued.failure)
-      }
-      return undefined
-    })
-    for (const [index, queued] of batch.entries()) ended(queued.task, failedIndex === index ? result.code : queuedErrors[index] ? null : 0)
-    if (shownOwn) ended(task, failedIndex === -1 ? result.code : null)
-    for (const [index, queued] of batch.entries()) queued.owner?.settle(queuedErrors[index])
-    if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
-    if (failedQueued) {
-      throw options.failure && shownOwn ? this.notRun(undefined, shownCommand, failedQueued, options.failure) : failedQueued
-    }
-    if (result.code !== 0 && !options.nothrow) {
-      const shown = state.secrets.redact(shownCommand)
-      const reason = result.timedOut
-        ? `timed out after ${options.timeout}s`
-        : result.code === null
-          ? `was killed by ${result.signal ?? 'a signal'}`
-          : `exited with code ${result.code}`
-      const error = new CommandError(
-        `Command on ${host} ${reason}: ${firstLine(shown)}`,
-        {
-          host,
-          command: shown,
-          exitCode: result.code,
-          signal: result.signal,
-          stdout: errorOutput(result.stdout, result.stdoutDropped, state.secrets),
-          stderr: errorOutput(result.stderr, result.stderrDropped, state.secrets),
-          timedOut: result.timedOut,
-        },
-        options.failure,
-      )
-      throw declareExitCode(error, options.failure)
-    }
-    return result
+  /** Who sends this context's commands. Recovery steps (fail hooks, rollback) and abort handlers must run even after Ctrl-C: they get no abort signal. */
+  private get sender(): Sender {
+    const signal = this.failure || abortHandling.getStore() ? undefined : this.state.signal
+    return { state: this.state, host: this.host, task: this.taskName, signal }
   }
-
-  /** The error of a command that never ran: see notRunError. */
-  private notRun(queuedBy: string | undefined, script: string, reason: unknown, meaning: FailureMeaning | undefined): DeployError {
-    return notRunError(this.state, this.host.alias, queuedBy, script, reason, meaning)
-  }
-}
-
-/**
- * The error of a command that never ran (`queuedBy` for a queued one): it names the host, the
- * command and why, and carries the command's own failure meaning (else the reason's exit code).
- */
-export function notRunError(
-  state: RunState,
-  host: string,
-  queuedBy: string | undefined,
-  script: string,
-  reason: unknown,
-  meaning: FailureMeaning | undefined,
-): DeployError {
-  const shown = state.secrets.redact(script)
-  const why = state.secrets.redact(reason instanceof Error ? reason.message : String(reason))
-  const error = new DeployError(`Command on ${host}${queuedBy ? ` (queued by ${queuedBy})` : ''} did not run: ${firstLine(shown)} (${why.replace(/\.$/, '')})`, {
-    exitCode: meaning?.exitCode ?? exitCodeOf(reason),
-    hint: meaning?.hint ?? (reason instanceof DeployError ? reason.hint : undefined),
-    cause: reason,
-  })
-  return declareExitCode(error, meaning)
-}
-
-const BATCH_MARKER = '@@deployfile-queued-failed'
-const BATCH_MARKER_LINE = new RegExp(`\\n?${BATCH_MARKER} \\d+\\n?`, 'g')
-
-/**
- * Each queued command runs in its own subshell (its cwd and env stay its own,
- * stdin is not shared); the first failure prints a marker naming it and stops
- * the script with its exit code.
- */
-function renderBatch(batch: QueuedCommand[]): string {
-  return batch
-    .map(
-      (queued, index) =>
-        // Not `( … ) || …`: the shell ignores `set -e` inside the left side of `||`.
-        `(\n${wrapScript(queued.script, { cwd: queued.cwd, env: queued.env })}\n) </dev/null\nrc=$?; if [ $rc -ne 0 ]; then printf '\\n%s %s\\n' '${BATCH_MARKER}' ${index} >&2; exit $rc; fi`,
-    )
-    .join('\n')
-}
-
-/** Index of the queued command whose failure the marker reports, or -1. */
-function findFailedBatch(stderr: string): number {
-  const match = new RegExp(`${BATCH_MARKER} (\\d+)`).exec(stderr)
-  return match ? Number(match[1]) : -1
-}
-
-/**
- * A command's output as a CommandError carries it: masked, then its last ERROR_OUTPUT_TAIL
- * characters (from a line start when there is one). Output the transport already cut (`dropped`)
- * may begin inside a secret, which masking would not recognise: its first, partial line goes (or,
- * in one endless line, as much as the longest secret).
- */
-function errorOutput(text: string, dropped: number | undefined, secrets: SecretRegistry): string {
-  if (dropped) {
-    const newline = text.indexOf('\n')
-    text = newline >= 0 ? text.slice(newline + 1) : text.slice(Math.min(text.length, secrets.maxLength))
-  }
-  const masked = secrets.redact(text)
-  if (masked.length <= ERROR_OUTPUT_TAIL) return masked
-  const tail = masked.slice(masked.length - ERROR_OUTPUT_TAIL)
-  const newline = tail.indexOf('\n')
-  return newline >= 0 && newline < tail.length - 1 ? tail.slice(newline + 1) : tail
-}
-
-function firstLine(text: string): string {
-  const lines = text.split('\n').filter((l) => l.trim() && l.trim() !== 'set -e')
-  return lines.length > 1 ? `${lines[0]} … (${lines.length} lines)` : (lines[0] ?? text)
 }
 
 async function isDirectory(path: string): Promise<boolean> {

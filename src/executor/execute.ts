@@ -3,7 +3,9 @@ import { ExitCode, InterruptedError, type ExitCodeValue } from '../model/errors.
 import type { ErrorInfo, PlannedStep } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Plan, PlanStep } from '../plan/plan.js'
-import { notRunError, TaskContext } from './context.js'
+import { TaskContext } from './context.js'
+import { displayOf } from '../shell/command.js'
+import { notRunError } from './send.js'
 import { taskContextStorage } from '../dsl/ambient.js'
 import type { FailureInfo } from '../dsl/context.js'
 import { declaredExitCode, describeError, exitCodeOf } from './errors.js'
@@ -230,7 +232,7 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
   }
 
   // Anything still queued (the run stopped before it was sent) never ran: its step says so before run:end.
-  state.dropQueued((queued, host) => notRunError(state, host, queued.task, queued.script, new DeployError('the run ended before it was sent'), queued.failure))
+  state.dropQueued((queued, host) => notRunError(state, host, queued.task, displayOf(queued.command), new DeployError('the run ended before it was sent'), queued.failure))
   outcome ??=
     finishExitCode !== ExitCode.Success
       ? { status: 'failed', exitCode: finishExitCode, recoveryErrors: [], warnings, durationMs: Date.now() - started }
@@ -333,7 +335,7 @@ async function recover(
   const recoveryErrors: ErrorInfo[] = []
   // What the failed phase queued and never sent will not run: the steps that queued it end failed, before the recovery.
   const stopped = new DeployError(`the run stopped: ${failure.task} failed on ${failure.host}`)
-  state.dropQueued((queued, host) => notRunError(state, host, queued.task, queued.script, stopped, queued.failure))
+  state.dropQueued((queued, host) => notRunError(state, host, queued.task, displayOf(queued.command), stopped, queued.failure))
   if (plan.failSteps.length > 0) {
     state.recovery = { phase: step.phase, ok: false }
     state.emit({ type: 'recovery:start', phase: step.phase, failedTask: failure.task, failedHost: failure.host, interrupted: interrupted || undefined })

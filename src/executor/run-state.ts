@@ -8,6 +8,7 @@ import type { HostConfig } from '../model/config.js'
 import type { EventInput, EventSink, RunEvent, RunSummary } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
+import type { Command } from '../shell/command.js'
 import { SecretRegistry } from '../shell/redact.js'
 import type { AbortHandler, TaskContext } from '../dsl/context.js'
 import { taskContextStorage } from '../dsl/ambient.js'
@@ -16,9 +17,8 @@ import type { Transport, TransportFactory } from '../transport/types.js'
 /** A command queued with `ctx.queue()`, waiting for the host's next round trip. */
 export interface QueuedCommand {
   task: string
-  script: string
-  cwd?: string
-  env?: Record<string, string>
+  /** The command, with the cwd and env it runs with. */
+  command: Command
   /** The step that queued it: told once it ran (or failed, or never will). */
   owner?: QueuedOwner
   /** What its failure means (`queue()`'s `failure` option). */

@@ -1,14 +1,11 @@
-import type { Readable } from 'node:stream'
+import type { Command } from '../shell/command.js'
 import type { Host } from '../model/host.js'
 
-/** Options of one command. */
+/**
+ * How one command runs on its channel. Where it runs (cwd, env) and its stdin are the
+ * {@link Command}'s own.
+ */
 export interface ExecOptions {
-  /** Directory the command runs in. */
-  cwd?: string
-  /** Extra environment variables (sent inside the script: sshd usually refuses `env` requests). */
-  env?: Record<string, string>
-  /** Data written to the command's standard input. */
-  stdin?: string | Buffer | Readable
   /** Kill the command (and its whole process group) after this many milliseconds. */
   timeoutMs?: number
   /** Aborting kills the command (and its process group). */
@@ -62,8 +59,11 @@ export interface GetOptions {
  */
 export interface Transport {
   readonly host: Host
-  /** Runs a POSIX `sh` script on the host. */
-  exec(script: string, options?: ExecOptions): Promise<ExecResult>
+  /**
+   * Runs a command on the host under POSIX `sh`: its script rendered with its cwd and env
+   * (`renderCommand`), its stdin after it. A string is a script with no settings.
+   */
+  exec(command: Command | string, options?: ExecOptions): Promise<ExecResult>
   /** Copies a local file or directory tree (or a Buffer of content) to `remotePath`, keeping modes. */
   put(source: string | Buffer, remotePath: string, options?: PutOptions): Promise<void>
   /** Copies a remote file or directory tree to `localPath`, keeping modes. */

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Command, renderCommand } from '../../src/shell/command.js'
 import { startSshServers, type SshServers } from '../support/sshd.js'
 import { commonDeployfile, currentOf, dep, isLocked, writeDeployfile } from '../support/dep.js'
 
@@ -25,7 +26,11 @@ async function project(root: string, hostOptions: Record<string, unknown>): Prom
   const url = `http://127.0.0.1:${(health.address() as AddressInfo).port}/up`
   await writeDeployfile(
     dir,
-    commonDeployfile(appDir, [{ alias: 'web1', options: hostOptions, deployPath }], `set('healthcheck_url', ${JSON.stringify(url)})`),
+    commonDeployfile(
+      appDir,
+      [{ alias: 'web1', options: hostOptions, deployPath }],
+      `set('healthcheck_url', ${JSON.stringify(url)})\nset('healthcheck_command', 'test -f index.html && echo "$HOME" >/dev/null')`,
+    ),
   )
   return { dir, deployPath }
 }
@@ -63,6 +68,10 @@ describe('dep deploy --dry-run', () => {
     expect(result.output).not.toContain(`${deployPath}/releases/1 `)
     expect(result.output).toMatch(/would check http:\/\/127\.0\.0\.1/)
     expect(result.output).toMatch(/Only read-only commands ran/)
+    // Exactly the text the transport would send: the command rendered with its cwd (renderCommand),
+    // not a format of the dry run's own.
+    expect(result.output).toContain(`\n${renderCommand(new Command('test -f index.html && echo "$HOME" >/dev/null', [], { cwd: `${deployPath}/releases/3` }))}\n`)
+    expect(result.output).not.toContain('(cd ')
     expect(healthRequests).toBe(requestsBefore)
     expect(await readdir(path.join(deployPath, 'releases'))).toEqual(releasesBefore)
     expect(await currentOf(deployPath)).toBe('releases/2')

@@ -15,6 +15,7 @@ import { ConnectionError } from '../../src/model/errors.js'
 import { Host, type HostOptions } from '../../src/model/host.js'
 import { createSshTransport, openInteractiveShell, type SshTransport } from '../../src/transport/ssh/index.js'
 import { startSshServers, type SshServers } from '../support/sshd.js'
+import { Command } from '../../src/shell/command.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -94,23 +95,21 @@ describe('exec', () => {
     const first = await t.exec('echo out; echo err >&2; exit 3')
     expect(first).toMatchObject({ code: 3, signal: null, stdout: 'out\n', stderr: 'err\n', timedOut: false, aborted: false })
 
-    const ok = await t.exec('pwd\nprintf "%s|" "$GREETING"\ncat', {
-      cwd: ssh.workDir,
-      env: { GREETING: "it's $HOME `x`" },
-      stdin: 'from stdin',
-    })
+    const ok = await t.exec(
+      new Command('pwd\nprintf "%s|" "$GREETING"\ncat', [], { cwd: ssh.workDir, env: { GREETING: "it's $HOME `x`" }, stdin: 'from stdin' }),
+    )
     expect(ok.code).toBe(0)
     expect(ok.stdout).toBe(`${ssh.workDir}\nit's $HOME \`x\`|from stdin`)
     expect(ok.stderr).toBe('')
 
-    const streamed = await t.exec('wc -c', { stdin: Readable.from([Buffer.alloc(100_000, 1), Buffer.alloc(23, 2)]) })
+    const streamed = await t.exec(new Command('wc -c', [], { stdin: Readable.from([Buffer.alloc(100_000, 1), Buffer.alloc(23, 2)]) }))
     expect(streamed.stdout.trim()).toBe('100023')
 
     // Runs under /bin/sh (dash here) whatever the login shell (bash) is.
     const shell = await t.exec('readlink /proc/$$/exe')
     expect(shell.stdout.trim()).toMatch(/dash$/)
 
-    const missingDir = await t.exec('echo never', { cwd: '/does/not/exist' })
+    const missingDir = await t.exec(new Command('echo never', [], { cwd: '/does/not/exist' }))
     expect(missingDir.code).not.toBe(0)
     expect(missingDir.stdout).toBe('')
   })
@@ -239,7 +238,7 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
     expect(plain.stdout === `unset|unset|${text}`).toBe(true)
 
     const stdin = Buffer.concat([Buffer.from('12 1\n#@@deployfile-end@@\n'), randomBytes(200_000), Buffer.from('\n\n')])
-    const withStdin = await t.exec(`${script}sha256sum | cut -d' ' -f1`, { stdin })
+    const withStdin = await t.exec(new Command(`${script}sha256sum | cut -d' ' -f1`, [], { stdin }))
     expect(withStdin.code).toBe(0)
     expect(withStdin.stdout === `unset|unset|${text}${createHash('sha256').update(stdin).digest('hex')}\n`).toBe(true)
   })
@@ -249,13 +248,13 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
     await t.exec('true')
     expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
     const count = 'od -An -c | tr -s " " | tr -d "\\n"; echo'
-    expect((await t.exec('cat', { stdin: 'line\nno newline at the end' })).stdout).toBe('line\nno newline at the end')
-    expect((await t.exec('wc -c', { stdin: Buffer.from('5 1\nabc') })).stdout.trim()).toBe('7')
-    expect((await t.exec('wc -c', { stdin: '' })).stdout.trim()).toBe('0')
+    expect((await t.exec(new Command('cat', [], { stdin: 'line\nno newline at the end' }))).stdout).toBe('line\nno newline at the end')
+    expect((await t.exec(new Command('wc -c', [], { stdin: Buffer.from('5 1\nabc') }))).stdout.trim()).toBe('7')
+    expect((await t.exec(new Command('wc -c', [], { stdin: '' }))).stdout.trim()).toBe('0')
     expect((await t.exec('wc -c')).stdout.trim()).toBe('0')
-    expect((await t.exec(count, { stdin: '\n\n' })).stdout.trim()).toBe('\\n \\n')
+    expect((await t.exec(new Command(count, [], { stdin: '\n\n' }))).stdout.trim()).toBe('\\n \\n')
     const stream = Readable.from([Buffer.alloc(70_000, 7), Buffer.from('tail')])
-    expect((await t.exec('wc -c', { stdin: stream })).stdout.trim()).toBe('70004')
+    expect((await t.exec(new Command('wc -c', [], { stdin: stream }))).stdout.trim()).toBe('70004')
   })
 
   it('keeps spares within the channel cap: 30 commands at once after warmUp, and maxChannels 2', async () => {
@@ -298,7 +297,7 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
     // channel, never starts, and runs again on a channel of its own.
     for (const pid of spares()) process.kill(pid, 'SIGKILL')
     const before = t.roundTrips
-    const result = await t.exec('echo fallback; echo err >&2', { stdin: 'x' })
+    const result = await t.exec(new Command('echo fallback; echo err >&2', [], { stdin: 'x' }))
     expect(result).toMatchObject({ code: 0, stdout: 'fallback\n', stderr: 'err\n' })
     // The command, and its second run (deterministic: the client reads no socket between the
     // kill and the exec, so it cannot have heard of the death yet).
@@ -333,7 +332,7 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
     const t = transportTo(0)
     await t.exec('true')
     expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
-    const result = await t.exec('sleep 1238 & sleep 1238; echo never', { timeoutMs: 300, stdin: 'in' })
+    const result = await t.exec(new Command('sleep 1238 & sleep 1238; echo never', [], { stdin: 'in' }), { timeoutMs: 300 })
     expect(result).toMatchObject({ timedOut: true, code: null, stdout: '' })
     expect(await waitUntil(() => !processes().includes('sleep 1238'), 2000)).toBe(true)
     expect((await t.exec('echo alive')).stdout).toBe('alive\n')

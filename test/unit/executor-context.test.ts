@@ -128,7 +128,8 @@ describe('run()', () => {
     })
     const { transports } = await runPlan(registry, 't')
     const op = transports.get('h')!.operations[0]
-    expect(op).toMatchObject({ kind: 'exec', script: 'cat', options: { cwd: '/srv/app/current', env: { A: '1' }, stdin: 'data', timeoutMs: 3000 } })
+    expect(op).toMatchObject({ kind: 'exec', script: "export A=1\ncd /srv/app/current || exit 1\ncat", options: { timeoutMs: 3000 } })
+    expect(op.kind === 'exec' && [op.command.cwd, op.command.env, op.command.stdin]).toEqual(['/srv/app/current', { A: '1' }, 'data'])
   })
 })
 
@@ -168,7 +169,7 @@ describe('cd() and within()', () => {
       task('both', ['t', 'next'])
     })
     const { transports } = await runPlan(registry, 'both')
-    const cwds = transports.get('h')!.operations.map((op) => (op.kind === 'exec' ? op.options.cwd : 'n/a'))
+    const cwds = transports.get('h')!.operations.map((op) => (op.kind === 'exec' ? op.command.cwd : 'n/a'))
     expect(cwds).toEqual([undefined, '/srv/app', '/tmp', '/var', '/tmp', '/srv/app', '/explicit', undefined])
   })
 
@@ -183,7 +184,7 @@ describe('cd() and within()', () => {
       })
     })
     const { transports } = await runPlan(registry, 't')
-    expect(transports.get('h')!.operations[0]).toMatchObject({ options: { cwd: undefined } })
+    expect(transports.get('h')!.operations[0]).toMatchObject({ script: 'pwd', command: { cwd: undefined } })
   })
 })
 

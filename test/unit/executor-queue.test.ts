@@ -36,6 +36,23 @@ describe('queue() on the MemoryTransport', () => {
     expect(ofType(events, 'command:start').map((e) => e.command)).toEqual(["mkdir -p '/srv/a b'", 'touch /srv/marker', 'ls /srv'])
   })
 
+  it('renders a command\'s cwd and env the same way whether queued commands go with it or not', async () => {
+    const registry = await declare(() => {
+      host('h')
+      task('t', async (ctx) => {
+        await ctx.run('ls', { cwd: '/srv/my app', env: { A: 'b c' } })
+        await queue`touch x`
+        await ctx.run('ls', { cwd: '/srv/my app', env: { A: 'b c' } })
+      })
+    })
+    const { transports } = await runPlan(registry, 't')
+    const own = "export A='b c'\ncd '/srv/my app' || exit 1\nls"
+    const [alone, withQueued] = transports.get('h')!.scripts
+    expect(alone).toBe(own)
+    expect(withQueued.endsWith(`fi\n${own}`)).toBe(true)
+    expect(withQueued.startsWith('(\ntouch x\n) </dev/null\n')).toBe(true)
+  })
+
   it('flushes what is left at the end of a phase (one exec), not at each step', async () => {
     const registry = await declare(() => {
       host('h')

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { Host } from '../../src/model/host.js'
 import { LocalTransport } from '../../src/transport/local/local-transport.js'
 import { sleep } from './helpers.js'
+import { Command } from '../../src/shell/command.js'
 
 const sandbox = mkdtempSync(join(tmpdir(), 'df-local-'))
 afterAll(() => rmSync(sandbox, { recursive: true, force: true }))
@@ -35,21 +36,21 @@ describe('exec', () => {
   it('honours cwd and env (values with quotes and $)', async () => {
     const dir = join(sandbox, "cwd with 'quotes'")
     mkdirSync(dir)
-    const result = await transport().exec('printf "%s|%s" "$PWD" "$VALUE"', { cwd: dir, env: { VALUE: `it's $(not run) "x"` } })
+    const result = await transport().exec(new Command('printf "%s|%s" "$PWD" "$VALUE"', [], { cwd: dir, env: { VALUE: `it's $(not run) "x"` } }))
     expect(result.stdout).toBe(`${dir}|it's $(not run) "x"`)
   })
 
   it('a missing cwd fails before the script runs', async () => {
-    const result = await transport().exec('echo ran', { cwd: join(sandbox, 'missing') })
+    const result = await transport().exec(new Command('echo ran', [], { cwd: join(sandbox, 'missing') }))
     expect(result.code).toBe(1)
     expect(result.stdout).toBe('')
   })
 
   it('passes stdin as a string, a Buffer and a stream', async () => {
     const t = transport()
-    expect((await t.exec('cat', { stdin: 'from a string' })).stdout).toBe('from a string')
-    expect((await t.exec('wc -c', { stdin: Buffer.alloc(100_000, 97) })).stdout.trim()).toBe('100000')
-    expect((await t.exec('cat', { stdin: Readable.from(['a', 'b', 'c']) })).stdout).toBe('abc')
+    expect((await t.exec(new Command('cat', [], { stdin: 'from a string' }))).stdout).toBe('from a string')
+    expect((await t.exec(new Command('wc -c', [], { stdin: Buffer.alloc(100_000, 97) }))).stdout.trim()).toBe('100000')
+    expect((await t.exec(new Command('cat', [], { stdin: Readable.from(['a', 'b', 'c']) }))).stdout).toBe('abc')
   })
 
   it('streams output and can skip collecting it', async () => {

@@ -12,7 +12,6 @@ import {
   parsePublicKey,
 } from '../../src/transport/ssh/known-hosts.js'
 import { parseJumpSpec, resolveSettings } from '../../src/transport/ssh/settings.js'
-import { BOOTSTRAP, killScript, scriptPayload } from '../../src/transport/ssh/exec.js'
 
 /** A fake wire-format key blob: string type, then bytes. */
 function blob(type: string, seed: string): Buffer {
@@ -139,33 +138,5 @@ describe('ssh settings', () => {
     expect(plain).toMatchObject({ hostname: 'db1', port: 22, user: 'me', strict: 'yes' })
     // No key named anywhere: the default identities, skipped silently when missing.
     expect(plain.identityFiles.every((id) => id.optional)).toBe(true)
-  })
-})
-
-describe('remote command', () => {
-  it('execs a fixed bootstrap under /bin/sh and sends the script on stdin (never in argv), after the process-group report', () => {
-    expect(BOOTSTRAP.startsWith("exec /bin/sh -c '")).toBe(true)
-    expect(BOOTSTRAP).not.toContain("$'")
-    const payload = scriptPayload("echo 'hi' S3CRET", { cwd: '/srv/app', env: { A: 'b c' } }).toString()
-    expect(BOOTSTRAP).not.toContain('S3CRET')
-    const [header, ...rest] = payload.split('\n')
-    const script = rest.join('\n')
-    expect(header).toBe(`${Buffer.byteLength(script)} 0`)
-    expect(script).toContain('@@deployfile-pgid:')
-    expect(script).toContain('cd /srv/app || exit 1')
-    expect(script).toContain("export A='b c'")
-    expect(script).toContain("echo 'hi' S3CRET")
-    expect(script).not.toContain("$'")
-    expect(scriptPayload('x', { withStdin: true }).toString()).toMatch(/^\d+ 1\n/)
-    // No argument-length limit any more: a 200 KB script is fine.
-    expect(scriptPayload('x'.repeat(200_000)).length).toBeGreaterThan(200_000)
-  })
-
-  it('kills groups with the `kill -SIG -PGID` form dash accepts', () => {
-    const script = killScript([123, 456])
-    expect(script).toContain('kill -TERM -$p')
-    expect(script).toContain('kill -KILL -$p')
-    expect(script).not.toContain('kill --')
-    expect(script).toContain('for p in 123 456')
   })
 })

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../model/errors.js'
 import type { Registry } from '../../model/registry.js'
 import { shownAs } from '../../shell/command.js'
-import { quote } from '../../shell/quote.js'
+import { adHocScript } from '../../shell/protocol.js'
 import type { TaskContext } from '../../dsl/context.js'
 
 /**
@@ -20,11 +20,8 @@ export function defineAdHocCommand(registry: Registry, command: string | undefin
       const base = ctx.has('deploy_path') ? await ctx.get<string>('deploy_path') : undefined
       // One round trip: the directory choice travels with the user's command line, sent as written.
       // Output and errors show the user's command only: the wrapper is ours, not theirs.
-      const enter = base
-        ? `if [ -d ${quote(`${base}/current`)} ]; then cd ${quote(`${base}/current`)}; elif [ -d ${quote(base)} ]; then cd ${quote(base)}; fi\n`
-        : ''
       // Its output is streamed to the reporters; only what a failure shows (the last 64 KiB) is kept.
-      await ctx.run(shownAs(`${enter}${command}`, command), { maxOutput: 64 * 1024 })
+      await ctx.run(shownAs(adHocScript(command, base), command), { maxOutput: 64 * 1024 })
     },
   })
   return name

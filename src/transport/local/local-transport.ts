@@ -3,26 +3,12 @@ import { dirname } from 'node:path'
 import { spawn } from 'node:child_process'
 import { Readable, type Writable } from 'node:stream'
 import type { Host } from '../../model/host.js'
-import { wrapScript } from '../../shell/wrap.js'
+import { commandOf, type Command } from '../../shell/command.js'
+import { LOCAL_BOOTSTRAP, localPayload } from '../../shell/protocol.js'
 import { OutputBuffer } from '../output-buffer.js'
 import type { ExecOptions, ExecResult, GetOptions, PutOptions, Transport } from '../types.js'
 
 const KILL_GRACE_MS = 2000
-
-/** Ends every script: one cut short (this process died while writing it) is refused, not half run. */
-const LOCAL_TRAILER = '\n#@@deployfile-end@@'
-/**
- * What `/bin/sh -c` gets: a fixed text that reads the script from fd 3 (to EOF), closes fd 3 so the
- * script's commands do not inherit it, and evals it in this shell. `$(…; echo .)` then `${s%.}`
- * keeps trailing newlines. The secret-bearing script is never in any argv.
- */
-const LOCAL_BOOTSTRAP = [
-  '__df_s=$(cat <&3; echo .)',
-  'exec 3<&-',
-  '__df_s=${__df_s%.}',
-  `case $__df_s in *'${LOCAL_TRAILER.slice(1)}') ;; *) echo 'deployfile: the script arrived incomplete; it did not run.' >&2; exit 86;; esac`,
-  'eval "$__df_s"',
-].join('\n')
 
 /** Runs commands on this machine under `/bin/sh`, the script on a pipe (never in argv). */
 export class LocalTransport implements Transport {
@@ -35,14 +21,15 @@ export class LocalTransport implements Transport {
     return this.count
   }
 
-  async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(given: Command | string, options: ExecOptions = {}): Promise<ExecResult> {
     this.count += 1
+    const command = commandOf(given)
     const collect = options.collect ?? true
     const stdoutKept = new OutputBuffer(collect ? (options.maxStdout ?? Infinity) : 0)
     const stderrKept = new OutputBuffer(collect ? (options.maxStderr ?? Infinity) : 0)
     // The script goes through fd 3, never in argv (`ps` and /proc/<pid>/cmdline show argv to every
     // local user); fd 0 stays the command's own stdin.
-    const child = spawn('/bin/sh', ['-c', LOCAL_BOOTSTRAP], {
+    const child = spawn('/bin/sh', ['-c', LOCAL_BOOTSTRAP.text], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
       // Its own process group, so a timeout or Ctrl-C kills everything it started.
       detached: true,
@@ -50,9 +37,9 @@ export class LocalTransport implements Transport {
     })
     const scriptPipe = child.stdio[3] as Writable
     scriptPipe.on('error', () => undefined) // the shell died first: its exit status says so
-    scriptPipe.end(`${wrapScript(script, { cwd: options.cwd, env: options.env })}${LOCAL_TRAILER}`)
+    scriptPipe.end(localPayload(command))
     child.stdin.on('error', () => undefined) // a command that does not read its stdin (EPIPE)
-    const stdin = options.stdin
+    const stdin = command.stdin
     if (stdin instanceof Readable) stdin.pipe(child.stdin)
     else child.stdin.end(stdin)
     child.stdout.on('data', (chunk: Buffer) => {

@@ -1,10 +1,17 @@
 import type { Host } from '../../model/host.js'
-import { wrapScript } from '../../shell/wrap.js'
+import { commandOf, renderCommand, type Command } from '../../shell/command.js'
 import type { ExecOptions, ExecResult, PutOptions, Transport } from '../types.js'
 
 /** One thing a recording transport was asked to do. */
 export type RecordedOperation =
-  | { kind: 'exec'; script: string; options: Omit<ExecOptions, 'onStdout' | 'onStderr' | 'signal'> }
+  | {
+      kind: 'exec'
+      /** The command as given. */
+      command: Command
+      /** What a real transport sends for it: the command rendered (`renderCommand`). */
+      script: string
+      options: Omit<ExecOptions, 'onStdout' | 'onStderr' | 'signal'>
+    }
   | { kind: 'put'; source: string; remotePath: string; mode?: number }
   | { kind: 'get'; remotePath: string; localPath: string }
 
@@ -32,9 +39,9 @@ export class MemoryTransport implements Transport {
     return this.operations.length
   }
 
-  /** The scripts run so far, each with its cwd/env prefix as a real transport would send it. */
+  /** The scripts run so far, each rendered as a real transport sends it. */
   get scripts(): string[] {
-    return this.operations.flatMap((op) => (op.kind === 'exec' ? [wrapScript(op.script, op.options)] : []))
+    return this.operations.flatMap((op) => (op.kind === 'exec' ? [op.script] : []))
   }
 
   /** Resolves at once, or rejects with `unreachable` when a test set it. */
@@ -42,12 +49,15 @@ export class MemoryTransport implements Transport {
     if (this.unreachable) throw this.unreachable
   }
 
-  async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(given: Command | string, options: ExecOptions = {}): Promise<ExecResult> {
     if (this.unreachable) throw this.unreachable
+    const command = commandOf(given)
     const { onStdout, onStderr, signal, ...rest } = options
     // Nothing reads a streamed stdin here: drain it, or its producer (a tar of a big tree) waits forever.
-    if (rest.stdin && typeof rest.stdin === 'object' && !Buffer.isBuffer(rest.stdin)) rest.stdin.resume()
-    this.operations.push({ kind: 'exec', script, options: { ...rest, stdin: rest.stdin && typeof rest.stdin === 'object' && !Buffer.isBuffer(rest.stdin) ? '(stream)' : rest.stdin } })
+    const stdin = command.stdin
+    if (stdin && typeof stdin === 'object' && !Buffer.isBuffer(stdin)) stdin.resume()
+    const script = renderCommand(command)
+    this.operations.push({ kind: 'exec', command, script, options: rest })
     const responder = this.responders.find((r) => (typeof r.match === 'function' ? r.match(script) : r.match.test(script)))
     const answer = responder ? (typeof responder.result === 'function' ? responder.result(script) : responder.result) : {}
     const result: ExecResult = { code: 0, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false, ...answer }

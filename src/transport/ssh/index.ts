@@ -2,5 +2,4 @@ export { createSshTransport, SshTransport, type SshTransportOptions } from './tr
 export { openInteractiveShell, type InteractiveShellOptions } from './shell.js'
 export { resolveSettings, type SshSettings, type Endpoint } from './settings.js'
 export { fingerprint, parseKnownHosts, checkKnownHost, knownHostsName, hostsFieldMatches } from './known-hosts.js'
-export { BOOTSTRAP, scriptPayload } from './exec.js'
 export { PASSPHRASE_ENV } from './auth.js'

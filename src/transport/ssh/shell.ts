@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream'
 import type { Host } from '../../model/host.js'
-import { quote } from '../../shell/quote.js'
+import { interactiveShellScript } from '../../shell/protocol.js'
 import { IdentityStore } from './auth.js'
 import { openConnection } from './connect.js'
 import { defaultContext, resolveSettings } from './settings.js'
@@ -33,11 +33,7 @@ export async function openInteractiveShell(host: Host, opts: InteractiveShellOpt
   const errors = opts.stderr ?? process.stderr
   const tty = input.isTTY === true && typeof input.setRawMode === 'function'
 
-  const dirs = [opts.cwd ?? []].flat()
-  const cd = dirs.length
-    ? `${dirs.map((dir) => `cd ${quote(dir)} 2>/dev/null`).join(' || ')} || echo ${quote(`deployfile: ${dirs.join(' nor ')} exists; staying in the home directory.`)} >&2; `
-    : ''
-  const command = `${cd}exec "\${SHELL:-/bin/sh}" -l`
+  const command = interactiveShellScript([opts.cwd ?? []].flat()).text
 
   try {
     return await new Promise<number>((resolve, reject) => {

@@ -1,5 +1,6 @@
 import type { Client, ClientChannel } from 'ssh2'
-import { BOOTSTRAP, channelUsable } from './exec.js'
+import { SSH_BOOTSTRAP } from '../../shell/protocol.js'
+import { channelUsable } from './open-channel.js'
 import type { ChannelLimiter } from './limiter.js'
 
 /**
@@ -10,7 +11,7 @@ import type { ChannelLimiter } from './limiter.js'
  */
 const SPARES = 2
 
-/** A pre-opened session channel running BOOTSTRAP, waiting for its script on stdin. */
+/** A pre-opened session channel running SSH_BOOTSTRAP, waiting for its script on stdin. */
 export interface Spare {
   /** The channel once the bootstrap runs; undefined if it could not open or died before. */
   readonly ready: Promise<ClientChannel | undefined>
@@ -101,7 +102,7 @@ export class SparePool {
       resolve(undefined)
     }
     try {
-      this.client.exec(BOOTSTRAP, (error, channel) => {
+      this.client.exec(SSH_BOOTSTRAP.text, (error, channel) => {
         // Refused (MaxSessions reached for a moment, say): no spare; commands open their own.
         if (error) return fail()
         if (this.closed && !spare.taken) {

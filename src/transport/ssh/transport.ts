@@ -4,7 +4,9 @@ import { ConnectionError } from '../../model/errors.js'
 import type { ExecOptions, ExecResult, GetOptions, PutOptions, Transport } from '../types.js'
 import { IdentityStore } from './auth.js'
 import { openConnection, type SshConnection } from './connect.js'
-import { emptyResult, killScript, runCommand, type RunHooks, type RunningCommand } from './exec.js'
+import { commandOf, type Command } from '../../shell/command.js'
+import { killScript } from '../../shell/protocol.js'
+import { ChannelCommand, emptyResult, type RunHooks, type RunningCommand } from './exec.js'
 import { ChannelLimiter, LimiterClosed } from './limiter.js'
 import { get, put, SftpSession } from './sftp.js'
 import { SparePool } from './spare.js'
@@ -26,7 +28,7 @@ const CLOSE_KILL_TIMEOUT = 5_000
  * Transport over one ssh2 connection per host, opened on first use (or on warmUp()) and kept:
  * commands run on channels of it (at most `maxChannels` at once, spare channels included, the rest
  * queue), files go over one SFTP session. Up to two spare session channels are kept open, each
- * already running a bootstrap shell that reads its script from stdin (see BOOTSTRAP in exec.ts),
+ * already running a bootstrap shell that reads its script from stdin (SSH_BOOTSTRAP in src/shell/protocol),
  * so a command costs one network turn instead of three (open, exec, script: the script always
  * travels on stdin, never in the exec request, so it is in no process's argv); a spare is replaced
  * in the background as soon as a command takes it.
@@ -119,7 +121,7 @@ export class SshTransport implements Transport {
     await this.open()
   }
 
-  async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: Command | string, options: ExecOptions = {}): Promise<ExecResult> {
     this.beginUse()
     if (options.signal?.aborted) return emptyResult({ aborted: true })
     const settings = await this.settings()
@@ -150,7 +152,7 @@ export class SshTransport implements Transport {
       const connection = await this.open()
       if (this.closing) return emptyResult({ aborted: true })
       this.trips++
-      const running = runCommand(connection.client, script, options, this.hooks(connection), spare?.ready)
+      const running = new ChannelCommand(connection.client, commandOf(command), options, this.hooks(connection), spare?.ready).result
       // Replace the spare just taken (or use the slots left) while the command runs.
       this.pool?.fill()
       return await running
@@ -288,11 +290,11 @@ export class SshTransport implements Transport {
           // Outside the channel cap: the commands being killed may hold every slot (8 + this + SFTP ≤ 10).
           this.trips++
           await withTimeout(
-            runCommand(connection.client, killScript([...new Set(batch.map((kill) => kill.pgid))]), {}, {
+            new ChannelCommand(connection.client, killScript([...new Set(batch.map((kill) => kill.pgid))]), {}, {
               ...this.hooks(connection),
               register: () => undefined,
               unregister: () => undefined,
-            }),
+            }).result,
             CLOSE_KILL_TIMEOUT,
           ).catch(() => undefined)
         }

@@ -1,0 +1,263 @@
+import { Command, raw, renderCommand, sh, type ShellValue } from './command.js'
+
+/*
+ * The protocol between deployfile and the shells it runs commands in: how a command is framed and
+ * sent (bootstraps, payloads; its own settings are rendered by `renderCommand`), killed, batched
+ * with queued commands, and how scripts answer (markers, exit codes). Every piece is built with
+ * `sh` and pinned as an exact string by test/unit/shell-protocol.test.ts.
+ */
+
+export { renderCommand }
+
+/**
+ * Exit codes that mean something to deployfile, of its own scripts and of the recipes' scripts.
+ * A script exits with one of these (`exit ${ScriptExit.NotFound}` in an `sh` template) so that
+ * the code that reads the result names what it checks instead of a bare number. Any other
+ * non-zero code is a plain failure of the command.
+ */
+export const ScriptExit = {
+  /** Done. */
+  Ok: 0,
+  /** The command failed; also what a command exits with when its working directory is missing (it did not run). */
+  Failed: 1,
+  /** The host is in a state the step refuses to change, e.g. `current` is a real directory, not a link. */
+  RefusedState: 3,
+  /** What the step was asked for does not exist, e.g. a git revision. */
+  NotFound: 4,
+  /** A tool or setting the step needs is missing on the host, e.g. `setfacl`, `composer`, `http_user`. */
+  MissingPrerequisite: 5,
+  /** A release the step needs is missing. */
+  MissingRelease: 6,
+  /** The script arrived cut short (the connection or this process died while sending it): it did not run. */
+  IncompleteScript: 86,
+} as const
+
+/** One of the {@link ScriptExit} codes. */
+export type ScriptExitCode = (typeof ScriptExit)[keyof typeof ScriptExit]
+
+/*
+ * Markers: lines a script prints to tell the code that ran it something, apart from its ordinary
+ * output. Scripts the recipes write print `@name value` on stdout (`marker()` builds the line,
+ * `parseMarkers()` reads them back). The engine's own markers go to stderr with a `@@deployfile-`
+ * prefix no ordinary output has, and are taken out again before anyone sees them.
+ */
+
+/** `@name` alone or `@name value` (a space or a tab after the name): one marker line. */
+const MARKER_LINE = /^@([A-Za-z_][A-Za-z0-9_]*)(?:[ \t](.*))?$/
+
+/** The marker lines of a script's output, by name. */
+export class Markers {
+  private readonly lines: string[]
+  private readonly found: Array<{ name: string; value: string; line: number }> = []
+
+  constructor(output: string) {
+    this.lines = output.split('\n')
+    this.lines.forEach((text, line) => {
+      const match = MARKER_LINE.exec(text)
+      if (match) this.found.push({ name: match[1], value: match[2] ?? '', line })
+    })
+  }
+
+  /** True when the output has a marker `name`. */
+  has(name: string): boolean {
+    return this.found.some((marker) => marker.name === name)
+  }
+
+  /** The value of the first marker `name` ('' for a bare `@name`), or undefined when there is none. */
+  get(name: string): string | undefined {
+    return this.found.find((marker) => marker.name === name)?.value
+  }
+
+  /** The values of every marker `name`, in order. */
+  all(name: string): string[] {
+    return this.found.filter((marker) => marker.name === name).map((marker) => marker.value)
+  }
+
+  /** The output lines between the markers `@<name>_begin` and `@<name>_end` ('' when either is missing). */
+  block(name: string): string {
+    const begin = this.found.find((marker) => marker.name === `${name}_begin`)
+    const end = begin && this.found.find((marker) => marker.name === `${name}_end` && marker.line > begin.line)
+    return begin && end ? this.lines.slice(begin.line + 1, end.line).join('\n') : ''
+  }
+}
+
+/**
+ * Reads the `@name value` lines out of a script's output.
+ *
+ * @example parseMarkers(await run(gitExportScript(…))).get('revision')
+ */
+export function parseMarkers(output: string): Markers {
+  return new Markers(output)
+}
+
+/**
+ * A command that prints the marker `@name value` (or `@name` alone) on stdout. `value` is quoted
+ * like any `sh` value; pass `raw('"$var"')` for the value of a shell variable.
+ */
+export function marker(name: string, value?: ShellValue): Command {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`Invalid marker name: ${name}`)
+  return value === undefined ? sh`echo ${`@${name}`}` : sh`printf ${`@${name} %s\\n`} ${value}`
+}
+
+/** The engine's marker of the shell's process group, first thing on stderr: `@@deployfile-pgid:<n>@@`. */
+export const PGID_MARKER = /@@deployfile-pgid:(\d+)@@\n/
+
+/** Where the process-group marker is in `text` (stderr so far), and the group it names. */
+export function findPgidMarker(text: string): { index: number; length: number; pgid: number } | undefined {
+  const match = PGID_MARKER.exec(text)
+  return match ? { index: match.index, length: match[0].length, pgid: Number(match[1]) } : undefined
+}
+
+/** The engine's marker naming the queued command that failed: `@@deployfile-queued-failed <index>`. */
+export const QUEUED_FAILED = '@@deployfile-queued-failed'
+
+/** The index of the queued command whose failure the marker in `stderr` reports, or -1. */
+export function failedQueuedIndex(stderr: string): number {
+  const match = new RegExp(`${QUEUED_FAILED} (\\d+)`).exec(stderr)
+  return match ? Number(match[1]) : -1
+}
+
+/** `stderr` without the queued-failed marker line (what the user's command printed). */
+export function withoutQueuedMarker(stderr: string): string {
+  return stderr.replace(new RegExp(`\\n?${QUEUED_FAILED} \\d+\\n?`, 'g'), '')
+}
+
+/*
+ * What goes over the wire to run a command: the fixed bootstrap a session runs, the payload it
+ * reads (header, process-group preamble, the rendered command, trailer), and the kill script.
+ * The script always travels on a pipe, never in an argv: `/proc/<pid>/cmdline` and `ps` show argv
+ * to every user of the host, and a script may hold secrets.
+ */
+
+/**
+ * Before the script, the remote shell reports its process group on stderr (the transport takes the
+ * line out of stderr again: see `findPgidMarker`). sshd starts every session in a new session
+ * (setsid), so the group holds the script and everything it starts, background jobs included:
+ * killing `-PGID` leaves nothing behind. The group is read from /proc where there is one (in case a
+ * login shell forked), else `$$`.
+ */
+export const PGID_PREAMBLE: Command = sh`__df_pg=$$
+if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=\${__df_st##*) } && set -- $__df_st && __df_pg=\${3:-$$}; set --; fi
+printf '@@deployfile-pgid:%s@@\\n' "$__df_pg" >&2
+unset __df_pg __df_st __df_s`
+
+/**
+ * Ends every script sent: a script cut short (the connection or the client died while sending
+ * it) does not end with it, and is refused instead of running its first half.
+ */
+export const SCRIPT_TRAILER = '#@@deployfile-end@@'
+
+/** The bootstraps' check that the script arrived whole; `$__df_s` holds it. */
+const REFUSE_INCOMPLETE = sh`case $__df_s in *${SCRIPT_TRAILER}) ;; *) echo ${'deployfile: the script arrived incomplete; it did not run.'} >&2; exit ${ScriptExit.IncompleteScript};; esac`
+
+/**
+ * The command of every SSH session channel that runs a script, pre-opened ("spare") or not: the
+ * exec request carries only this fixed text, the script follows on stdin. It waits on stdin for one
+ * line `<bytes> <mode>`, then reads the script:
+ * - mode 0: the script is all that follows (read to EOF with `cat`: fast, for any size);
+ * - mode 1: the command's own stdin follows the script, so exactly `<bytes>` are read with
+ *   `dd bs=1` (one read(2) per byte never takes more from the pipe than asked; slow for huge
+ *   scripts, ~0.5 s for 300 KiB, fine for the usual few KiB).
+ * `$(…; echo .)` then `${s%.}` keeps trailing newlines. The script runs with `eval` in this same
+ * shell (not `sh -c "$s"`, which would bring back the 128 KiB argument limit): its process group
+ * is the session's, so the preamble at its head and the kill work on the whole session. A channel
+ * that gets EOF before any line (a spare closed unused) exits 0.
+ */
+const SSH_BOOTSTRAP_BODY = sh`IFS=" " read -r __df_n __df_m || exit 0
+if [ "$__df_m" = 1 ]; then __df_s=$(dd bs=1 count="$__df_n" 2>/dev/null; echo .); else __df_s=$(cat; echo .); fi
+__df_s=\${__df_s%.}
+${REFUSE_INCOMPLETE}
+unset __df_n __df_m
+eval "$__df_s"`
+
+/** The exec request of every SSH channel that runs a script (see SSH_BOOTSTRAP_BODY). */
+export const SSH_BOOTSTRAP: Command = sh`exec /bin/sh -c ${SSH_BOOTSTRAP_BODY.text}`
+
+/**
+ * What an SSH_BOOTSTRAP channel reads before the command's own stdin: the header line, then the
+ * process-group preamble, the rendered command and the trailer.
+ */
+export function sshPayload(command: Command): Buffer {
+  const script = Buffer.from(`${PGID_PREAMBLE.text}\n${renderCommand(command)}\n${SCRIPT_TRAILER}`, 'utf8')
+  return Buffer.concat([Buffer.from(`${script.length} ${command.stdin === undefined ? 0 : 1}\n`), script])
+}
+
+/**
+ * What the local `/bin/sh -c` runs: it reads the script from fd 3 (to EOF), closes fd 3 so the
+ * script's commands do not inherit it, and evals it in this shell; fd 0 stays the command's stdin.
+ */
+export const LOCAL_BOOTSTRAP: Command = sh`__df_s=$(cat <&3; echo .)
+exec 3<&-
+__df_s=\${__df_s%.}
+${REFUSE_INCOMPLETE}
+eval "$__df_s"`
+
+/** What LOCAL_BOOTSTRAP reads on fd 3: the rendered command and the trailer. */
+export function localPayload(command: Command): string {
+  return `${renderCommand(command)}\n${SCRIPT_TRAILER}`
+}
+
+/**
+ * Kills process groups: TERM, up to 2 s for them to go, then KILL. `kill -TERM -PGID` is the form
+ * every sh takes: dash rejects both `kill -- -PGID` and `kill -s TERM -PGID`. A group is alive
+ * while a member is not a zombie (an orphaned zombie waits for init to reap it, and `kill -0`
+ * still finds it); without ps, `kill -0` it is.
+ */
+export function killScript(pgids: readonly number[]): Command {
+  const list = pgids.map((pgid) => Math.trunc(pgid))
+  return sh`alive() { a=$(ps -A -o pgid= -o stat= 2>/dev/null) || { kill -0 -$1 2>/dev/null; return; }; printf '%s\\n' "$a" | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit f ? 0 : 1 }'; }
+for p in ${list}; do kill -TERM -$p 2>/dev/null; done
+i=0
+while [ $i -lt 20 ]; do
+  left=; for p in ${list}; do alive $p && left=1; done
+  [ -z "$left" ] && exit 0
+  sleep 0.1 2>/dev/null || sleep 1
+  i=$((i+1))
+done
+for p in ${list}; do kill -KILL -$p 2>/dev/null; done
+exit 0`
+}
+
+/**
+ * The script of one round trip that carries queued commands: each queued command in its own
+ * subshell (its cwd and env stay its own, stdin is not shared), in order; the first failure prints
+ * the queued-failed marker naming it on stderr and stops the script with its exit code. Then the
+ * command that was run, with its settings rendered like any command's; the result carries its stdin
+ * and every secret of them all.
+ */
+export function queuedBatch(queued: readonly Command[], own: Command): Command {
+  // Not `( … ) || …`: the shell ignores `set -e` inside the left side of `||`.
+  const steps = queued.map(
+    (command, index) =>
+      sh`(
+${raw(renderCommand(command))}
+) </dev/null
+rc=$?; if [ $rc -ne 0 ]; then printf '\\n%s %s\\n' ${QUEUED_FAILED} ${index} >&2; exit $rc; fi`,
+  )
+  const text = [...steps.map((step) => step.text), renderCommand(own)].join('\n')
+  const secrets = [...queued.flatMap((command) => command.secrets), ...own.secrets]
+  return new Command(text, secrets, own.stdin === undefined ? {} : { stdin: own.stdin })
+}
+
+/**
+ * `dep run '<command line>'`: the user's command line, as written, in the current release when
+ * there is one, else in `deployPath` (when that exists), else in the login directory: the choice
+ * travels with the command (one round trip).
+ */
+export function adHocScript(commandLine: string, deployPath?: string): Command {
+  if (!deployPath) return new Command(commandLine)
+  const current = `${deployPath}/current`
+  return sh`if [ -d ${current} ]; then cd ${current}; elif [ -d ${deployPath} ]; then cd ${deployPath}; fi
+${raw(commandLine)}`
+}
+
+/**
+ * `dep ssh`: the user's login shell, started in the first of `dirs` that exists (none: the home
+ * directory, with a warning on stderr).
+ */
+export function interactiveShellScript(dirs: readonly string[]): Command {
+  const login = raw('exec "${SHELL:-/bin/sh}" -l')
+  if (dirs.length === 0) return sh`${login}`
+  const tries = dirs.map((dir) => sh`cd ${dir} 2>/dev/null`.text).join(' || ')
+  return sh`${raw(tries)} || echo ${`deployfile: ${dirs.join(' nor ')} exists; staying in the home directory.`} >&2; ${login}`
+}
