@@ -7,6 +7,8 @@
  */
 export { task, desc, before, after, fail, set, setDefault, add, secret, declareSetting, secretsFrom, host, localhost, use, TaskBuilder, HostList } from './api/dsl.js'
 export type { SettingValue, Recipe } from './api/dsl.js'
+export { onRunEvent } from './api/run-listeners.js'
+export type { RunListener, RunListenerContext } from './model/run-listener.js'
 export {
   run,
   runLocally,

@@ -34,6 +34,7 @@ describe('the public API of deployfile', () => {
       'invoke',
       'localhost',
       'on',
+      'onRunEvent',
       'parse',
       'queue',
       'quote',
