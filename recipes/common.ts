@@ -85,6 +85,12 @@ function servedBy(run: HostRun): string | undefined {
   return run.view.current ?? run.view.currentTarget
 }
 
+/** Tells reporters and run listeners which release this host gets, with its revision (one event per host). */
+async function announceRelease(ctx: TaskContext, run: HostRun): Promise<void> {
+  const name = (await chosenRelease(ctx)).name
+  if (name) ctx.releaseEvent({ release: name, revision: run.revision, previous: run.before.current })
+}
+
 /** Records on the host's view that `current` now points at release `name`. */
 function pointCurrentAt(run: HostRun, name: string): void {
   run.view.current = name
@@ -176,7 +182,7 @@ export const common: Recipe = () => {
         gitExportScript({ layout: run.layout, releasePath, repository: await ctx.get('repository'), ref, git: await ctx.get('bin/git') }),
       )
       run.revision = /@revision (\S+)/.exec(output)?.[1]
-      return
+      return announceRelease(ctx, run)
     }
     if (strategy !== 'upload') throw new ConfigError(`update_code_strategy must be "git" or "upload", got "${strategy}".`)
     if (!ctx.has('upload_path')) {
@@ -190,6 +196,7 @@ export const common: Recipe = () => {
     await ctx.upload(source, releasePath, { exclude: await ctx.get('upload_exclude') })
     run.revision = await localRevision(ctx, source)
     await ctx.queue(sh`printf '%s\\n' ${run.revision} > ${`${releasePath}/REVISION`}`)
+    await announceRelease(ctx, run)
   }, { phase: 'prepare', description: 'Puts the code into the release (git mirror + archive, or an upload)' })
 
   task('deploy:shared', async (ctx) => {
@@ -441,6 +448,7 @@ export const common: Recipe = () => {
     }
     const target = decision.target
     const from = run.view.current
+    ctx.releaseEvent({ release: target, revision: run.view.releases.find((r) => r.name === target)?.revision, previous: from })
     if (from === target) return ctx.info(`already on release ${target}`)
     const entries = [...(from ? [await ledgerEntry(ctx, from, 'rolled_back')] : []), await ledgerEntry(ctx, target, 'live')]
     run.switched = true
