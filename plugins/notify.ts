@@ -118,28 +118,35 @@ export const notify: Recipe = () => {
   let tracker: RunTracker | undefined
   let targets: Promise<Targets> | undefined
   let started: Promise<void> | undefined
-  onRunEvent(async (event, run) => {
+  // Synchronous for every event but the few that send: a run may emit a million output lines.
+  onRunEvent((event, run) => {
     if (event.type === 'run:start') {
       // Created before any await: the events that follow at once must find this run's tracker.
       tracker = run.dryRun ? undefined : new RunTracker()
       targets = run.dryRun ? undefined : readTargets(run)
+      // A setting that cannot be read fails the first message that needs it (one warning), not the process.
+      targets?.catch(() => undefined)
       started = undefined
     }
     const notification = tracker?.observe(event)
     if (!notification || !targets) return
-    const ready = await targets
+    const sending = send(targets, notification, event.type === 'run:start', run)
+    if (event.type === 'run:start') started = sending
+    return sending
+  })
+
+  /**
+   * Sends one notification. The run does not wait for the start message (the deploy goes on), only
+   * its end does; the end message waits for the start one, so they arrive in order, within one
+   * deadline counted from the run's end.
+   */
+  async function send(pending: Promise<Targets>, notification: Notification, isStart: boolean, run: RunListenerContext): Promise<void> {
+    const previous = isStart ? undefined : started
+    const ready = await pending
     if (ready.channels.length === 0 || !ready.events.has(notification.event)) return
     Object.assign(notification, ready.subject)
-    // The run does not wait for the start message (the deploy goes on), only its end does; the end
-    // message waits for it, so they arrive in order, within one deadline counted from the run's end.
     const signal = AbortSignal.timeout(ready.timeoutMs)
-    if (event.type === 'run:start') {
-      started = deliver(ready, notification, run, signal)
-      return started
-    }
-    const previous = started
-    started = undefined
     if (previous) await Promise.race([previous, new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))])
     await deliver(ready, notification, run, signal)
-  })
+  }
 }

@@ -36,6 +36,7 @@ export class RunListeners {
     if (this.listeners.length === 0 || !context) return this.forward(event)
     const calls = this.listeners.map((listener) => this.call(listener, event, context))
     if (event.type !== 'run:end') return this.forward(event)
+    // The listeners' work for run:end (and anything still running) settles before the reporters see it.
     const ending = { event, forwarded: false, done: Promise.resolve() }
     ending.done = Promise.allSettled([...this.pending, ...calls]).then(() => this.release(ending))
     this.ending = ending
@@ -58,18 +59,23 @@ export class RunListeners {
     this.forward(ending.event)
   }
 
-  private call(listener: RunListener, event: RunEvent, context: RunListenerContext): Promise<unknown> {
-    let result: Promise<unknown>
+  /** Calls one listener; tracks what it returns only when that is a promise (most events need no work). */
+  private call(listener: RunListener, event: RunEvent, context: RunListenerContext): Promise<unknown> | undefined {
+    let result: unknown
     try {
-      result = Promise.resolve(listener(event, context))
+      result = listener(event, context)
     } catch (error) {
-      result = Promise.reject(error)
+      this.warn(context, error)
+      return undefined
     }
-    const tracked = result.catch((error: unknown) =>
-      context.warning(`A run listener failed (the run goes on): ${context.redact(error instanceof Error ? error.message : String(error))}`),
-    )
+    if (!result || typeof (result as Promise<unknown>).then !== 'function') return undefined
+    const tracked = (result as Promise<unknown>).then(undefined, (error: unknown) => this.warn(context, error))
     this.pending.add(tracked)
     void tracked.finally(() => this.pending.delete(tracked))
     return tracked
+  }
+
+  private warn(context: RunListenerContext, error: unknown): void {
+    context.warning(`A run listener failed (the run goes on): ${context.redact(error instanceof Error ? error.message : String(error))}`)
   }
 }

@@ -76,6 +76,19 @@ describe('run listeners', () => {
     expect(seen.indexOf(warnings[0])).toBeLessThan(seen.indexOf('run:end'))
   })
 
+  it('a listener that throws synchronously is a warning too', async () => {
+    const registry = await declare(() => {
+      localhost('a')
+      task('hello', async () => {})
+      onRunEvent((event) => {
+        if (event.type === 'run:start') throw new Error('bad listener')
+      })
+    })
+    const seen = await run(registry, 'hello')
+    expect(seen.filter((line) => line.startsWith('log:warning'))).toEqual(['log:warning:A run listener failed (the run goes on): bad listener'])
+    expect(seen.at(-1)).toBe('run:end')
+  })
+
   it('settle(limit) forwards run:end even when a listener never settles', async () => {
     const registry = await declare(() => {
       localhost('a')
