@@ -55,7 +55,12 @@ export function headline(n: Notification): string {
   const release = n.release ? `release ${n.release}${n.revision ? ` (${shortRevision(n.revision)})` : ''}` : shortRevision(n.revision) ?? 'a new release'
   const where = `${n.hosts.length} ${n.hosts.length === 1 ? 'host' : 'hosts'} (${hostList(n.hosts)})`
   const took = n.duration_ms === null ? '' : ` in ${formatDuration(n.duration_ms)}`
-  const failed = n.failed_step ? `${n.failed_step} failed${n.failed_host ? ` on ${n.failed_host}` : ''}` : 'it failed'
+  const failed =
+    n.status === 'interrupted'
+      ? 'interrupted'
+      : n.failed_step
+        ? `${n.failed_step} failed${n.failed_host ? ` on ${n.failed_host}` : ''}`
+        : 'it failed'
   switch (n.event) {
     case 'deploy.started':
       return `🚀 ${n.who} is deploying ${n.app} to ${where}`

@@ -180,6 +180,12 @@ describe('payloads', () => {
     ])
   })
 
+  it('an interrupted run says so instead of naming a step', () => {
+    expect(headline({ ...reverted, event: 'deploy.failed', status: 'interrupted', failed_step: null })).toBe(
+      "❌ alice's deploy of site failed (interrupted); nothing went live in 12.3 s",
+    )
+  })
+
   it('generic JSON: the notification itself', () => {
     expect(genericPayload(reverted)).toBe(reverted)
   })
