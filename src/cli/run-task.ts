@@ -121,7 +121,8 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   } finally {
     finished = true
     for (const signal of STOP_SIGNALS) signals.off(signal, onSignal)
-    if (stopping) await Promise.race([Promise.all([state.close(), listeners.settle(CLOSE_AFTER_ABORT_MS)]), delay(CLOSE_AFTER_ABORT_MS)])
+    // Stopped at once: listeners get half the time, so run:end still reaches the reporters.
+    if (stopping) await Promise.race([Promise.all([state.close(), listeners.settle(CLOSE_AFTER_ABORT_MS / 2)]), delay(CLOSE_AFTER_ABORT_MS)])
     else await Promise.all([state.close(), listeners.settle()])
   }
 }
