@@ -10,6 +10,8 @@ export interface CliOptions {
   offline?: boolean
   json?: boolean
   log?: string
+  /** Append a Markdown summary of the run to this file (GitHub's $GITHUB_STEP_SUMMARY). */
+  summary?: string
   color?: boolean
   branch?: string
   tag?: string

@@ -73,6 +73,7 @@ export function parseArgv(argv: string[]): Invocation {
     .option('--offline', 'with --dry-run: connect to nothing (release names are then guesses)')
     .option('--json', 'write NDJSON run events to stdout')
     .option('--log <file>', 'write a full transcript to a file')
+    .option('--summary <file>', 'append a Markdown summary of the run to a file (e.g. $GITHUB_STEP_SUMMARY)')
     .option('--branch <branch>', 'branch to deploy (same as -o branch=…)')
     .option('--tag <tag>', 'tag to deploy (same as -o tag=…)')
     .option('--revision <rev>', 'revision to deploy (same as -o revision=…)')

@@ -3,6 +3,7 @@ import { createPlainReporter } from '../report/plain.js'
 import { createJsonReporter } from '../report/json.js'
 import { createLogFileReporter } from '../report/log-file.js'
 import { runSummary } from '../report/format.js'
+import { createStepSummaryReporter } from '../report/step-summary.js'
 import ci from 'ci-info'
 import type { CliOptions, Invocation } from './options.js'
 import { LineWriter } from './stdio.js'
@@ -103,6 +104,10 @@ export async function createReporters(invocation: Invocation, logFile?: string):
     })
     sinks.push(log.sink)
     closers.push(log.close)
+  }
+  if (options.summary) {
+    const file = options.summary
+    sinks.push(createStepSummaryReporter(file, (error) => process.stderr.write(`⚠ cannot write the summary file ${file}: ${error.message}\n`)))
   }
   closers.push(async () => stdout.flush())
   let closing: Promise<void> | undefined

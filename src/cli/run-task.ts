@@ -10,6 +10,7 @@ import { runAbortHandlers } from '../executor/abort.js'
 import { loadSecretSources } from '../executor/secret-sources.js'
 import type { FailureInfo } from '../dsl/context.js'
 import { RunState } from '../executor/run-state.js'
+import { RunListeners } from '../executor/run-listeners.js'
 import type { Plan } from '../plan/plan.js'
 import { MemoryTransport } from '../transport/memory/memory-transport.js'
 import type { SecretRegistry } from '../shell/redact.js'
@@ -93,6 +94,8 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     }
   }
   for (const signal of STOP_SIGNALS) signals.on(signal, onSignal)
+  // Plugins' run listeners (onRunEvent) see every event; run:end reaches the reporters once they settled.
+  const listeners = new RunListeners(options.registry.runListeners, options.sink)
   state = new RunState(options.registry, options.hosts, {
     runId: randomUUID(),
     overrides: options.overrides,
@@ -100,12 +103,13 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
     // A dry run still reads each host's state (read-only commands), so names and paths are the real ones.
     readTransportFor: options.dryRun && !options.offline ? await transportFactory(options.hosts, false) : undefined,
     localTransportFor: options.dryRun ? (host) => new MemoryTransport(host) : (await localTransportModule()).createLocalTransport,
-    sink: options.sink,
+    sink: listeners.sink,
     secrets: options.secrets,
     signal: abort.signal,
     dryRun: options.dryRun,
   })
   options.onState?.(state)
+  listeners.attach(state, options.overrides)
   // Values recipes derive from settings (the .env of the Laravel recipe) are masked from the start.
   await loadSecretSources(state)
   // Every host connects at once before the first step (executePlan waits for all): see connectAll.
@@ -119,8 +123,9 @@ export async function runTask(options: RunTaskOptions): Promise<RunOutcome> {
   } finally {
     finished = true
     for (const signal of STOP_SIGNALS) signals.off(signal, onSignal)
-    if (stopping) await Promise.race([state.close(), delay(CLOSE_AFTER_ABORT_MS, undefined, { ref: false })])
-    else await state.close()
+    // Stopped at once: listeners get half the time, so run:end still reaches the reporters.
+    if (stopping) await Promise.race([Promise.all([state.close(), listeners.settle(CLOSE_AFTER_ABORT_MS / 2)]), delay(CLOSE_AFTER_ABORT_MS, undefined, { ref: false })])
+    else await Promise.all([state.close(), listeners.settle()])
   }
 }
 

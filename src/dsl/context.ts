@@ -190,6 +190,13 @@ export interface TaskContext {
   /** Runs `fn` on other hosts (a host, a list, or a label selector), in parallel, each with its own context. */
   on<T>(target: Host | Host[] | string, fn: (ctx: TaskContext) => Promise<T> | T): Promise<T[]>
 
+  /**
+   * Announces the release this host moves to (with its revision and what it served before): a
+   * `release` event for reporters, `--json` and run listeners (notifications). The common recipe
+   * calls it once per host in `deploy:update_code` and `rollback:switch`.
+   */
+  releaseEvent(release: { release: string; revision?: string; previous?: string }): void
+
   /** Prints a message for this host. */
   info(message: string): void
   /** Prints a warning for this host. */

@@ -222,6 +222,11 @@ export class TaskContext implements TaskContextContract {
     this.state.emit({ type, host: this.host.alias, owner })
   }
 
+  /** Emits a release event: the release this host moves to, for reporters, `--json` and run listeners. */
+  releaseEvent(release: { release: string; revision?: string; previous?: string }): void {
+    this.state.emit({ type: 'release', host: this.host.alias, task: this.taskName, ...release })
+  }
+
   /**
    * Registers, for this host, something to do when the user aborts at once (a
    * second Ctrl-C, SIGTERM or SIGHUP): say what is left behind on the host and

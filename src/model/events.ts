@@ -175,6 +175,22 @@ export interface LockEvent extends EventBase {
   owner?: string
 }
 
+/**
+ * The release a host moves to in this run, once known (emitted by recipes): a deploy's new release
+ * with the revision it holds, or the release `dep rollback` goes back to.
+ */
+export interface ReleaseEvent extends EventBase {
+  type: 'release'
+  host: string
+  task?: string
+  /** The release's name (its directory under releases/). */
+  release: string
+  /** The revision (commit) the release holds, when known. */
+  revision?: string
+  /** The release the host served before this run, when it served one. */
+  previous?: string
+}
+
 /** Plain description of an error inside events. */
 export interface ErrorInfo {
   name: string
@@ -205,6 +221,7 @@ export type RunEvent =
   | TransferEvent
   | RecoveryEvent
   | LockEvent
+  | ReleaseEvent
 
 /**
  * What `--json` prints instead of run events when the command fails before a

@@ -4,6 +4,7 @@ import { expandHostPattern, Host, type HostOptions } from './host.js'
 import type { TaskDefinition } from './task.js'
 import { didYouMean } from './suggest.js'
 import { SettingsTable } from './settings.js'
+import type { RunListener } from './run-listener.js'
 
 export type HookKind = 'before' | 'after' | 'fail'
 
@@ -61,6 +62,8 @@ export class Registry {
   readonly sites = new Map<string, string>()
   /** Sources of values masked for the whole run (see secretsFrom()). */
   readonly secretSources: SecretSource[] = []
+  /** What observes each run from this machine (see onRunEvent()), in the order registered. */
+  readonly runListeners: RunListener[] = []
   /** Recipes already applied, so `use()` twice is harmless. */
   readonly recipes = new Set<unknown>()
   /** Task names referenced by hooks and groups, checked after loading (see `checkReferences`). */

@@ -59,6 +59,7 @@ describe('the public API of deployfile', () => {
       'invoke',
       'localhost',
       'on',
+      'onRunEvent',
       'parse',
       'parseMarkers',
       'queue',

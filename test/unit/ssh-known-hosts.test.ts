@@ -139,4 +139,16 @@ describe('ssh settings', () => {
     // No key named anywhere: the default identities, skipped silently when missing.
     expect(plain.identityFiles.every((id) => id.optional)).toBe(true)
   })
+
+  it('a key file and a known_hosts file given by the environment (the GitHub Action) apply to every host', async () => {
+    const home = path.join(dir, 'home')
+    const ctx = { env: { DEPLOYFILE_SSH_KEY_FILE: '/run/key', DEPLOYFILE_SSH_KNOWN_HOSTS: '/run/known_hosts' }, homeDir: home, localUser: 'me' }
+    const plain = await resolveSettings(new Host('db1', { useSshConfig: false }), ctx)
+    // The key comes first and replaces the default identities, as a key named in ssh config would.
+    expect(plain.identityFiles.map((id) => [id.path, id.optional])).toEqual([['/run/key', false]])
+    expect(plain.knownHostsFiles).toEqual([path.join(home, '.ssh/known_hosts'), '/etc/ssh/ssh_known_hosts', '/run/known_hosts'])
+    const explicit = await resolveSettings(new Host('db1', { useSshConfig: false, identityFile: '/k', knownHostsFile: '/kh' }), ctx)
+    expect(explicit.identityFiles.map((id) => id.path)).toEqual(['/run/key', '/k'])
+    expect(explicit.knownHostsFiles).toEqual(['/kh', '/run/known_hosts'])
+  })
 })

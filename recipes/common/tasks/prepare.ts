@@ -48,15 +48,17 @@ export function prepareTasks(): void {
   }, { phase: 'prepare', description: 'Creates the release directory (one name for every host) and the release link' })
 
   task('deploy:update_code', async (ctx) => {
-    const { run, path } = await thisRelease(ctx)
+    const { run, name, path } = await thisRelease(ctx)
     const source = await codeSource(ctx)
     if (source.strategy === 'git') {
       run.revision = exportedRevision(await ctx.run(gitExportScript({ ...source, layout: run.layout, releasePath: path })))
-      return
+    } else {
+      await ctx.upload(source.directory, path, { exclude: source.exclude })
+      run.revision = await uploadRevision(ctx, source.directory)
+      await ctx.queue(revisionFileScript(path, run.revision))
     }
-    await ctx.upload(source.directory, path, { exclude: source.exclude })
-    run.revision = await uploadRevision(ctx, source.directory)
-    await ctx.queue(revisionFileScript(path, run.revision))
+    // Reporters and run listeners (notifications) learn which release and revision this host gets.
+    ctx.releaseEvent({ release: name, revision: run.revision, previous: run.before.current })
   }, { phase: 'prepare', description: 'Puts the code into the release (git mirror + archive, or an upload)' })
 
   task('deploy:shared', async (ctx) => {

@@ -57,6 +57,7 @@ export function recoveryTasks(): void {
     const run = await hostRun(ctx)
     const target = await rollbackRelease(ctx)
     const from = run.view.current
+    ctx.releaseEvent({ release: target, revision: run.view.releases.find((r) => r.name === target)?.revision, previous: from })
     if (from === target) return ctx.info(`already on release ${target}`)
     const entries = [...(from ? [await ledgerEntry(ctx, from, 'rolled_back')] : []), await ledgerEntry(ctx, target, 'live')]
     await sendSwitch(ctx, run, target, entries).catch(stuck(run))

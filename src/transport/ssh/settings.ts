@@ -67,6 +67,10 @@ export const DEFAULT_MAX_CHANNELS = 8
  */
 export const DEFAULT_KEEPALIVE_INTERVAL = 2_000
 export const DEFAULT_KEEPALIVE_COUNT_MAX = 3
+/** A private key file tried first for every host (set by the GitHub Action for its run). */
+export const KEY_FILE_ENV = 'DEPLOYFILE_SSH_KEY_FILE'
+/** A known_hosts file read besides the usual ones for every host (set by the GitHub Action for its run). */
+export const KNOWN_HOSTS_ENV = 'DEPLOYFILE_SSH_KNOWN_HOSTS'
 const DEFAULT_IDENTITIES = ['id_rsa', 'id_ecdsa', 'id_ecdsa_sk', 'id_ed25519', 'id_ed25519_sk', 'id_dsa']
 
 export function defaultContext(options: { env?: NodeJS.ProcessEnv; homeDir?: string; promptPassphrase?: (file: string) => Promise<string> } = {}): SshContext {
@@ -245,6 +249,8 @@ function identityList(explicit: string[], fromConfig: string[], ctx: SshContext,
     seen.add(resolved)
     list.push({ path: resolved, display: displayPath(resolved, ctx.homeDir), optional })
   }
+  // A key given to the whole run by the environment (the GitHub Action's) comes first.
+  if (ctx.env[KEY_FILE_ENV]) add(ctx.env[KEY_FILE_ENV], false)
   for (const file of explicit) add(file, false)
   for (const file of fromConfig) add(file, false)
   // As OpenSSH: the default keys only when nothing names a key.
@@ -254,12 +260,15 @@ function identityList(explicit: string[], fromConfig: string[], ctx: SshContext,
 
 function knownHostsList(explicit: string | undefined, computed: Computed, ctx: SshContext, tokens: Record<string, string>): string[] {
   const resolve = (file: string) => path.resolve(expandHome(expandTokens(file, tokens), ctx.homeDir))
-  if (explicit) return [resolve(explicit)]
+  // Host keys given to the whole run by the environment are read too, after the usual files (which
+  // accept-new writes to): they add trust for this run without touching ~/.ssh.
+  const fromEnv = ctx.env[KNOWN_HOSTS_ENV] ? [resolve(ctx.env[KNOWN_HOSTS_ENV])] : []
+  if (explicit) return [resolve(explicit), ...fromEnv]
   const user = all(computed.userknownhostsfile).flatMap((entry) => entry.split(/\s+/)).filter(Boolean)
   const global = all(computed.globalknownhostsfile).flatMap((entry) => entry.split(/\s+/)).filter(Boolean)
   const files = user.length > 0 ? user.map(resolve) : [path.join(ctx.homeDir, '.ssh', 'known_hosts')]
   const globals = global.length > 0 ? global.map(resolve) : ['/etc/ssh/ssh_known_hosts']
-  return [...files, ...globals.filter((file) => !files.includes(file))]
+  return [...files, ...globals.filter((file) => !files.includes(file)), ...fromEnv.filter((file) => !files.includes(file))]
 }
 
 /** `user@host:port`, `ssh://user@host:port`, `[::1]:2222`; the host may be an ssh config alias. */
