@@ -61,9 +61,6 @@ async function buildCommand(ctx: TaskContext): Promise<string | undefined> {
  * It is removed when this process exits.
  */
 async function buildLocally(ctx: TaskContext): Promise<string> {
-  if (!ctx.has('upload_path')) {
-    throw new ConfigError('node_build "local" builds upload_path on this machine and uploads the result, but upload_path is not set.', "Set upload_path to the app's directory, e.g. set('upload_path', '.').")
-  }
   const source = resolve(await ctx.parse(await ctx.get('upload_path')))
   const exclude = new Set([...(await ctx.get('upload_exclude')), 'node_modules'])
   const stagingDir = await mkdtemp(join(tmpdir(), 'deployfile-node-build-'))
@@ -82,6 +79,13 @@ async function buildLocally(ctx: TaskContext): Promise<string> {
   return stagingDir
 }
 
+/** The systemd unit to restart; a ConfigError naming the setting when it is missing. */
+async function systemdUnit(ctx: TaskContext): Promise<string> {
+  const unit = await ctx.get('systemd_unit', '')
+  if (!unit) throw new ConfigError('node_restart is "systemd" but systemd_unit is not set.', "Set systemd_unit, e.g. set('systemd_unit', 'api.service'), or node_restart to 'pm2' or 'none'.")
+  return unit
+}
+
 /** The Node.js service recipe. */
 export const node: Recipe = () => {
   use(common)
@@ -97,6 +101,14 @@ export const node: Recipe = () => {
   declareSetting('bin/systemctl', { type: 'string', default: 'systemctl', description: 'The systemctl command, e.g. sudo systemctl.' })
   declareSetting('node_health_url', { type: 'string', description: 'URL asked from the host after the restart; not 2xx reverts the fleet.' })
   declareSetting('node_bin', { type: 'string', description: 'Directory put in front of PATH for node, npm and pm2 on the host.' })
+
+  task('node:check', async (ctx) => {
+    // Before the lock: a setting that would only fail after the switch (and again in the revert) fails here.
+    if ((await ctx.get('node_restart')) === 'systemd') await systemdUnit(ctx)
+    if ((await ctx.get('node_build')) === 'local' && !ctx.has('upload_path')) {
+      throw new ConfigError('node_build "local" builds upload_path on this machine and uploads the result, but upload_path is not set.', "Set upload_path to the app's directory, e.g. set('upload_path', '.').")
+    }
+  }, { phase: 'prepare', hidden: true, description: 'Checks the Node settings before anything changes on a host' })
 
   task('node:build_local', async (ctx) => {
     if ((await ctx.get('node_build')) !== 'local') return
@@ -132,9 +144,7 @@ export const node: Recipe = () => {
     const mode = await ctx.get('node_restart')
     if (mode === 'none') return
     if (mode === 'systemd') {
-      const unit = await ctx.get('systemd_unit', '')
-      if (!unit) throw new ConfigError('node_restart is "systemd" but systemd_unit is not set.', "Set systemd_unit, e.g. set('systemd_unit', 'api.service').")
-      await ctx.run(systemdRestartScript({ systemctl: await ctx.get('bin/systemctl'), unit }))
+      await ctx.run(systemdRestartScript({ systemctl: await ctx.get('bin/systemctl'), unit: await systemdUnit(ctx) }))
       return
     }
     const app = (await ctx.get('pm2_app', '')) || undefined
@@ -170,6 +180,7 @@ export const node: Recipe = () => {
     })
   }, { phase: 'post-switch', description: 'Asks node_health_url from each host (healthcheck_retries tries); not 2xx reverts the whole fleet' })
 
+  before('deploy:lock', 'node:check')
   before('deploy:update_code', 'node:build_local')
   after('deploy:writable', 'node:install')
   after('deploy:symlink', 'node:restart')
