@@ -6,7 +6,7 @@
  * the host; a failed health check reverts the whole fleet. Use it with
  * `use(node)` from `deployfile/plugins/node`. See docs/node.md.
  */
-import { mkdtemp, rm, cp } from 'node:fs/promises'
+import { chmod, cp, mkdtemp, rm } from 'node:fs/promises'
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
@@ -64,6 +64,8 @@ async function buildLocally(ctx: TaskContext): Promise<string> {
   const source = resolve(await ctx.parse(await ctx.get('upload_path')))
   const exclude = new Set([...(await ctx.get('upload_exclude')), 'node_modules'])
   const stagingDir = await mkdtemp(join(tmpdir(), 'deployfile-node-build-'))
+  // The upload gives the release directory this mode: 0755 like every release, not mkdtemp's 0700.
+  await chmod(stagingDir, 0o755)
   process.once('exit', () => rmSync(stagingDir, { recursive: true, force: true }))
   try {
     await cp(source, stagingDir, {
@@ -105,8 +107,12 @@ export const node: Recipe = () => {
   task('node:check', async (ctx) => {
     // Before the lock: a setting that would only fail after the switch (and again in the revert) fails here.
     if ((await ctx.get('node_restart')) === 'systemd') await systemdUnit(ctx)
-    if ((await ctx.get('node_build')) === 'local' && !ctx.has('upload_path')) {
-      throw new ConfigError('node_build "local" builds upload_path on this machine and uploads the result, but upload_path is not set.', "Set upload_path to the app's directory, e.g. set('upload_path', '.').")
+    if ((await ctx.get('node_build')) === 'local') {
+      if (!ctx.has('upload_path')) {
+        throw new ConfigError('node_build "local" builds upload_path on this machine and uploads the result, but upload_path is not set.', "Set upload_path to the app's directory, e.g. set('upload_path', '.').")
+      }
+      // The release is what is built here, from upload_path (its git HEAD is the revision), not a checkout on the host.
+      ctx.set('update_code_strategy', 'upload')
     }
   }, { phase: 'prepare', hidden: true, description: 'Checks the Node settings before anything changes on a host' })
 
@@ -114,14 +120,11 @@ export const node: Recipe = () => {
     if ((await ctx.get('node_build')) !== 'local') return
     if (ctx.dryRun) return ctx.info(`would build ${await ctx.get('upload_path', '(upload_path not set)')} here and upload it`)
     const stagingDir = await ctx.shared('node:staging', () => buildLocally(ctx))
-    if (!ctx.has('revision')) {
-      const source = resolve(await ctx.parse(await ctx.get('upload_path')))
-      const revision = await ctx.shared('node:revision', async () => (await ctx.runLocally(sh`git -C ${source} rev-parse HEAD 2>/dev/null || true`, { quiet: true })).trim())
-      if (revision) ctx.set('revision', revision)
-    }
-    ctx.set('update_code_strategy', 'upload')
-    ctx.set('upload_path', stagingDir)
-  }, { phase: 'prepare', description: 'node_build local: npm ci, node_build_command and npm prune --omit=dev here, once, in a copy of upload_path; that copy is uploaded' })
+    const releasePath = await ctx.get('release_path')
+    // The build goes over what deploy:update_code uploaded; node_modules is only ever the build's.
+    await ctx.queue(sh`rm -rf -- ${`${releasePath}/node_modules`}`)
+    await ctx.upload(stagingDir, releasePath, { exclude: (await ctx.get('upload_exclude')).filter((pattern) => pattern !== 'node_modules') })
+  }, { phase: 'prepare', description: 'node_build local: npm ci, node_build_command and npm prune --omit=dev here, once, in a copy of upload_path, uploaded over the release' })
 
   task('node:install', async (ctx) => {
     if ((await ctx.get('node_build')) !== 'remote') return
@@ -181,7 +184,7 @@ export const node: Recipe = () => {
   }, { phase: 'post-switch', description: 'Asks node_health_url from each host (healthcheck_retries tries); not 2xx reverts the whole fleet' })
 
   before('deploy:lock', 'node:check')
-  before('deploy:update_code', 'node:build_local')
+  after('deploy:update_code', 'node:build_local')
   after('deploy:writable', 'node:install')
   after('deploy:symlink', 'node:restart')
   after('deploy:symlink', 'node:healthcheck')

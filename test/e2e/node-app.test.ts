@@ -6,14 +6,14 @@
  *
  * A probe per host asks the app for its release every ~20 ms on a new
  * connection while three deploys happen (the lockfile unchanged: node_modules
- * hard-linked; node_modules_reuse off: a fresh npm ci; hard-linked again):
+ * hard-linked; node_modules_reuse off: a fresh npm ci; a local build uploaded):
  * not one request may fail, and once a deploy returned, every answer comes
  * from the new release. Then a release that does not start is deployed: its health check
  * fails, and every host goes back to the release before.
  */
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chown, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -125,11 +125,15 @@ async function threeDeploys(probes: Probe[]): Promise<void> {
   }
   await Promise.all(probes.map((probe) => probe.waitForRelease('3')))
 
-  // 4: reused again, from release 3.
-  const fourth = await depRun(['deploy'])
+  // 4: built here (npm ci in a staging copy of a local checkout) and uploaded whole.
+  const checkout = path.join(base, 'checkout')
+  await cp(repo, checkout, { recursive: true })
+  const fourth = await depRun(['deploy', '-o', 'node_build=local', '-o', `upload_path=${checkout}`])
   expect(fourth.code, fourth.output).toBe(0)
   deployedAt.set('4', Date.now())
-  expect(fourth.output).toContain('package-lock.json unchanged: node_modules copied from the live release (hard links)')
+  for (const index of ALIASES.keys()) {
+    expect(existsSync(path.join(deployPathOf(index), 'releases/4/node_modules/greeting/index.js'))).toBe(true)
+  }
   await Promise.all(probes.map((probe) => probe.waitForRelease('4')))
 }
 

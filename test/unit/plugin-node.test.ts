@@ -4,13 +4,19 @@
  * health check does (the fleet goes back and pm2 runs the old release
  * again), and the systemd variant, which cannot run here (no systemd).
  */
-import { describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
 import { node } from '../../plugins/node.js'
 import { host, set, use } from '../../src/api/dsl.js'
 import type { Registry } from '../../src/model/registry.js'
 import { buildPlan } from '../../src/plan/plan.js'
 import type { Responder } from '../../src/transport/memory/memory-transport.js'
 import { declare, ofType, runPlan } from './helpers.js'
+
+const appDir = mkdtempSync(join(tmpdir(), 'df-node-app-'))
+afterAll(() => rmSync(appDir, { recursive: true, force: true }))
 
 async function fleet(extra: () => void = () => {}): Promise<Registry> {
   return declare(() => {
@@ -45,8 +51,8 @@ describe('the Node deploy plan', () => {
       'node:check:prepare',
       'deploy:lock:prepare',
       'deploy:release:prepare',
-      'node:build_local:prepare',
       'deploy:update_code:prepare',
+      'node:build_local:prepare',
       'deploy:shared:prepare',
       'deploy:writable:prepare',
       'node:install:prepare',
@@ -170,10 +176,16 @@ describe('a Node deploy on the MemoryTransport', () => {
   it('node_build local installs nothing on the hosts (a dry run says what it would build)', async () => {
     const { outcome, transports, events } = await runPlan(await fleet(() => {
       set('node_build', 'local')
-      set('upload_path', '/tmp/api')
+      set('upload_path', appDir)
     }), 'deploy', { dryRun: true, responders: [probe, gitExport, healthy] })
     expect(outcome.error).toBeUndefined()
-    expect(ofType(events, 'log').some((e) => e.message === 'would build /tmp/api here and upload it')).toBe(true)
-    for (const transport of transports.values()) expect(transport.scripts.join('\n')).not.toContain('npm ci')
+    expect(ofType(events, 'log').some((e) => e.message === `would build ${appDir} here and upload it`)).toBe(true)
+    for (const transport of transports.values()) {
+      const all = transport.scripts.join('\n')
+      expect(all).not.toContain('npm ci')
+      // The code is uploaded (from upload_path), not checked out on the host, though repository is set.
+      expect(all).not.toContain('git -C')
+      expect(all).toContain('tar -x -f - -C /srv/api/releases/3')
+    }
   })
 })
