@@ -12,6 +12,7 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     cli: 'src/cli/main.ts',
+    testing: 'src/testing/rehearse.ts',
     'recipes/common': 'recipes/common.ts',
     'recipes/laravel': 'recipes/laravel.ts',
     ...plugins,
@@ -19,7 +20,7 @@ export default defineConfig({
   format: ['esm'],
   target: 'node20',
   dts: {
-    entry: { index: 'src/index.ts', 'recipes/common': 'recipes/common.ts', 'recipes/laravel': 'recipes/laravel.ts', ...plugins },
+    entry: { index: 'src/index.ts', testing: 'src/testing/rehearse.ts', 'recipes/common': 'recipes/common.ts', 'recipes/laravel': 'recipes/laravel.ts', ...plugins },
     // The public declarations mention Buffer, Readable and AbortSignal: the directive pulls in the Node
     // types (a dependency of the package) even where tsconfig's "types" is empty, TypeScript 7's
     // default. A banner, because declaration emit drops a directive written in src/index.ts.

@@ -7,6 +7,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^deployfile$/, replacement: here('./src/index.ts') },
+      { find: /^deployfile\/testing$/, replacement: here('./src/testing/rehearse.ts') },
       { find: /^deployfile\/recipes\/(.*)$/, replacement: here('./recipes/$1.ts') },
       { find: /^deployfile\/plugins\/(.*)$/, replacement: here('./plugins/$1.ts') },
     ],

@@ -1,5 +1,5 @@
 import { posix } from 'node:path'
-import { parseMarkers, sh, raw, type Command } from 'deployfile'
+import { parseMarkers, ScriptExit, sh, raw, type Command } from 'deployfile'
 import type { LedgerEntry } from './ledger.js'
 import { linkTarget, releaseDir, type Layout } from './layout.js'
 
@@ -12,7 +12,7 @@ import { linkTarget, releaseDir, type Layout } from './layout.js'
 /** Refuses a `current` that is a real directory (it cannot be switched atomically). */
 export function refuseRealCurrent(layout: Layout): Command {
   const current = layout.currentPath
-  return sh`if [ -d ${current} ] && [ ! -L ${current} ]; then echo ${`deployfile: ${current} is a real directory, not a link; move it away (e.g. into releases/) before deploying`} >&2; exit 3; fi`
+  return sh`if [ -d ${current} ] && [ ! -L ${current} ]; then echo ${`deployfile: ${current} is a real directory, not a link; move it away (e.g. into releases/) before deploying`} >&2; exit ${ScriptExit.RefusedState}; fi`
 }
 
 /** Appends records to the ledger. */
@@ -46,7 +46,7 @@ export function pointCurrentScript(layout: Layout, target: string, mvT: boolean)
 export function switchScript(layout: Layout, name: string, mvT: boolean, entries: LedgerEntry[]): Command {
   const dir = releaseDir(layout, name)
   return sh`set -e
-[ -d ${dir} ] || { echo ${`deployfile: ${dir} is missing`} >&2; exit 6; }
+[ -d ${dir} ] || { echo ${`deployfile: ${dir} is missing`} >&2; exit ${ScriptExit.MissingRelease}; }
 ${pointCurrentScript(layout, linkTarget(layout.currentPath, dir), mvT)}
 if [ -L ${layout.releaseLink} ]; then rm -f -- ${layout.releaseLink}; fi
 ${ledgerAppend(layout, ...entries)}`
@@ -97,7 +97,7 @@ if [ -d ${repo} ]; then
 else
   ${git} clone --quiet --mirror -- ${options.repository} ${repo}
 fi
-rev=$(${git} -C ${repo} rev-parse --verify --quiet ${`${options.ref}^{commit}`}) || { echo ${`deployfile: revision "${options.ref}" not found in ${options.repository}`} >&2; exit 4; }
+rev=$(${git} -C ${repo} rev-parse --verify --quiet ${`${options.ref}^{commit}`}) || { echo ${`deployfile: revision "${options.ref}" not found in ${options.repository}`} >&2; exit ${ScriptExit.NotFound}; }
 ${git} -C ${repo} archive --format=tar "$rev" | tar -x -f - -C ${options.releasePath}
 printf '%s\\n' "$rev" > ${`${options.releasePath}/REVISION`}
 echo "@revision $rev"`
@@ -164,19 +164,19 @@ export function writableScript(options: WritableOptions & { releasePath: string 
   const R = raw(options.recursive ? '-R' : '')
   const detectUser = sh`HTTP_USER=${options.httpUser ?? ''}
 if [ -z "$HTTP_USER" ]; then HTTP_USER=$(ps axo user,comm | grep -E '[a]pache|[h]ttpd|[_]www|[w]ww-data|[n]ginx' | grep -v root | head -n 1 | cut -d' ' -f1); fi
-if [ -z "$HTTP_USER" ]; then echo 'deployfile: writable_mode needs http_user (no web server user found); set http_user, or writable_mode chmod/skip' >&2; exit 5; fi`
+if [ -z "$HTTP_USER" ]; then echo 'deployfile: writable_mode needs http_user (no web server user found); set http_user, or writable_mode chmod/skip' >&2; exit ${ScriptExit.MissingPrerequisite}; fi`
   const body = {
-    acl: sh`command -v setfacl >/dev/null 2>&1 || { echo 'deployfile: writable_mode "acl" needs setfacl, which is not installed on this host (apt-get install acl), or set writable_mode to chmod, chown, chgrp or skip' >&2; exit 5; }
+    acl: sh`command -v setfacl >/dev/null 2>&1 || { echo 'deployfile: writable_mode "acl" needs setfacl, which is not installed on this host (apt-get install acl), or set writable_mode to chmod, chown, chgrp or skip' >&2; exit ${ScriptExit.MissingPrerequisite}; }
 ${detectUser}
 ME=$(id -un)
 setfacl ${R} -L -m "u:$HTTP_USER:rwX" -m "u:$ME:rwX" ${dirs}
 setfacl ${R} -dL -m "u:$HTTP_USER:rwX" -m "u:$ME:rwX" ${dirs}`,
     chmod: sh`chmod ${R} ${options.chmodMode} ${dirs}`,
     chown: sh`${detectUser}
-chown ${R} "$HTTP_USER" ${dirs} || { echo 'deployfile: writable_mode "chown" failed: the deploy user may not change owners (use acl or chgrp)' >&2; exit 5; }`,
+chown ${R} "$HTTP_USER" ${dirs} || { echo 'deployfile: writable_mode "chown" failed: the deploy user may not change owners (use acl or chgrp)' >&2; exit ${ScriptExit.MissingPrerequisite}; }`,
     chgrp: options.httpGroup
       ? sh`chgrp ${R} ${options.httpGroup} ${dirs} && chmod ${R} g+rwX ${dirs}`
-      : sh`echo 'deployfile: writable_mode "chgrp" needs http_group' >&2; exit 5`,
+      : sh`echo 'deployfile: writable_mode "chgrp" needs http_group' >&2; exit ${ScriptExit.MissingPrerequisite}`,
   }[options.mode]
   return sh`set -e
 cd -- ${options.releasePath}

@@ -1,4 +1,4 @@
-import { parseMarkers, raw, sh, type Command } from 'deployfile'
+import { parseMarkers, raw, ScriptExit, sh, type Command } from 'deployfile'
 import type { Layout } from '../common.js'
 
 /** The directories a fresh shared storage/ needs before Laravel can boot. */
@@ -76,7 +76,7 @@ export function vendorsScript(options: {
     ? sh`COMPOSER_BIN=${options.composer}`
     : sh`if command -v composer >/dev/null 2>&1; then COMPOSER_BIN=composer
 elif [ -f ${composerPhar} ]; then COMPOSER_BIN=${`${options.php} ${composerPhar}`}
-else echo 'deployfile: composer is not installed on this host; install it, or set bin/composer' >&2; exit 5; fi`
+else echo 'deployfile: composer is not installed on this host; install it, or set bin/composer' >&2; exit ${ScriptExit.MissingPrerequisite}; fi`
   const copy = options.copyVendors
     ? sh`if [ -d ${liveVendor} ] && [ ! -d vendor ]; then cp -a ${liveVendor} vendor; fi`
     : sh`:`

@@ -40,8 +40,8 @@ export function selfAliases(): Record<string, string> {
   const root = packageRoot()
   const fromSource = here.endsWith('.ts')
   return fromSource
-    ? { 'deployfile/recipes': resolve(root, 'recipes'), 'deployfile/plugins': resolve(root, 'plugins'), deployfile: resolve(root, 'src/index.ts') }
-    : { 'deployfile/recipes': resolve(root, 'dist/recipes'), 'deployfile/plugins': resolve(root, 'dist/plugins'), deployfile: resolve(root, 'dist/index.js') }
+    ? { 'deployfile/recipes': resolve(root, 'recipes'), 'deployfile/plugins': resolve(root, 'plugins'), 'deployfile/testing': resolve(root, 'src/testing/rehearse.ts'), deployfile: resolve(root, 'src/index.ts') }
+    : { 'deployfile/recipes': resolve(root, 'dist/recipes'), 'deployfile/plugins': resolve(root, 'dist/plugins'), 'deployfile/testing': resolve(root, 'dist/testing.js'), deployfile: resolve(root, 'dist/index.js') }
 }
 
 async function importModule(path: string): Promise<unknown> {

@@ -132,6 +132,20 @@ describe('a plugin installed from its package', () => {
     expect(readFileSync(path.join(target, 'greeting.txt'), 'utf8')).toBe('howdy\nhowdy\ntoken: set\n')
   }, 90_000)
 
+  it("the plugin's own unit test runs through the packed deployfile/testing: its commands recorded, nothing connected", async () => {
+    const script = [
+      "import { host, use } from 'deployfile'",
+      "import { common } from 'deployfile/recipes/common'",
+      "import { rehearse } from 'deployfile/testing'",
+      "import { example } from 'deployfile-plugin-example'",
+      "const r = await rehearse(() => { use(common); use(example); host('web1', { deployPath: '/srv/app' }) }, 'example:greet', { settings: { example_greeting: \"it's\", example_times: 1 } })",
+      'console.log(JSON.stringify({ exitCode: r.exitCode, scripts: r.scripts }))',
+    ].join('\n')
+    writeFileSync(path.join(project.dir, 'rehearse.mjs'), script)
+    const { stdout } = await execFileAsync(process.execPath, ['rehearse.mjs'], { cwd: project.dir, timeout: 60_000 })
+    expect(JSON.parse(stdout)).toEqual({ exitCode: 0, scripts: { web1: [`printf '%s\\n' 'it'\\''s' 'token: none' > /srv/app/greeting.txt`] } })
+  }, 90_000)
+
   it('a second copy of deployfile inside the plugin is one clear error (exit 2) naming the plugin and the fix', async () => {
     // What npm does when a plugin lists deployfile under dependencies with another version.
     const nested = path.join(project.dir, 'node_modules/deployfile-plugin-example/node_modules/deployfile')

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { SFTPWrapper } from 'ssh2'
 import type { Host } from '../../model/host.js'
 import { ConnectionError } from '../../model/errors.js'
@@ -289,14 +290,14 @@ export class SshTransport implements Transport {
         if (connection?.alive) {
           // Outside the channel cap: the commands being killed may hold every slot (8 + this + SFTP ≤ 10).
           this.trips++
-          await withTimeout(
+          await Promise.race([
             new ChannelCommand(connection.client, killScript([...new Set(batch.map((kill) => kill.pgid))]), {}, {
               ...this.hooks(connection),
               register: () => undefined,
               unregister: () => undefined,
             }).result,
-            CLOSE_KILL_TIMEOUT,
-          ).catch(() => undefined)
+            delay(CLOSE_KILL_TIMEOUT),
+          ]).catch(() => undefined)
         }
         for (const kill of batch) kill.done()
       }
@@ -344,12 +345,9 @@ function lostConnectionError(settings: SshSettings, error: Error | undefined): C
   )
 }
 
+/** A wait that never keeps the process alive by itself. */
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([promise, delay(ms).then(() => Promise.reject(new Error('timeout')))])
+  return sleep(ms, undefined, { ref: false })
 }
 
 /** Creates the SSH transport of a host; nothing connects until the first command. */
