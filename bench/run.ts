@@ -419,7 +419,7 @@ async function main(): Promise<void> {
     lines.push(`start-up (median of ${STARTUP_RUNS}): dep --version ${version.medianMs.toFixed(0)} ms (RSS ${version.peakRssMb} MB), dep list ${list.medianMs.toFixed(0)} ms (RSS ${list.peakRssMb} MB), dep list after an edit (transpile cache miss) ${listCold.medianMs.toFixed(0)} ms`)
     if (laravel) {
       lines.push(
-        `Laravel (examples/laravel-app, 1 host): first ${seconds(laravel.firstMs)} s, steady ${seconds(laravel.steadyMs)} s (median of ${LARAVEL_RUNS}), trips/host ${formatTrips(laravel.tripsFirst)} first, ${formatTrips(laravel.tripsSteady)} steady, peak RSS ${laravel.peakRssMb} MB`,
+        `Laravel (examples/laravel-app, 1 host): first ${seconds(laravel.firstMs)} s, steady ${seconds(laravel.steadyMs)} s (median of ${LARAVEL_RUNS}), trips/host ${formatTrips(laravel.tripsFirst)} first, ${formatTrips(laravel.tripsSteady)} steady, sessions/host ${formatTrips(laravel.sessionsFirst)} first, ${formatTrips(laravel.sessionsSteady)} steady, sshd CPU ${seconds(laravel.steadyServerCpuMs)} s, peak RSS ${laravel.peakRssMb} MB`,
       )
     } else {
       lines.push(`Laravel: skipped (${laravelSkipped})`)
