@@ -6,13 +6,19 @@
  *   of the dep process (GNU time);
  * - the same to 1 and 10 hosts through a delay proxy (+100 ms per round trip), and the time that adds;
  * - start-up: `dep --version` and `dep list` on the repository's deployfile;
- * - the Laravel recipe (examples/laravel-app) to 1 host, when php and composer are installed.
+ * - the Laravel recipe (examples/laravel-app) to 1 host, when php and composer are installed;
+ * - sessions per host per deploy ("Starting session" lines of the daemons' VERBOSE logs), sshd CPU per
+ *   host, dep CPU and peak RSS per extra host, and the wall time against the CPU floor
+ *   ((dep CPU + sshd CPU) / cores), for each host count;
+ * - a per-host timeline of one steady deploy to BENCH_TIMELINE_HOSTS hosts (default 3, 0 to skip);
+ * - with BENCH_LOAD=1, the 1-host steady deploy again while 2 busy loops (at most 60 s) hog the cores.
  *
  * Prints a table and writes bench/results.json (gitignored: numbers of one machine; docs/benchmarks.md
  * keeps the reference numbers). A benchmark, not a test: it asserts nothing about time.
  *
  * Environment: BENCH_RUNS (steady-state runs per row, default 5), BENCH_HOSTS (default 1,10,30),
- * BENCH_DELAY_HOSTS (default 1,10), BENCH_DELAY_MS (one-way delay, default 50), BENCH_LARAVEL=0 to skip it.
+ * BENCH_DELAY_HOSTS (default 1,10), BENCH_DELAY_MS (one-way delay, default 50), BENCH_LARAVEL=0 to skip it,
+ * BENCH_TIMELINE_HOSTS (default 3), BENCH_LOAD=1 for the under-load row.
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -22,6 +28,10 @@ import path from 'node:path'
 import { startDelayProxy, type DelayProxy } from '../test/support/delay-proxy.js'
 import { startSshServers, type SshServer, type SshServers } from '../test/support/sshd.js'
 import { copyLaravelApp } from '../test/support/web.js'
+import { hostCosts } from './costs.js'
+import { startBusyLoops } from './load.js'
+import { SESSION_LOG_CONFIG, SessionCounter } from './sessions.js'
+import { formatTimeline, timelineOf, type Timeline } from './timeline.js'
 import {
   assertOk,
   createCpuGroup,
@@ -45,6 +55,10 @@ const DELAY_HOSTS = (process.env.BENCH_DELAY_HOSTS ?? '1,10').split(',').map(Num
 const DELAY_MS = Number(process.env.BENCH_DELAY_MS ?? 50)
 const STARTUP_RUNS = 10
 const LARAVEL_RUNS = Math.max(1, Math.min(STEADY_RUNS, 3))
+const TIMELINE_HOSTS = Number(process.env.BENCH_TIMELINE_HOSTS ?? 3)
+const UNDER_LOAD = process.env.BENCH_LOAD === '1'
+/** Busy loops of the under-load row: one per core of the reference 2-core machine. */
+const LOAD_LOOPS = 2
 
 interface DeployRow {
   hosts: number
@@ -60,6 +74,9 @@ interface DeployRow {
   tripsFirst: { min: number; max: number } | undefined
   tripsSteady: { min: number; max: number } | undefined
   peakRssMb: number | undefined
+  /** Sessions per host (sshd "Starting session" lines) of the first deploy, and over the steady ones. */
+  sessionsFirst: { min: number; max: number } | undefined
+  sessionsSteady: { min: number; max: number } | undefined
 }
 
 interface DelayRow extends DeployRow {
@@ -84,16 +101,22 @@ async function deployRow(
   afterRun?: (run: DepRun) => Promise<void>,
 ): Promise<DeployRow> {
   const hosts = daemons.length
+  const firstSessions = new SessionCounter(daemons)
   const first = await runDep(cli, ['deploy', '--json'], dir)
   assertOk(first, `${what}: first deploy`)
+  await serverCpuMs() // lets the daemons' last log lines arrive
+  const sessionsFirst = rangeOf(firstSessions.perHost())
   await afterRun?.(first)
   const steady: DepRun[] = []
   const serverCpuRuns: number[] = []
+  const steadySessions: Array<{ min: number; max: number } | undefined> = []
   for (let i = 0; i < runs; i++) {
     const before = await serverCpuMs()
+    const sessions = new SessionCounter(daemons)
     const run = await runDep(cli, ['deploy', '--json'], dir)
     assertOk(run, `${what}: steady deploy ${i + 1}`)
     serverCpuRuns.push((await serverCpuMs()) - before)
+    steadySessions.push(rangeOf(sessions.perHost()))
     await afterRun?.(run)
     steady.push(run)
   }
@@ -110,9 +133,15 @@ async function deployRow(
     tripsFirst: tripsRange(first.runEnd?.roundTrips),
     tripsSteady: mergeRanges(steady.map((r) => tripsRange(r.runEnd?.roundTrips))),
     peakRssMb: rss.length > 0 ? mb(Math.max(...rss)) : undefined,
+    sessionsFirst,
+    sessionsSteady: mergeRanges(steadySessions),
   }
-  log(`  ${what}: first ${seconds(row.firstMs)} s, steady ${seconds(row.steadyMs)} s (${row.steadyRunsMs.join(', ')} ms), CPU ${seconds(row.steadyCpuMs)} s (server side ${seconds(row.steadyServerCpuMs)} s), trips ${formatTrips(row.tripsFirst)}/${formatTrips(row.tripsSteady)}, RSS ${row.peakRssMb ?? '?'} MB`)
+  log(`  ${what}: first ${seconds(row.firstMs)} s, steady ${seconds(row.steadyMs)} s (${row.steadyRunsMs.join(', ')} ms), CPU ${seconds(row.steadyCpuMs)} s (server side ${seconds(row.steadyServerCpuMs)} s), trips ${formatTrips(row.tripsFirst)}/${formatTrips(row.tripsSteady)}, sessions ${formatTrips(row.sessionsFirst)}/${formatTrips(row.sessionsSteady)}, RSS ${row.peakRssMb ?? '?'} MB`)
   return row
+}
+
+function rangeOf(values: number[]): { min: number; max: number } | undefined {
+  return values.length === 0 ? undefined : { min: Math.min(...values), max: Math.max(...values) }
 }
 
 /** The smallest min and the largest max of several ranges. */
@@ -175,13 +204,13 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100)
   const { cli, root: buildCopy } = await snapshotBuild()
   const base = await mkdtemp(path.join(os.tmpdir(), 'deployfile-bench-'))
-  const maxHosts = Math.max(1, ...HOST_COUNTS, ...DELAY_HOSTS)
+  const maxHosts = Math.max(1, TIMELINE_HOSTS, ...HOST_COUNTS, ...DELAY_HOSTS)
   const hasTime = existsSync(TIME_BIN)
   if (!hasTime) log(`${TIME_BIN} is missing (apt-get install time): peak RSS comes from polling /proc/<pid>/status VmHWM`)
 
   log(`starting ${maxHosts} sshd daemons…`)
   const sshdStart = performance.now()
-  const servers = await startSshServers(maxHosts)
+  const servers = await startSshServers(maxHosts, { extraConfig: SESSION_LOG_CONFIG })
   const sshdStartMs = performance.now() - sshdStart
   log(`  ${servers.servers.length} daemons up in ${seconds(sshdStartMs)} s`)
   const proxies: DelayProxy[] = []
@@ -205,6 +234,34 @@ async function main(): Promise<void> {
       await mkdir(dir, { recursive: true })
       await writeFile(path.join(dir, 'deployfile.ts'), commonDeployfile(appDir, hostSpecs(servers, count, `plain-${count}`)))
       plain.push(await deployRow(cli, dir, servers.servers.slice(0, count), STEADY_RUNS, `${count} host(s)`))
+    }
+
+    // 1b. The same 1-host steady deploy while busy loops hog the cores (bounded: killed after the row, at most 60 s).
+    let underLoad: (DeployRow & { loops: number; loadavg: number[] }) | undefined
+    if (UNDER_LOAD) {
+      const dir = path.join(base, 'load-1')
+      await mkdir(dir, { recursive: true })
+      await writeFile(path.join(dir, 'deployfile.ts'), commonDeployfile(appDir, hostSpecs(servers, 1, 'load-1')))
+      const loops = startBusyLoops(LOAD_LOOPS)
+      try {
+        const row = await deployRow(cli, dir, servers.servers.slice(0, 1), STEADY_RUNS, `1 host under ${LOAD_LOOPS} busy loops`)
+        underLoad = { ...row, loops: LOAD_LOOPS, loadavg: os.loadavg().map((l) => Math.round(l * 100) / 100) }
+      } finally {
+        await loops.stop()
+      }
+    }
+
+    // 1c. A per-host timeline of one steady deploy.
+    let timeline: Timeline | undefined
+    if (TIMELINE_HOSTS > 0) {
+      const dir = path.join(base, `timeline-${TIMELINE_HOSTS}`)
+      await mkdir(dir, { recursive: true })
+      await writeFile(path.join(dir, 'deployfile.ts'), commonDeployfile(appDir, hostSpecs(servers, TIMELINE_HOSTS, `timeline-${TIMELINE_HOSTS}`)))
+      let last: DepRun | undefined
+      await deployRow(cli, dir, servers.servers.slice(0, TIMELINE_HOSTS), 1, `timeline, ${TIMELINE_HOSTS} hosts`, async (run) => {
+        last = run
+      })
+      timeline = last ? timelineOf(last.stdout) : undefined
     }
 
     // 2. +2×DELAY_MS per round trip, through one proxy per host.
@@ -285,6 +342,7 @@ async function main(): Promise<void> {
       php: laravel ? commandVersion('php', ['-r', 'echo PHP_VERSION;']) : undefined,
     }
     const one = plain.find((r) => r.hosts === 1)
+    const costs = hostCosts(plain, machine.cpus)
     const thirty = plain.find((r) => r.hosts === 30)
     const results = {
       date: new Date().toISOString(),
@@ -296,6 +354,9 @@ async function main(): Promise<void> {
       sshdStartMs: Math.round(sshdStartMs),
       peakRssSource: hasTime ? 'GNU time -v' : '/proc/<pid>/status VmHWM polling',
       deploys: plain,
+      costs,
+      underLoad,
+      timeline,
       delayed,
       startup: { version, list, listAfterEdit: listCold },
       laravel: laravel ?? { skipped: laravelSkipped },
@@ -331,10 +392,34 @@ async function main(): Promise<void> {
       )
     }
     lines.push('')
+    lines.push('per host (steady medians): sessions = sshd "Starting session" lines per host per deploy (first/steady);')
+    lines.push(`CPU floor = (dep CPU + sshd CPU) / ${machine.cpus} cores; per extra host = (value at N - value at 1) / (N - 1)`)
+    lines.push('hosts  sessions/host first  steady  sshd CPU/host ms  dep CPU/extra host ms  RSS/extra host MB  CPU floor s  wall/floor')
+    for (const [i, row] of plain.entries()) {
+      const c = costs[i]
+      const text = (value: number | undefined) => (value === undefined ? '-' : String(value))
+      lines.push(
+        `${String(row.hosts).padStart(5)}  ${formatTrips(row.sessionsFirst).padStart(19)}  ${formatTrips(row.sessionsSteady).padStart(6)}  ${text(c.sshdCpuPerHostMs).padStart(16)}  ${text(c.depCpuPerExtraHostMs).padStart(21)}  ${text(c.rssPerExtraHostMb).padStart(17)}  ${seconds(c.cpuFloorMs).padStart(11)}  ${text(c.wallOverFloor).padStart(10)}`,
+      )
+    }
+    if (underLoad) {
+      const quiet = plain.find((r) => r.hosts === 1)
+      const ratio = quiet ? ` (${(underLoad.steadyMs / quiet.steadyMs).toFixed(2)}x the 1-host row)` : ''
+      lines.push('')
+      lines.push(
+        `under load (${underLoad.loops} busy loops, load average ${underLoad.loadavg[0]}): 1 host steady ${seconds(underLoad.steadyMs)} s${ratio} (${underLoad.steadyRunsMs.join(', ')} ms), CPU ${seconds(underLoad.steadyCpuMs)} s, sshd CPU ${seconds(underLoad.steadyServerCpuMs)} s`,
+      )
+    }
+    if (timeline) {
+      lines.push('')
+      lines.push(`timeline of one steady ${TIMELINE_HOSTS}-host deploy (ms since run:start; idle = since the host's previous command ended):`)
+      lines.push(...formatTimeline(timeline))
+    }
+    lines.push('')
     lines.push(`start-up (median of ${STARTUP_RUNS}): dep --version ${version.medianMs.toFixed(0)} ms (RSS ${version.peakRssMb} MB), dep list ${list.medianMs.toFixed(0)} ms (RSS ${list.peakRssMb} MB), dep list after an edit (transpile cache miss) ${listCold.medianMs.toFixed(0)} ms`)
     if (laravel) {
       lines.push(
-        `Laravel (examples/laravel-app, 1 host): first ${seconds(laravel.firstMs)} s, steady ${seconds(laravel.steadyMs)} s (median of ${LARAVEL_RUNS}), trips/host ${formatTrips(laravel.tripsFirst)} first, ${formatTrips(laravel.tripsSteady)} steady, peak RSS ${laravel.peakRssMb} MB`,
+        `Laravel (examples/laravel-app, 1 host): first ${seconds(laravel.firstMs)} s, steady ${seconds(laravel.steadyMs)} s (median of ${LARAVEL_RUNS}), trips/host ${formatTrips(laravel.tripsFirst)} first, ${formatTrips(laravel.tripsSteady)} steady, sessions/host ${formatTrips(laravel.sessionsFirst)} first, ${formatTrips(laravel.sessionsSteady)} steady, sshd CPU ${seconds(laravel.steadyServerCpuMs)} s, peak RSS ${laravel.peakRssMb} MB`,
       )
     } else {
       lines.push(`Laravel: skipped (${laravelSkipped})`)
