@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { REPO_ROOT } from './dep.js'
@@ -24,6 +24,8 @@ const INSTALL_TIMEOUT_MS = 240_000
 export async function installPm2(): Promise<string> {
   const bin = path.join(CACHE_DIR, 'node_modules/.bin')
   if (existsSync(path.join(bin, 'pm2'))) return bin
+  // A fresh clone has no node_modules/.cache yet.
+  await mkdir(path.dirname(CACHE_DIR), { recursive: true })
   const staging = await mkdtemp(`${CACHE_DIR}.tmp-`)
   try {
     await execFileAsync('npm', ['install', '--prefix', staging, '--no-audit', '--no-fund', '--no-save', PM2_SPEC], { timeout: INSTALL_TIMEOUT_MS })
