@@ -10,8 +10,8 @@ import { chmod, cp, mkdtemp, rm } from 'node:fs/promises'
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
-import { after, before, ConfigError, declareSetting, DeployError, sh, task, use, type Recipe, type TaskContext } from 'deployfile'
-import { common } from 'deployfile/recipes/common'
+import { after, before, ConfigError, declareSetting, DeployError, parseMarkers, sh, task, use, type Recipe, type TaskContext } from 'deployfile'
+import { common, hostLayout } from 'deployfile/recipes/common'
 import { healthCheckScript, localBuildScript, pm2RestartScript, remoteInstallScript, systemdRestartScript, type NodeEnvironment } from './node/scripts.js'
 
 declare module 'deployfile' {
@@ -138,7 +138,7 @@ export const node: Recipe = () => {
         reuse: await ctx.get('node_modules_reuse'),
       }),
     )
-    if (output.includes('@node_modules reused')) ctx.info('package-lock.json unchanged: node_modules copied from the live release (hard links)')
+    if (parseMarkers(output).get('node_modules') === 'reused') ctx.info('package-lock.json unchanged: node_modules copied from the live release (hard links)')
   }, { phase: 'prepare', description: 'node_build remote: npm ci --omit=dev in the new release (node_modules hard-linked from the live release when the lockfile is unchanged), or a full install, node_build_command and npm prune' })
 
   task('node:restart', async (ctx) => {
@@ -155,19 +155,22 @@ export const node: Recipe = () => {
       pm2RestartScript({
         env: await environment(ctx),
         currentPath: await ctx.get('current_path'),
-        releasesDir: `${await ctx.get('deploy_path')}/releases`,
+        // Where releases live, also when release_path is overridden (the common recipe's layout).
+        releasesDir: (await hostLayout(ctx)).releasesDir,
         ecosystem: await ctx.get('pm2_ecosystem'),
         app,
       }),
     )
-    if (output.includes('@no_current')) return ctx.info('no live release: nothing for pm2 to run')
-    const pinned = [...output.matchAll(/^@pinned (\S+) (.*)$/gm)]
+    const markers = parseMarkers(output)
+    if (markers.has('no_current')) return ctx.info('no live release: nothing for pm2 to run')
+    // `@pinned <app> <path>`: the app's name, then the release path it runs from.
+    const pinned = markers.all('pinned').map((value) => /^(\S+) (.*)$/.exec(value) ?? ['', value, ''])
     if (pinned.length > 0) {
       throw new DeployError(`pm2 runs ${pinned.map((m) => `${m[1]} from ${m[2]}`).join(', ')}: a release directory, not ${await ctx.get('current_path')}, so it never picks up a new release.`, {
         hint: `Give the app a relative script and no cwd (or cwd ${await ctx.get('current_path')}) in ${await ctx.get('pm2_ecosystem')}, then remove the old process once: pm2 delete ${pinned.map((m) => m[1]).join(' ')}`,
       })
     }
-    const forked = [...output.matchAll(/^@fork (\S+)$/gm)].map((m) => m[1])
+    const forked = markers.all('fork')
     if (forked.length > 0) ctx.warning(`pm2 runs ${forked.join(', ')} in fork mode: a reload restarts it with a gap; exec_mode 'cluster' reloads without one`)
   }, { phase: 'post-switch', description: 'Reloads the app: pm2 startOrReload of the ecosystem file through current, or systemctl reload-or-restart' })
 
@@ -176,8 +179,9 @@ export const node: Recipe = () => {
     if (!url) return
     const tries = await ctx.get('healthcheck_retries')
     const output = await ctx.run(healthCheckScript({ env: await environment(ctx), url, tries, timeoutMs: (await ctx.get('healthcheck_timeout')) * 1000 }))
-    if (ctx.dryRun || output.includes('@healthy')) return
-    const reason = /@unhealthy (.*)/.exec(output)?.[1] ?? (output.trim() || 'no answer')
+    const markers = parseMarkers(output)
+    if (ctx.dryRun || markers.has('healthy')) return
+    const reason = markers.get('unhealthy') ?? (output.trim() || 'no answer')
     throw new DeployError(`${url} did not answer 2xx on ${ctx.host.alias} after ${tries} tries (${reason}).`, {
       hint: 'The fleet goes back to the release it served. Look at the new release\'s logs (pm2 logs, journalctl -u UNIT).',
     })
