@@ -69,7 +69,8 @@ export class RunTracker {
   private kind?: 'deploy' | 'rollback'
   private hosts: string[] = []
   private release?: { release: string; revision?: string; previous?: string }
-  private recovery?: { phase?: string; ok?: boolean; failedTask: string; failedHost: string }
+  /** Where the failure that started the recovery happened (run:end's summary says how the recovery went). */
+  private failedAt?: { task: string; host: string }
 
   /** `subject` fills `app` and `who` (the plugin sets them once its settings are read). */
   constructor(private readonly subject: NotificationSubject = { app: '', who: '' }) {}
@@ -85,22 +86,20 @@ export class RunTracker {
         this.release ??= { release: event.release, revision: event.revision, previous: event.previous }
         return undefined
       case 'recovery:start':
-        this.recovery = { phase: event.phase, failedTask: event.failedTask, failedHost: event.failedHost }
-        return undefined
-      case 'recovery:end':
-        if (this.recovery) this.recovery.ok = event.ok
+        this.failedAt = { task: event.failedTask, host: event.failedHost }
         return undefined
       case 'run:end': {
         if (!this.kind) return undefined
         const ok = event.status === 'success'
-        const wentBack = !ok && event.status !== 'rollback-failed' && this.recovery?.ok === true && (this.recovery.phase === 'switch' || this.recovery.phase === 'post-switch')
+        const recovery = event.summary.recovery
+        const wentBack = !ok && event.status !== 'rollback-failed' && recovery?.ok === true && (recovery.phase === 'switch' || recovery.phase === 'post-switch')
         const name: NotificationEvent =
           this.kind === 'rollback' ? (ok ? 'rollback.succeeded' : 'rollback.failed') : ok ? 'deploy.succeeded' : wentBack ? 'deploy.reverted' : 'deploy.failed'
         const notification = this.notification(event, name, event.status)
         notification.duration_ms = event.durationMs
         if (!ok) {
-          notification.failed_step = event.error?.task ?? this.recovery?.failedTask ?? null
-          notification.failed_host = event.error?.host ?? (this.recovery?.failedHost || null)
+          notification.failed_step = event.error?.task ?? this.failedAt?.task ?? null
+          notification.failed_host = event.error?.host ?? (this.failedAt?.host || null)
           notification.error = event.error?.message ?? null
         }
         return notification

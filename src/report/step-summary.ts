@@ -2,12 +2,12 @@ import { appendFileSync } from 'node:fs'
 import type { ErrorInfo, RunEndEvent, RunEvent } from '../model/events.js'
 import { formatDuration } from './format.js'
 
-/** What a run's summary is made of, gathered from its events. */
+/**
+ * What a run's summary is made of: the `release` event of each host, then `run:end`, whose
+ * summary already says the task, the hosts and what the recovery did.
+ */
 interface Gathered {
-  task: string
-  hosts: string[]
   releases: Map<string, { release: string; revision?: string; previous?: string }>
-  recovery?: { phase?: string; ok?: boolean }
   end?: RunEndEvent
 }
 
@@ -38,7 +38,7 @@ const STATUS: Record<RunEndEvent['status'], string> = {
 }
 
 /** What the recovery did, in words, by the phase of the failure. */
-function recoveryText(recovery: Gathered['recovery'], previous: string | undefined): string | undefined {
+function recoveryText(recovery: RunEndEvent['summary']['recovery'], previous: string | undefined): string | undefined {
   if (!recovery) return undefined
   if (recovery.ok === false) return 'Undoing the failure failed on some host: the hosts need a look (see the log).'
   if (recovery.phase === 'prepare') return 'Nothing went live: the new release was discarded on every host.'
@@ -60,18 +60,13 @@ function failureLines(error: ErrorInfo): string[] {
  * if any. Built from run events only (already masked).
  */
 export function stepSummary(events: Iterable<RunEvent>): string | undefined {
-  const run: Gathered = { task: '', hosts: [], releases: new Map() }
+  const run: Gathered = { releases: new Map() }
   for (const event of events) gather(run, event)
   return render(run)
 }
 
 function gather(run: Gathered, event: RunEvent): void {
-  if (event.type === 'run:start') {
-    run.task = event.task
-    run.hosts = event.hosts
-  } else if (event.type === 'release') run.releases.set(event.host, { release: event.release, revision: event.revision, previous: event.previous })
-  else if (event.type === 'recovery:start') run.recovery = { phase: event.phase }
-  else if (event.type === 'recovery:end' && run.recovery) run.recovery.ok = event.ok
+  if (event.type === 'release') run.releases.set(event.host, { release: event.release, revision: event.revision, previous: event.previous })
   else if (event.type === 'run:end') run.end = event
 }
 
@@ -79,10 +74,11 @@ function render(run: Gathered): string | undefined {
   const end = run.end
   if (!end) return undefined
   const releases = [...run.releases.values()]
-  const hosts = run.hosts.length ? run.hosts : Object.keys(end.roundTrips)
+  const { task, recovery } = end.summary
+  const hosts = end.summary.hosts.length ? end.summary.hosts : Object.keys(end.roundTrips)
   const trips = hosts.reduce((sum, host) => sum + (end.roundTrips[host] ?? 0), 0)
   const lines = [
-    `### dep ${run.task}: ${STATUS[end.status]}`,
+    `### dep ${task}: ${STATUS[end.status]}`,
     '',
     `${hosts.length} ${hosts.length === 1 ? 'host' : 'hosts'} · ${releases[0] ? `release ${code(releases[0].release)} · ` : ''}${formatDuration(end.durationMs)} · ${trips} round ${trips === 1 ? 'trip' : 'trips'} · exit ${end.exitCode}`,
     '',
@@ -94,8 +90,8 @@ function render(run: Gathered): string | undefined {
     }),
     '',
   ]
-  const recovery = end.status === 'success' ? undefined : recoveryText(run.recovery, releases[0]?.previous)
-  if (recovery) lines.push(recovery, '')
+  const recovered = end.status === 'success' ? undefined : recoveryText(recovery, releases[0]?.previous)
+  if (recovered) lines.push(recovered, '')
   for (const error of end.errors ?? (end.error ? [end.error] : [])) lines.push(...failureLines(error), '')
   for (const error of end.recoveryErrors ?? []) lines.push(...failureLines({ ...error, message: `while undoing: ${error.message}` }), '')
   for (const warning of end.warnings ?? []) lines.push(`⚠️ ${cell(warning.host ? `${warning.host}: ` : '')}${cell(warning.message)}`, '')
@@ -108,7 +104,7 @@ function render(run: Gathered): string | undefined {
  * run goes on.
  */
 export function createStepSummaryReporter(file: string, onError: (error: Error) => void): (event: RunEvent) => void {
-  const run: Gathered = { task: '', hosts: [], releases: new Map() }
+  const run: Gathered = { releases: new Map() }
   return (event) => {
     gather(run, event)
     if (event.type !== 'run:end') return

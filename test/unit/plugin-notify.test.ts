@@ -7,10 +7,12 @@ import { discordPayload, facts, formatDuration, genericPayload, headline, hostLi
 const base = { time: Date.UTC(2026, 11, 1, 6, 0, 0), runId: 'run-1' }
 const start = (task = 'deploy', dryRun = false): RunEvent => ({ ...base, type: 'run:start', task, hosts: ['web1', 'web2'], steps: [], dryRun })
 const release = (host: string): RunEvent => ({ ...base, type: 'release', host, release: '7', revision: 'a'.repeat(40), previous: '6' })
-const end = (status: 'success' | 'failed' | 'rollback-failed', error?: { task: string; host: string; message: string }): RunEvent => ({
+type Recovered = { phase: 'prepare' | 'post-switch'; ok: boolean }
+/** run:end as the engine emits it: its summary says what the recovery did, if one ran. */
+const end = (status: 'success' | 'failed' | 'rollback-failed', error?: { task: string; host: string; message: string }, recovered?: Recovered): RunEvent => ({
   ...base,
   type: 'run:end',
-  summary: { task: 'deploy', hosts: ['web1', 'web2'], dryRun: false },
+  summary: { task: 'deploy', hosts: ['web1', 'web2'], dryRun: false, ...(recovered ? { recovery: recovered } : {}) },
   status,
   exitCode: status === 'success' ? 0 : status === 'failed' ? 1 : 5,
   durationMs: 12_345,
@@ -52,17 +54,17 @@ describe('which notification a run calls for', () => {
   })
 
   it('a failure before the switch is deploy.failed, naming the failed step and host', () => {
-    const [, ended] = notifications([start(), ...recovery('prepare', true), end('failed', { task: 'deploy:vendors', host: 'web2', message: 'composer failed' })])
+    const [, ended] = notifications([start(), ...recovery('prepare', true), end('failed', { task: 'deploy:vendors', host: 'web2', message: 'composer failed' }, { phase: 'prepare', ok: true })])
     expect(ended).toMatchObject({ event: 'deploy.failed', status: 'failed', failed_step: 'deploy:vendors', failed_host: 'web2', error: 'composer failed' })
   })
 
   it('a failure after the switch that every host undid is deploy.reverted', () => {
-    const [, ended] = notifications([start(), release('web1'), ...recovery('post-switch', true), end('failed', { task: 'deploy:healthcheck', host: 'web2', message: 'HTTP 500' })])
+    const [, ended] = notifications([start(), release('web1'), ...recovery('post-switch', true), end('failed', { task: 'deploy:healthcheck', host: 'web2', message: 'HTTP 500' }, { phase: 'post-switch', ok: true })])
     expect(ended).toMatchObject({ event: 'deploy.reverted', failed_step: 'deploy:healthcheck', previous_release: '6' })
   })
 
   it('a revert that failed is deploy.failed with status rollback-failed', () => {
-    const [, ended] = notifications([start(), ...recovery('post-switch', false), end('rollback-failed', { task: 'deploy:healthcheck', host: 'web2', message: 'x' })])
+    const [, ended] = notifications([start(), ...recovery('post-switch', false), end('rollback-failed', { task: 'deploy:healthcheck', host: 'web2', message: 'x' }, { phase: 'post-switch', ok: false })])
     expect(ended).toMatchObject({ event: 'deploy.failed', status: 'rollback-failed' })
     expect(headline(ended)).toContain('some hosts could not be put back')
   })

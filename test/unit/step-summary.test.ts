@@ -36,7 +36,7 @@ describe('step summary', () => {
       {
         ...base,
         type: 'run:end',
-        summary: { task: 'deploy', hosts: ['web1', 'web2'], dryRun: false },
+        summary: { task: 'deploy', hosts: ['web1', 'web2'], dryRun: false, recovery: { phase: 'post-switch', ok: true } },
         status: 'failed',
         exitCode: 1,
         durationMs: 3_000,
