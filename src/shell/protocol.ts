@@ -183,6 +183,85 @@ export function sshPayload(command: Command): Buffer {
 }
 
 /**
+ * One command of a command channel (see COMMAND_LOOP), started by the loop as
+ * `sh -c <this> sh <lines> <stdin-bytes>`: it reads exactly `<lines>` lines of script from the
+ * channel's stdin with the `read` builtin (which never reads past a newline on a pipe, and costs
+ * no process), refuses an incomplete one, and runs it with its stdin cut off from the channel:
+ * /dev/null, or exactly `<stdin-bytes>` more bytes through a pipe (`dd bs=1`: never a byte more).
+ * What the command leaves of that stdin unread is drained, so the loop reads its next header where
+ * it starts. Its argv holds only this fixed text and two numbers. Its stderr comes as fd 4: the
+ * loop runs it with its own stderr on /dev/null, so that dash's "Terminated" about a killed command
+ * (written by the waiting loop) is not taken for the command's output.
+ */
+const LOOP_COMMAND_BODY = sh`exec 2>&4 4>&-
+__df_n=$1 __df_i=$2
+set --
+__df_s=
+while [ "$__df_n" -gt 0 ] && IFS= read -r __df_l; do __df_s="$__df_s$__df_l
+"; __df_n=$((__df_n - 1)); done
+case $__df_s in *${SCRIPT_TRAILER}"
+") ;; *) echo ${'deployfile: the script arrived incomplete; it did not run.'} >&2; exit ${ScriptExit.IncompleteScript};; esac
+unset __df_n __df_l
+if [ "$__df_i" -gt 0 ] 2>/dev/null; then
+  dd bs=1 count="$__df_i" 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }
+else
+  unset __df_i
+  exec </dev/null
+  eval "$__df_s"
+fi`
+
+/**
+ * The exec request of a connection's command channel: one session that runs many commands, one
+ * after another, so a command costs the host no new session (sshd fork, login shell) and the client
+ * learns that it ended from its output, not from sshd's exit-status, EOF and close packets.
+ *
+ * It reads a first line, the end-marker nonce, then per command a header `<lines> <stdin-bytes>`
+ * followed by the script (the same one SSH_BOOTSTRAP reads: process-group preamble, command,
+ * trailer) and the command's stdin. Each command runs in a child shell (LOOP_COMMAND_BODY) in a
+ * session of its own when the host has `setsid` (util-linux, busybox): its process group can then
+ * be killed without killing the loop. dash has no other way (`set -m` without a terminal is
+ * refused: "can't access tty; job control turned off"); without `setsid` the command shares the
+ * loop's group and a kill ends the channel too (the transport opens a new one). After the command,
+ * the loop prints `@@deployfile-done-<nonce>:<status>@@` on stdout and on stderr (sshd drains the
+ * two pipes separately: the client waits for both). EOF instead of a header ends the loop.
+ */
+const COMMAND_LOOP_BODY = sh`IFS= read -r __df_k || exit 0
+if command -v setsid >/dev/null 2>&1; then __df_x=setsid; else __df_x=; fi
+while IFS=" " read -r __df_n __df_i; do
+  { $__df_x /bin/sh -c ${LOOP_COMMAND_BODY.text} sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null
+  __df_r=$?
+  printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r"
+  printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r" >&2
+done`
+
+/** The exec request of a command channel (see COMMAND_LOOP_BODY). */
+export const COMMAND_LOOP: Command = sh`exec /bin/sh -c ${COMMAND_LOOP_BODY.text}`
+
+/** Can a command channel carry this script? (Shell `read` drops NUL bytes.) */
+export function loopCanCarry(command: Command): boolean {
+  return !command.text.includes('\0')
+}
+
+/** The end marker of a command on a command channel, up to its status: `@@deployfile-done-<nonce>:`. */
+export function loopEndMarker(nonce: string): string {
+  return `@@deployfile-done-${nonce}:`
+}
+
+/**
+ * What a command channel reads for one command: the header `<lines> <stdin-bytes>`, the script
+ * (as in sshPayload, ending with a newline), the stdin bytes. A script with a NUL byte cannot be
+ * read by lines: it goes on a channel of its own (see {@link loopCanCarry}).
+ */
+export function loopPayload(command: Command, stdin: Buffer | undefined): Buffer {
+  const script = Buffer.from(`${PGID_PREAMBLE.text}\n${renderCommand(command)}\n${SCRIPT_TRAILER}\n`, 'utf8')
+  let lines = 0
+  for (let at = script.indexOf(10); at >= 0; at = script.indexOf(10, at + 1)) lines++
+  const parts: Buffer[] = [Buffer.from(`${lines} ${stdin?.length ?? 0}\n`), script]
+  if (stdin && stdin.length > 0) parts.push(stdin)
+  return Buffer.concat(parts)
+}
+
+/**
  * What the local `/bin/sh -c` runs: it reads the script from fd 3 (to EOF), closes fd 3 so the
  * script's commands do not inherit it, and evals it in this shell; fd 0 stays the command's stdin.
  */
