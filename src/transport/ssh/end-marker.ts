@@ -40,12 +40,16 @@ export class EndScanner {
     if (this.ended) return // a background process of the last command still printing: nobody's output
     const data = this.held.length > 0 ? Buffer.concat([this.held, chunk]) : chunk
     this.held = Buffer.alloc(0)
-    if (this.inMarker) return this.readStatus(data)
+    if (this.inMarker) {
+      this.readStatus(data)
+      return
+    }
     const at = data.indexOf(this.prefix)
     if (at >= 0) {
       if (at > 0) this.emit(data.subarray(0, at))
       this.inMarker = true
-      return this.readStatus(data.subarray(at + this.prefix.length))
+      this.readStatus(data.subarray(at + this.prefix.length))
+      return
     }
     const keep = this.partialPrefixAtEnd(data)
     if (data.length > keep) this.emit(data.subarray(0, data.length - keep))
