@@ -110,14 +110,14 @@ describe('the command channel', () => {
   it('gives a command exactly its stdin (string, Buffer, empty, unread), and the next command its own', async () => {
     const t = transportTo()
     const loop = await loopPid(t)
-    const binary = Buffer.concat([randomBytes(100_000), Buffer.from('\n12 0\n#@@deployfile-end@@\n')])
+    const binary = Buffer.concat([randomBytes(50_000), Buffer.from('\n12 0\n#@@deployfile-end@@\n')])
     const hashed = await t.exec(new Command("sha256sum | cut -d' ' -f1", [], { stdin: binary }))
     expect(hashed.stdout.trim()).toBe(createHash('sha256').update(binary).digest('hex'))
     expect((await t.exec(new Command('cat', [], { stdin: 'line\nno newline at the end' }))).stdout).toBe('line\nno newline at the end')
     expect((await t.exec(new Command('wc -c', [], { stdin: '' }))).stdout.trim()).toBe('0')
     expect((await t.exec('wc -c')).stdout.trim()).toBe('0')
     // A command that reads none of its stdin: the rest is drained, the next header is read in step.
-    expect((await t.exec(new Command('echo ignored', [], { stdin: Buffer.alloc(70_000, 10) }))).stdout).toBe('ignored\n')
+    expect((await t.exec(new Command('echo ignored', [], { stdin: Buffer.alloc(60_000, 10) }))).stdout).toBe('ignored\n')
     expect((await t.exec(new Command('head -c 3', [], { stdin: '3 0\necho injected\n' }))).stdout).toBe('3 0')
     expect((await t.exec('echo in step')).stdout).toBe('in step\n')
     expect(await loopPid(t)).toBe(loop)
@@ -194,6 +194,22 @@ describe('the command channel', () => {
     expect((error as Error).message).toMatch(/connection to loop-host .* was lost/)
     await proxy.restore()
     expect((await t.exec('echo again')).stdout).toBe('again\n')
+  })
+
+  it('is opened ahead by warmUp() (not a round trip), and not used with a single channel slot', async () => {
+    const t = transportTo()
+    t.warmUp()
+    expect(await waitUntil(() => t.hasCommandChannel)).toBe(true)
+    expect(t.roundTrips).toBe(0)
+    expect((await t.exec('echo warm')).stdout).toBe('warm\n')
+    expect(t.roundTrips).toBe(1)
+    expect(t.spareChannels).toBe(0)
+
+    // One slot: a command that found the command channel busy would wait for its slot for ever.
+    const single = transportTo({ maxChannels: 1 })
+    const results = await Promise.all([single.exec('sleep 0.2; echo a'), single.exec('echo b')])
+    expect(results.map((r) => r.stdout)).toEqual(['a\n', 'b\n'])
+    expect(single.hasCommandChannel).toBe(false)
   })
 
   it('runs every command on a session of its own with commandChannel: false', async () => {

@@ -26,8 +26,9 @@ export interface SshTransportOptions {
 /** How long close() waits for killed commands before hanging up anyway. */
 const CLOSE_KILL_TIMEOUT = 5_000
 /**
- * Scripts longer than this go on a channel of their own: the command channel reads a script line
- * by line with the shell's `read` (one read(2) per byte), a channel of its own reads it to EOF.
+ * Scripts (and stdin) longer than this go on a channel of their own: the command channel reads a
+ * script line by line with the shell's `read`, and stdin with `dd bs=1` (one read(2) per byte
+ * both), a channel of its own reads them to EOF.
  */
 const COMMAND_CHANNEL_MAX_SCRIPT = 64 * 1024
 
@@ -129,7 +130,7 @@ export class SshTransport implements Transport {
     if (this.closing || this.warming) return
     this.warming = (async () => {
       const connection = await this.open()
-      if (this.resolved?.commandChannel) this.commandChannel(connection)
+      if (this.resolved?.commandChannel && this.resolved.maxChannels >= 2) this.commandChannel(connection)
       else this.fillSpares()
     })().catch((error: unknown) => {
       if (!this.used && !this.closing) this.warmError = error as Error
@@ -219,9 +220,13 @@ export class SshTransport implements Transport {
    * one marks parallel work: spares are opened from then on). Opens it when there is none.
    */
   private reserveCommandChannel(settings: SshSettings, connection: SshConnection, command: Command | string): CommandChannel | undefined {
-    if (!settings.commandChannel || this.closing || !connection.alive) return undefined
+    // The command channel keeps its limiter slot while idle: with a single slot, a command that
+    // found it busy would wait for that slot for ever.
+    if (!settings.commandChannel || settings.maxChannels < 2 || this.closing || !connection.alive) return undefined
     const stdin = typeof command === 'string' ? undefined : command.stdin
     if (stdin !== undefined && typeof stdin !== 'string' && !Buffer.isBuffer(stdin)) return undefined
+    // The loop passes stdin on with `dd bs=1` (one read(2) per byte): a large one goes where it is read to EOF.
+    if (stdin !== undefined && stdin.length > COMMAND_CHANNEL_MAX_SCRIPT) return undefined
     const rendered = commandOf(command)
     if (rendered.text.length > COMMAND_CHANNEL_MAX_SCRIPT || !loopCanCarry(rendered)) return undefined
     const loop = this.commandChannel(connection)
