@@ -32,6 +32,7 @@ export interface LoopHooks extends RunHooks {
 export class CommandChannel {
   private channel: ClientChannel | undefined
   private readonly opened: Promise<boolean>
+  private resolveOpened!: (ok: boolean) => void
   private current: LoopCommand | undefined
   private reserved = false
   private gone = false
@@ -52,6 +53,8 @@ export class CommandChannel {
     this.stdout = new EndScanner(marker, idle, idle)
     this.stderr = new EndScanner(marker, idle, idle)
     this.opened = new Promise<boolean>((resolve) => {
+      // retire() settles it too: a first command never waits on an exec answer that may not come.
+      this.resolveOpened = resolve
       try {
         client.exec(COMMAND_LOOP.text, (error, channel) => {
           if (error) {
@@ -68,7 +71,10 @@ export class CommandChannel {
             this.retire()
             this.current?.channelClosed(exit?.signal ?? null)
           })
-          if (this.gone) return resolve(false)
+          if (this.gone) {
+            channel.end() // retired while it opened: the loop ends at EOF
+            return resolve(false)
+          }
           channel.write(`${nonce}\n`)
           resolve(true)
         })
@@ -133,6 +139,7 @@ export class CommandChannel {
     if (this.gone) return
     this.gone = true
     this.channel?.end()
+    this.resolveOpened(false)
     this.onGone()
   }
 

@@ -61,13 +61,15 @@ export class SshTransport implements Transport {
   private closing: Promise<void> | undefined
   /**
    * Round trips waited on, as `roundTrips` reports them:
-   * - a command counts 1, whether it ran on a spare channel (its script, stdin and EOF go at once;
+   * - a command counts 1, whether it ran on the command channel (its script and stdin go at once;
+   *   the answer is the output and its end markers: one turn; the first command also waits for
+   *   the channel to open), on a spare channel (its script, stdin and EOF go at once;
    *   the answer is the output and exit status: one turn) or had to open its channel itself
    *   because no spare was left (channel open + exec request + script: three turns on the wire,
    *   still counted 1; the wire-level model is in test/integration/round-trips.test.ts);
-   * - opening a spare is not counted: it happens in the background and nobody waits on it;
+   * - opening a spare or the command channel is not counted: nobody but a first command waits on it;
    * - one more for each channel open sshd refused for a moment (MaxSessions) and tried again, and
-   *   for a command run again because its spare died before the script started;
+   *   for a command run again because its spare or the command channel died before the script started;
    * - the kill exec of timed-out or aborted commands counts 1; SFTP: see SftpSession.
    */
   private trips = 0
