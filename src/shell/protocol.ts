@@ -183,13 +183,13 @@ export function sshPayload(command: Command): Buffer {
 }
 
 /**
- * One command of a command channel (see COMMAND_LOOP), started by the loop as
- * `sh -c <this> sh <lines> <stdin-bytes>`: it reads exactly `<lines>` lines of script from the
+ * One command of a command channel (see COMMAND_LOOP), run by the loop in a subshell or as
+ * `sh -c <this> sh <lines> <stdin-bytes>`, with `$1 $2` set to those numbers: it reads exactly `<lines>` lines of script from the
  * channel's stdin with the `read` builtin (which never reads past a newline on a pipe, and costs
  * no process), refuses an incomplete one, and runs it with its stdin cut off from the channel:
  * /dev/null, or exactly `<stdin-bytes>` more bytes through a pipe (`dd bs=1`: never a byte more).
  * What the command leaves of that stdin unread is drained, so the loop reads its next header where
- * it starts. Its argv holds only this fixed text and two numbers. Its stderr comes as fd 4: the
+ * it starts. Its argv, if any, holds only this fixed text and two numbers. Its stderr comes as fd 4: the
  * loop runs it with its own stderr on /dev/null, so that dash's "Terminated" about a killed command
  * (written by the waiting loop) is not taken for the command's output.
  */
@@ -215,20 +215,32 @@ fi`
  * after another, so a command costs the host no new session (sshd fork, login shell) and the client
  * learns that it ended from its output, not from sshd's exit-status, EOF and close packets.
  *
- * It reads a first line, the end-marker nonce, then per command a header `<lines> <stdin-bytes>`
- * followed by the script (the same one SSH_BOOTSTRAP reads: process-group preamble, command,
- * trailer) and the command's stdin. Each command runs in a child shell (LOOP_COMMAND_BODY) in a
- * session of its own when the host has `setsid` (util-linux, busybox): its process group can then
- * be killed without killing the loop. dash has no other way (`set -m` without a terminal is
- * refused: "can't access tty; job control turned off"); without `setsid` the command shares the
- * loop's group and a kill ends the channel too (the transport opens a new one). After the command,
+ * It reads a first line, the end-marker nonce, then per command a header
+ * `<lines> <stdin-bytes> <own-session>` followed by the script (the same one SSH_BOOTSTRAP reads:
+ * process-group preamble, command, trailer, newline) and the command's stdin. A command runs
+ * (LOOP_COMMAND_BODY) in one of two ways:
+ * - `<own-session>` 0: in a subshell of the loop, which costs the host one fork and nothing else.
+ *   It shares the loop's process group, so killing it (abort, close) ends the loop and the channel
+ *   too, as well as whatever earlier commands left running in the background of that group; the
+ *   transport opens another channel for the next command;
+ * - `<own-session>` 1 (a command with a timeout, the usual one to be killed while the run goes on):
+ *   in a child `/bin/sh` in a session of its own (`setsid`, util-linux or busybox), whose process
+ *   group is killed without the loop: the channel serves on. It costs two more exec()s. dash has
+ *   no cheaper way to give a command its own group (`set -m` without a terminal is refused:
+ *   "can't access tty; job control turned off"). Without `setsid` it shares the loop's group too.
+ * After the command,
  * the loop prints `@@deployfile-done-<nonce>:<status>@@` on stdout and on stderr (sshd drains the
  * two pipes separately: the client waits for both). EOF instead of a header ends the loop.
  */
 const COMMAND_LOOP_BODY = sh`IFS= read -r __df_k || exit 0
 if command -v setsid >/dev/null 2>&1; then __df_x=setsid; else __df_x=; fi
-while IFS=" " read -r __df_n __df_i; do
-  { $__df_x /bin/sh -c ${LOOP_COMMAND_BODY.text} sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null
+while IFS=" " read -r __df_n __df_i __df_g; do
+  if [ "$__df_g" = 1 ]; then
+    { $__df_x /bin/sh -c ${LOOP_COMMAND_BODY.text} sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null
+  else
+    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r
+${LOOP_COMMAND_BODY}) 4>&2 2>/dev/null
+  fi
   __df_r=$?
   printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r"
   printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r" >&2
@@ -248,15 +260,16 @@ export function loopEndMarker(nonce: string): string {
 }
 
 /**
- * What a command channel reads for one command: the header `<lines> <stdin-bytes>`, the script
- * (as in sshPayload, ending with a newline), the stdin bytes. A script with a NUL byte cannot be
- * read by lines: it goes on a channel of its own (see {@link loopCanCarry}).
+ * What a command channel reads for one command: the header `<lines> <stdin-bytes> <own-session>`,
+ * the script (as in sshPayload, ending with a newline), the stdin bytes. A script with a NUL byte
+ * cannot be read by lines: it goes on a channel of its own (see {@link loopCanCarry}).
+ * `ownSession`: run it in a session of its own, so that killing it spares the loop (see COMMAND_LOOP_BODY).
  */
-export function loopPayload(command: Command, stdin: Buffer | undefined): Buffer {
+export function loopPayload(command: Command, stdin: Buffer | undefined, ownSession = false): Buffer {
   const script = Buffer.from(`${PGID_PREAMBLE.text}\n${renderCommand(command)}\n${SCRIPT_TRAILER}\n`, 'utf8')
   let lines = 0
   for (let at = script.indexOf(10); at >= 0; at = script.indexOf(10, at + 1)) lines++
-  const parts: Buffer[] = [Buffer.from(`${lines} ${stdin?.length ?? 0}\n`), script]
+  const parts: Buffer[] = [Buffer.from(`${lines} ${stdin?.length ?? 0} ${ownSession ? 1 : 0}\n`), script]
   if (stdin && stdin.length > 0) parts.push(stdin)
   return Buffer.concat(parts)
 }

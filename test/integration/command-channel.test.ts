@@ -54,9 +54,9 @@ async function waitUntil(check: () => boolean, ms = 3000): Promise<boolean> {
   return check()
 }
 
-/** The pid of the loop shell a command runs under: the parent of the command's own shell. */
+/** The pid of the loop shell: `$$` of a command without a timeout (it runs in a subshell of the loop). */
 async function loopPid(t: SshTransport): Promise<number> {
-  return Number((await t.exec('echo $PPID')).stdout.trim())
+  return Number((await t.exec('echo $$')).stdout.trim())
 }
 
 describe('the command channel', () => {
@@ -73,7 +73,13 @@ describe('the command channel', () => {
     // The loop and the commands run under /bin/sh, whatever it is (Debian: dash).
     const shell = await readlink('/bin/sh')
     expect(await readlink(`/proc/${loop}/exe`)).toMatch(new RegExp(`${shell.replace(/.*\//, '')}$`))
-    expect((await t.exec('readlink /proc/$$/exe')).stdout.trim()).toMatch(new RegExp(`${shell.replace(/.*\//, '')}$`))
+    // A command with a timeout runs in a /bin/sh of its own session, a child of the loop.
+    const own = await t.exec('echo $PPID; readlink /proc/$$/exe; ps -o sid= -p $$', { timeoutMs: 30_000 })
+    const [parent, exe, sid] = own.stdout.trim().split(/\s+/)
+    expect(Number(parent)).toBe(loop)
+    expect(exe).toMatch(new RegExp(`${shell.replace(/.*\//, '')}$`))
+    expect(Number(sid)).not.toBe(loop)
+    expect(await loopPid(t)).toBe(loop)
   })
 
   it('keeps exit codes, stdout and stderr apart, and output that looks like a marker whole', async () => {
@@ -123,7 +129,7 @@ describe('the command channel', () => {
     expect(await loopPid(t)).toBe(loop)
   })
 
-  it('kills a timed-out command with its whole process group, and keeps serving on the same channel', async () => {
+  it('kills a timed-out command with its whole process group, and keeps serving on the same channel; abort ends the loop', async () => {
     const t = transportTo()
     const loop = await loopPid(t)
     const result = await t.exec('sleep 1241 & sleep 1241; echo never', { timeoutMs: 500 })
@@ -138,8 +144,10 @@ describe('the command channel', () => {
     controller.abort()
     expect(await running).toMatchObject({ aborted: true, timedOut: false, code: null })
     expect(await waitUntil(() => !processes().includes('sleep 1242'), 3000)).toBe(true)
+    // Without a timeout it ran in a subshell of the loop: killing its group ended the loop too,
+    // and the next command gets a fresh one.
     expect((await t.exec('echo after abort')).stdout).toBe('after abort\n')
-    expect(await loopPid(t)).toBe(loop)
+    expect(await loopPid(t)).not.toBe(loop)
   })
 
   it('kills a timed-out command that was given stdin, then serves the next one on a fresh channel', async () => {

@@ -225,7 +225,9 @@ class LoopCommand implements RunningCommand {
       this.channelClosed(null)
       return
     }
-    this.channel.write(loopPayload(this.command, this.stdin))
+    // A command with a timeout gets a session of its own: killing it then spares the loop.
+    const ownSession = timeoutMs !== undefined && timeoutMs > 0
+    this.channel.write(loopPayload(this.command, this.stdin, ownSession))
     if (this.options.signal?.aborted) this.abort()
   }
 
@@ -299,7 +301,10 @@ class LoopCommand implements RunningCommand {
     }
   }
 
-  /** Kills the command's process group (the loop survives when the host has `setsid`). */
+  /**
+   * Kills the command's process group: its own session's (commands with a timeout, when the host
+   * has `setsid`: the loop serves on), else the loop's, which ends the channel as well.
+   */
   private terminate(): void {
     if (this.terminating) return
     this.terminating = true
