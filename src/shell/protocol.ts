@@ -220,6 +220,8 @@ fi`
  * process-group preamble, command, trailer, newline) and the command's stdin. A command runs
  * (LOOP_COMMAND_BODY) in one of two ways:
  * - `<own-session>` 0: in a subshell of the loop, which costs the host one fork and nothing else.
+ *   The loop reports the process group for it (its own, found once at start as PGID_PREAMBLE
+ *   does), so its script comes without the preamble.
  *   It shares the loop's process group, so killing it (abort, close) ends the loop and the channel
  *   too, as well as whatever earlier commands left running in the background of that group; the
  *   transport opens another channel for the next command;
@@ -234,11 +236,15 @@ fi`
  */
 const COMMAND_LOOP_BODY = sh`IFS= read -r __df_k || exit 0
 if command -v setsid >/dev/null 2>&1; then __df_x=setsid; else __df_x=; fi
+__df_pg=$$
+if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=\${__df_st##*) } && set -- $__df_st && __df_pg=\${3:-$$}; set --; fi
+unset __df_st
 while IFS=" " read -r __df_n __df_i __df_g; do
   if [ "$__df_g" = 1 ]; then
     { $__df_x /bin/sh -c ${LOOP_COMMAND_BODY.text} sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null
   else
-    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r
+    printf '@@deployfile-pgid:%s@@\\n' "$__df_pg" >&2
+    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r __df_pg
 ${LOOP_COMMAND_BODY}) 4>&2 2>/dev/null
   fi
   __df_r=$?
@@ -261,12 +267,15 @@ export function loopEndMarker(nonce: string): string {
 
 /**
  * What a command channel reads for one command: the header `<lines> <stdin-bytes> <own-session>`,
- * the script (as in sshPayload, ending with a newline), the stdin bytes. A script with a NUL byte
+ * the script (as in sshPayload, ending with a newline; without the preamble in a subshell), the stdin bytes. A script with a NUL byte
  * cannot be read by lines: it goes on a channel of its own (see {@link loopCanCarry}).
  * `ownSession`: run it in a session of its own, so that killing it spares the loop (see COMMAND_LOOP_BODY).
  */
 export function loopPayload(command: Command, stdin: Buffer | undefined, ownSession = false): Buffer {
-  const script = Buffer.from(`${PGID_PREAMBLE.text}\n${renderCommand(command)}\n${SCRIPT_TRAILER}\n`, 'utf8')
+  // In a subshell, the loop reports the group (its own): no preamble to read and run, only the
+  // script's own copy to drop (as the preamble does).
+  const preamble = ownSession ? `${PGID_PREAMBLE.text}\n` : 'unset __df_s\n'
+  const script = Buffer.from(`${preamble}${renderCommand(command)}\n${SCRIPT_TRAILER}\n`, 'utf8')
   let lines = 0
   for (let at = script.indexOf(10); at >= 0; at = script.indexOf(10, at + 1)) lines++
   const parts: Buffer[] = [Buffer.from(`${lines} ${stdin?.length ?? 0} ${ownSession ? 1 : 0}\n`), script]

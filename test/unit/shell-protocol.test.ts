@@ -175,6 +175,9 @@ describe('the command channel wire', () => {
       [
         `exec /bin/sh -c 'IFS= read -r __df_k || exit 0`,
         `if command -v setsid >/dev/null 2>&1; then __df_x=setsid; else __df_x=; fi`,
+        `__df_pg=$$`,
+        "if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=${__df_st##*) } && set -- $__df_st && __df_pg=${3:-$$}; set --; fi",
+        `unset __df_st`,
         `while IFS=" " read -r __df_n __df_i __df_g; do`,
         `  if [ "$__df_g" = 1 ]; then`,
         `    { $__df_x /bin/sh -c '\\''exec 2>&4 4>&-`,
@@ -194,7 +197,8 @@ describe('the command channel wire', () => {
         `  eval "$__df_s"`,
         `fi'\\'' sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null`,
         `  else`,
-        `    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r`,
+        `    printf '\\''@@deployfile-pgid:%s@@\\n'\\'' "$__df_pg" >&2`,
+        `    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r __df_pg`,
         `exec 2>&4 4>&-`,
         `__df_n=$1 __df_i=$2`,
         `set --`,
@@ -222,10 +226,11 @@ describe('the command channel wire', () => {
 
   it('pins the payload: header `<lines> <stdin-bytes> <own-session>`, preamble, rendered command, trailer and newline, the stdin', () => {
     const command = echoSecret('S3CRET').with({ cwd: '/srv/app', env: { A: 'b c' } })
-    const body = `${PGID_PREAMBLE.text}\nexport A='b c'\ncd /srv/app || exit 1\necho S3CRET\n#@@deployfile-end@@\n`
-    const lines = body.split('\n').length - 1
-    expect(loopPayload(command, undefined).toString()).toBe(`${lines} 0 0\n${body}`)
-    expect(loopPayload(command, Buffer.from('in'), true).toString()).toBe(`${lines} 2 1\n${body}in`)
+    // In a subshell of the loop (the loop reports the group), and in a session of its own (with the preamble).
+    const body = `export A='b c'\ncd /srv/app || exit 1\necho S3CRET\n#@@deployfile-end@@\n`
+    expect(loopPayload(command, undefined).toString()).toBe(`5 0 0\nunset __df_s\n${body}`)
+    const own = `${PGID_PREAMBLE.text}\n${body}`
+    expect(loopPayload(command, Buffer.from('in'), true).toString()).toBe(`${own.split('\n').length - 1} 2 1\n${own}in`)
     expect(COMMAND_LOOP.text).not.toContain('S3CRET')
     expect(loopEndMarker('abc')).toBe('@@deployfile-done-abc:')
     expect(loopCanCarry(new Command('echo a'))).toBe(true)
