@@ -51,14 +51,19 @@ class StepEnd implements QueuedOwner {
   private ended = false
   private error: unknown
   private onEnd: (error: unknown) => void = () => undefined
+  /** Commands the body queued, and the step that sent them: the step line says where their time went. */
+  queued = 0
+  sentBy: string | undefined
 
   add(): void {
     this.pending++
+    this.queued++
   }
 
-  settle(error?: unknown): void {
+  settle(error?: unknown, sentBy?: string): void {
     this.pending = Math.max(0, this.pending - 1)
     if (error !== undefined && this.error === undefined) this.error = error
+    if (sentBy !== undefined) this.sentBy = sentBy
     this.check()
   }
 
@@ -123,12 +128,15 @@ async function runStep(
         }
         const measured = ended()
         end.bodyReturned((error) => {
+          // Queued by this step, sent by another: say so instead of a bare (near zero) time.
+          const queued = end.queued > 0 && end.sentBy !== undefined && end.sentBy !== task ? { queued: end.queued, sentBy: end.sentBy } : {}
+          const timing = { ...measured, ...queued }
           if (error === undefined) {
-            state.emit({ type: 'step:end', ...fields, status: 'ok', ...measured })
+            state.emit({ type: 'step:end', ...fields, status: 'ok', ...timing })
             return
           }
           queuedFailures.push({ host, error, task, phase: step.phase })
-          state.emit({ type: 'step:end', ...fields, status: failedStatus, ...measured, error: describeError(error, { host: host.alias, task }) })
+          state.emit({ type: 'step:end', ...fields, status: failedStatus, ...timing, error: describeError(error, { host: host.alias, task }) })
         })
       }),
     ),

@@ -29,8 +29,11 @@ export interface QueuedCommand {
 export interface QueuedOwner {
   /** One more command queued by the step. */
   add(): void
-  /** One of its commands ran (no error), failed, or will never run (the error says why). */
-  settle(error?: unknown): void
+  /**
+   * One of its commands ran (no error), failed, or will never run (the error says why); `sentBy`
+   * is the step whose round trip carried it (absent when it never went).
+   */
+  settle(error?: unknown, sentBy?: string): void
 }
 
 /** A handler `ctx.onAbort()` registered, with the host and task it speaks for (see abort.ts). */

@@ -99,6 +99,13 @@ export interface StepEndEvent extends EventBase {
   durationMs: number
   /** Round trips this step made on the host. */
   roundTrips: number
+  /**
+   * Commands the step queued (`ctx.queue()`): they ran, and took their time, in the round trip of
+   * the step named by `sentBy`, so `durationMs` is only the step's own body.
+   */
+  queued?: number
+  /** The step whose round trip carried the queued commands (the last one, when several did). */
+  sentBy?: string
   error?: ErrorInfo
 }
 

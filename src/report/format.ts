@@ -1,5 +1,5 @@
 import pc from 'picocolors'
-import type { ErrorInfo, LockEvent, RecoveryEvent, RunEndEvent } from '../model/events.js'
+import type { ErrorInfo, LockEvent, RecoveryEvent, RunEndEvent, StepEndEvent } from '../model/events.js'
 
 /** picocolors, or the same functions doing nothing. */
 export type Colors = ReturnType<typeof pc.createColors>
@@ -192,6 +192,14 @@ export function githubAnnotation(kind: 'error' | 'warning', title: string, error
 /** `63 ms · 1 round trip` (the round trips left out when there were none). */
 export function timingText(durationMs: number, trips: number[], ...more: string[]): string {
   return [formatDuration(durationMs), ...more, roundTripsText(trips)].filter(Boolean).join(' · ')
+}
+
+/**
+ * `queued · ran in laravel:caches` for a step whose commands were queued and sent by another step
+ * (its own time is near zero: theirs is on the sender's line), else undefined.
+ */
+export function queuedText(end: Pick<StepEndEvent, 'queued' | 'sentBy'>): string | undefined {
+  return end.queued && end.sentBy ? `queued · ran in ${end.sentBy}` : undefined
 }
 
 /** The line a lock event gets at this verbosity (held: -v, taken/released: -vv), or undefined. */

@@ -102,7 +102,7 @@ export function createLogFileReporter(path: string, options: LogFileOptions = {}
         write(event.time, `${host}step ${event.task} start${event.phase ? ` (${event.phase})` : ''}${event.recovery ? ' [recovery]' : ''}${event.hidden ? ' [hidden]' : ''}`)
         break
       case 'step:end':
-        write(event.time, `${host}step ${event.task} ${event.status} in ${event.durationMs} ms, ${plural(event.roundTrips, 'round trip')}`)
+        write(event.time, `${host}step ${event.task} ${event.status} in ${event.durationMs} ms, ${plural(event.roundTrips, 'round trip')}${event.sentBy ? `, ${plural(event.queued ?? 0, 'queued command')} sent by ${event.sentBy}` : ''}`)
         if (event.error) writeError(event.time, host, event.error)
         break
       case 'command:start':
