@@ -195,11 +195,14 @@ export function timingText(durationMs: number, trips: number[], ...more: string[
 }
 
 /**
- * `queued · ran in laravel:caches` for a step whose commands were queued and sent by another step
- * (its own time is near zero: theirs is on the sender's line), else undefined.
+ * The timing of a step line. A step whose queued commands another step sent says where their time
+ * went: `queued · ran in laravel:caches` when that was all its work (its own time is near zero),
+ * else its own timing and `+1 queued, ran in deploy:prepared`.
  */
-export function queuedText(end: Pick<StepEndEvent, 'queued' | 'sentBy'>): string | undefined {
-  return end.queued && end.sentBy ? `queued · ran in ${end.sentBy}` : undefined
+export function stepTimingText(end: Pick<StepEndEvent, 'queued' | 'sentBy'>, durationMs: number, trips: number[], ...more: string[]): string {
+  if (!end.queued || !end.sentBy) return timingText(durationMs, trips, ...more)
+  if (trips.every((count) => count === 0)) return [`queued · ran in ${end.sentBy}`, ...more].filter(Boolean).join(' · ')
+  return `${timingText(durationMs, trips, ...more)} · +${end.queued} queued, ran in ${end.sentBy}`
 }
 
 /** The line a lock event gets at this verbosity (held: -v, taken/released: -vv), or undefined. */

@@ -10,8 +10,7 @@ import {
   hostsLabel,
   plural,
   runSummary,
-  queuedText,
-  timingText,
+  stepTimingText,
   lockLine,
   recoveryLine,
 } from './format.js'
@@ -100,7 +99,7 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
   const mark = (status: StepEndEvent['status']) =>
     status === 'ok' ? c.green('✔') : status === 'warning' ? c.yellow('⚠') : status === 'skipped' ? c.dim('↓') : c.red('✖')
   const stepLine = (label: string, end: StepEndEvent, durationMs: number, trips: number[]) =>
-    `${label} ${end.recovery ? c.yellow('↺ ') : ''}${mark(end.status)} ${end.task} ${c.dim(queuedText(end) ?? timingText(durationMs, trips))}`
+    `${label} ${end.recovery ? c.yellow('↺ ') : ''}${mark(end.status)} ${end.task} ${c.dim(stepTimingText(end, durationMs, trips))}`
   const problemLines = (end: StepEndEvent) => {
     if (!end.error) return
     for (const line of end.error.message.split('\n')) write(`${prefix(end.host)}   ${end.status === 'warning' ? c.yellow(line) : c.red(line)}`)

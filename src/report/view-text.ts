@@ -3,7 +3,7 @@
  * messages under a step, error messages, the recovery group's title. Coloured or not.
  */
 import type { ErrorInfo, LogEvent, PlannedStep } from '../model/events.js'
-import { colorHost, colorsFor, formatBytes, formatDuration, lastLines, plural, queuedText, recoveryLine, timingText, type Colors } from './format.js'
+import { colorHost, colorsFor, formatBytes, formatDuration, lastLines, plural, recoveryLine, stepTimingText, type Colors } from './format.js'
 import type { HostRow, RunView, StepRow } from './run-view.js'
 
 /** The lines of a task's message, `[host]`-prefixed, painted by level (under its step, or above the tree). */
@@ -54,7 +54,7 @@ export class Titles {
       const duration = Math.max(...row.ends.map((e) => e.time)) - (row.started ?? Math.min(...row.ends.map((e) => e.time - e.durationMs)))
       const hostsNote = row.planned.hosts.length > 1 ? plural(row.planned.hosts.length, 'host') : ''
       const end = row.ends[0]
-      suffix = this.c.dim(queuedText(end) ?? timingText(Math.max(0, duration), row.ends.map((e) => e.roundTrips), hostsNote))
+      suffix = this.c.dim(stepTimingText(end, Math.max(0, duration), row.ends.map((e) => e.roundTrips), hostsNote))
       if (row.planned.hosts.length <= 1 && end.status === 'warning') suffix += ` ${this.c.yellow(`⚠ ${end.error?.message ?? 'warning'}`)}`
     }
     return this.withMessages(`${title}${suffix ? ` ${suffix}` : ''}`, row.messages)
@@ -67,7 +67,7 @@ export class Titles {
       return notes ? `${name} ${notes}` : name
     }
     const warning = host.end.status === 'warning' ? this.c.yellow('⚠ ') : ''
-    return `${name} ${warning}${this.c.dim(queuedText(host.end) ?? timingText(host.end.durationMs, [host.end.roundTrips]))}`
+    return `${name} ${warning}${this.c.dim(stepTimingText(host.end, host.end.durationMs, [host.end.roundTrips]))}`
   }
 
   error(error: ErrorInfo | undefined): string {
