@@ -93,7 +93,7 @@ export const EXIT_MEANINGS: Record<number, string> = {
   4: 'the deploy lock is held by another run; nothing changed',
   5: 'a failure, and undoing it failed too: hosts need a look',
   6: 'the deploy went live, but a deploy lock could not be released',
-  7: 'the deploy went live on some hosts; the failed ones were left out (--max-fail) on the release they served',
+  7: 'live on every host but those left out by --max-fail',
   130: 'interrupted',
 }
 
@@ -118,7 +118,7 @@ export function recoveryLine(event: RecoveryEvent): string {
   const what = event.interrupted ? 'interrupted' : `${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}`
   if (event.host !== undefined) {
     if (event.type === 'recovery:start') return `${what}: undoing it on ${event.host} alone, left out of the run (--max-fail); the other hosts carry on`
-    return event.ok ? `${event.host} undone and left out (${what})` : `undoing ${event.host} failed (${what}): it needs a look, see below`
+    return event.ok ? `${event.host} undone and left out of the run: ${what}` : `undoing ${event.host} failed: ${what}; it needs a look, see below`
   }
   if (event.type === 'recovery:start') return `${what}: recovering on every host`
   return event.ok ? `recovered on every host (${what})` : `recovery failed on some host (${what}): hosts need a look, see below`
@@ -166,7 +166,7 @@ export function runSummary(end: RunEndEvent, color: boolean): { details: string[
       break
     case 'partial': {
       const left = end.summary.leftOut?.length ?? 0
-      status = c.yellow(`⚠ ${task} finished in ${took}${tripsText}, but ${left} of ${end.summary.hosts.length} hosts were left out (exit ${end.exitCode}: ${EXIT_MEANINGS[end.exitCode]})`)
+      status = c.yellow(`⚠ ${task} finished in ${took}${tripsText}, but ${left} of ${end.summary.hosts.length} hosts were left out (exit ${end.exitCode})`)
       break
     }
     case 'failed':

@@ -122,8 +122,9 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
     groups.delete(key)
     const order = (e: StepEndEvent) => (allHosts.indexOf(e.host) + allHosts.length + 1) % (allHosts.length + 1)
     const ends = [...group.ends].sort((a, b) => order(a) - order(b))
-    // Hosts that ran it first: the line's mark is theirs (a left-out host skipped it).
-    const fine = [...ends.filter((e) => e.status === 'ok'), ...ends.filter((e) => e.status === 'skipped')]
+    // A host left out (--max-fail) skipped the step: the line names the hosts that ran it, when some did.
+    const ran = ends.filter((e) => e.status === 'ok')
+    const fine = ran.length > 0 ? ran : ends.filter((e) => e.status === 'skipped')
     const problems = ends.filter((e) => e.status === 'failed' || e.status === 'warning')
     if (verbosity === 0 && fine.length > 0 && !(group.hidden && problems.length === 0)) {
       const label = allHosts.length === 1 || fine.length === 1 ? prefix(fine[0].host) : hostsLabel(fine.map((e) => e.host), color)

@@ -19,6 +19,12 @@ const fleet = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ alia
 const aliases = (batches: Host[][]) => batches.map((b) => b.map((h) => h.alias))
 
 describe('batch arithmetic', () => {
+  it('reads a count or a percentage', () => {
+    expect(parseAmount('--batch', '25%')).toEqual({ percent: 25 })
+    expect(parseAmount('--batch', '12.5%')).toEqual({ percent: 12.5 })
+    expect(parseAmount('--max-fail', ' 3 ')).toEqual({ count: 3 })
+  })
+
   it('a percentage of the selected hosts, rounded up, at least one host', () => {
     expect(batchSize({ percent: 25 }, 8)).toBe(2)
     expect(batchSize({ percent: 25 }, 6)).toBe(2)
@@ -192,6 +198,8 @@ describe('the engine, batch by batch', () => {
     for (const event of events) plain(event)
     const text = lines.join('\n')
     expect(text).toContain('▸ batch 2/3: h3, h4')
+    // The finish line names the hosts that ran it, not the one left out.
+    expect(text).toContain('[5 hosts] ✔ fin')
     expect(text).toMatch(/Left out by --max-fail .*: h3/)
     expect(text).toMatch(/ship finished .* but 1 of 6 hosts were left out \(exit 7/)
   })
