@@ -304,7 +304,8 @@ class PlanRun {
     const { state, plan } = this
     for (const [index, planned] of steps.entries()) {
       const step = { ...planned, hosts: this.hostsOf(planned, batch) }
-      const skipped = (batch ? planned.hosts.filter((h) => batch.hosts.includes(h)) : planned.hosts).filter((h) => this.isLeftOut(h) && !step.hosts.includes(h))
+      // A `once` step whose host was left out ran on another host: nothing was skipped.
+      const skipped = planned.task.once ? [] : (batch ? planned.hosts.filter((h) => batch.hosts.includes(h)) : planned.hosts).filter((h) => this.isLeftOut(h))
       const failures = await runStep(state, step, plan.steps.indexOf(planned), undefined, this.finishIsWarning, this.queuedFailures, batch?.index)
       this.skip(planned, skipped, batch)
       // Queued commands must land before the phase (or the batch) ends: no host switches before every host is prepared.
@@ -352,8 +353,9 @@ class PlanRun {
    * `--max-fail`: while the hosts that failed stay within it, each failed host
    * is undone on its own (the fail hook on it alone, `ctx.failure.leftOut`
    * set) and left out of the rest of the run; the others carry on. Never for
-   * an interruption, a failure in the canary batch, or a `once` step (its
-   * work was the fleet's). Returns false when the fleet must be recovered.
+   * an interruption, a failure in the canary batch, a `once` step (its work
+   * was the fleet's), or when no host would be left. Returns false when the
+   * fleet must be recovered.
    */
   private async leaveOut(step: PlanStep, failures: HostFailure[], batch?: BatchRun): Promise<boolean> {
     const { state, plan } = this
@@ -361,7 +363,8 @@ class PlanRun {
     const failed = [...new Set(failures.map((f) => f.host))]
     const interrupted = state.signal?.aborted === true || failures.some((f) => f.error instanceof InterruptedError)
     if (maxFail === 0 || interrupted || batch?.canary || step.task.once) return false
-    if (state.leftOut.length + failed.length > maxFail) return false
+    // Beyond --max-fail, or no host would be left in the run: the whole fleet goes back.
+    if (state.leftOut.length + failed.length > maxFail || state.leftOut.length + failed.length >= plan.hosts.length) return false
     for (const host of plan.hosts.filter((h) => failed.includes(h))) {
       const error = failures.find((f) => f.host === host)!.error
       const info = maskError(state, describeError(error, { host: host.alias, task: step.task.name }))

@@ -134,7 +134,8 @@ export function batchLine(event: BatchEvent): string {
 /** The hosts a partial deploy left out, one line each: where each stays and why. */
 function leftOutLines(end: RunEndEvent): string[] {
   const left = end.summary.leftOut ?? []
-  if (left.length === 0) return []
+  // Once the whole fleet went back, the hosts left out earlier are where every host is: nothing to tell.
+  if (left.length === 0 || end.summary.recovery) return []
   return [
     `Left out by --max-fail (drifted by choice; the next deploy converges them): ${left.map((l) => l.host).join(', ')}`,
     ...left.map((l) => `  ${l.host}: ${l.task} failed (${l.message})${l.notes?.length ? `; ${l.notes.join('; ')}` : '; it stays on the release it served'}`),

@@ -93,7 +93,7 @@ function render(run: Gathered): string | undefined {
   ]
   const recovered = end.status === 'success' || end.status === 'partial' ? undefined : recoveryText(recovery, releases[0]?.previous)
   if (recovered) lines.push(recovered, '')
-  for (const left of end.summary.leftOut ?? []) lines.push(`⚠️ ${code(left.host)} left out (--max-fail): ${cell(left.task)} failed there (${cell(left.message)}); it stays on the release it served.`, '')
+  for (const left of recovery ? [] : (end.summary.leftOut ?? [])) lines.push(`⚠️ ${code(left.host)} left out (--max-fail): ${cell(left.task)} failed there (${cell(left.message)}); it stays on the release it served.`, '')
   for (const error of end.errors ?? (end.error ? [end.error] : [])) lines.push(...failureLines(error), '')
   for (const error of end.recoveryErrors ?? []) lines.push(...failureLines({ ...error, message: `while undoing: ${error.message}` }), '')
   for (const warning of end.warnings ?? []) lines.push(`⚠️ ${cell(warning.host ? `${warning.host}: ` : '')}${cell(warning.message)}`, '')

@@ -135,6 +135,23 @@ describe('dep deploy --strategy rolling', () => {
     for (const deployPath of paths) expect(isLocked(deployPath)).toBe(false)
   })
 
+  it('refuses rolling options without --strategy rolling or with bad values (exit 2, naming the option); --dry-run shows the batches', async () => {
+    const without = await dep(['deploy', '--batch', '2'], { cwd: dir })
+    expect(without.code, without.output).toBe(2)
+    expect(without.stderr).toMatch(/--batch only goes with --strategy rolling/)
+    const zero = await dep(['deploy', '--strategy', 'rolling', '--max-fail', '0'], { cwd: dir })
+    expect(zero.code, zero.output).toBe(2)
+    expect(zero.stderr).toMatch(/--max-fail 0: expected/)
+    const noSwitch = await dep(['deploy:unlock', '--strategy', 'rolling'], { cwd: dir })
+    expect(noSwitch.code, noSwitch.output).toBe(2)
+    expect(noSwitch.stderr).toMatch(/deploy:unlock has no 'switch' step/)
+    const dry = await dep(['deploy', '--dry-run', '--strategy', 'rolling', '--batch', '50%', '--canary', '1'], { cwd: dir })
+    expect(dry.code, dry.output).toBe(0)
+    expect(dry.stdout).toContain('▸ batch 1/3 (canary): web1\n')
+    expect(dry.stdout).toContain('▸ batch 2/3: web2, web3, web4\n')
+    expect(dry.stdout).toContain('▸ batch 3/3: web5, web6\n')
+  })
+
   it('--canary 1 that fails stops the run: no other host ever switches, every host stays on its release, exit 1', async () => {
     const result = await dep(rolling('--canary', '1', '--max-fail', '1'), { cwd: dir, env: { FAIL_CHECK: 'web1' } })
     expect(result.code, result.output).toBe(1)

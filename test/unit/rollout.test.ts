@@ -13,6 +13,8 @@ import type { Host } from '../../src/model/host.js'
 import { buildPlan } from '../../src/plan/plan.js'
 import { batchesOf, batchSize, maxFailCount, parseAmount, parseRollout } from '../../src/plan/rollout.js'
 import { createPlainReporter } from '../../src/report/plain.js'
+import { emptyRunView, reduceRunView } from '../../src/report/run-view.js'
+import { Titles } from '../../src/report/view-text.js'
 import { declare, ofType, runPlan } from './helpers.js'
 
 const fleet = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ alias: `h${i + 1}` }) as Host)
@@ -215,6 +217,21 @@ describe('the engine, batch by batch', () => {
     expect(ofType(events, 'recovery:start').map((e) => e.host ?? 'fleet')).toEqual(['h2', 'fleet'])
     expect([...failures.keys()].sort()).toEqual(['h1', 'h2', 'h3', 'h4', 'h5', 'h6'])
     expect(failures.get('h1')).toMatchObject({ host: 'h4' })
+    // Every host went back: the closing lines do not call h2 drifted.
+    const lines: string[] = []
+    const plain = createPlainReporter({ verbosity: 0, color: false, write: (l) => lines.push(l) })
+    for (const event of events) plain(event)
+    expect(lines.join('\n')).not.toContain('Left out by --max-fail')
+    expect(ofType(events, 'run:end')[0].summary.leftOut?.map((l) => l.host)).toEqual(['h2'])
+  })
+
+  it('--max-fail never leaves every host out: the last one failing brings the fleet back', async () => {
+    const { registry, failures } = await rollingFleet(2, ['h1', 'h2'])
+    const { outcome, events } = await runPlan(registry, 'ship', { rollout: { strategy: 'rolling', batch: '1', maxFail: '100%' } })
+    expect(outcome.exitCode).toBe(ExitCode.TaskFailed)
+    expect(ofType(events, 'recovery:start').map((e) => e.host ?? 'fleet')).toEqual(['h1', 'fleet'])
+    expect(failures.get('h2')).toMatchObject({ host: 'h2' })
+    expect(failures.get('h2')?.leftOut).toBeUndefined()
   })
 
   it('a failing canary stops the run even within --max-fail: no other host switches', async () => {
@@ -224,6 +241,21 @@ describe('the engine, batch by batch', () => {
     expect(log.filter((l) => l.startsWith('sw:'))).toEqual(['sw:h1'])
     expect([...failures.keys()].sort()).toEqual(['h1', 'h2', 'h3', 'h4'])
     expect(failures.get('h2')?.leftOut).toBeUndefined()
+  })
+
+  it('the live tree: a line per batch under the switch step; a host left out does not end the run early', async () => {
+    const { registry } = await rollingFleet(4, ['h2'])
+    const { events } = await runPlan(registry, 'ship', { rollout: { strategy: 'rolling', batch: '2', maxFail: '1' } })
+    let view = emptyRunView(0)
+    for (const event of events) view = reduceRunView(view, event)
+    const titles = new Titles(false)
+    const sw = view.steps.find((r) => r.planned.task === 'sw')!
+    expect(titles.step(view, sw, 0).split('\n').slice(1)).toEqual(['▸ batch 1/2 had a failure: h1, h2', '▸ batch 2/2 done: h3, h4'])
+    expect(titles.step(view, view.steps.find((r) => r.planned.task === 'check')!, 0)).not.toContain('batch')
+    // Every step ran to its end (h2 skipped fin), none is 'not-run'; the recovery group is h2's alone.
+    expect(view.steps.map((r) => [r.planned.task, r.state])).toEqual([['prep', 'ok'], ['sw', 'ok'], ['check', 'failed'], ['fin', 'ok']])
+    expect(view.recovery?.start.host).toBe('h2')
+    expect(view.recovery?.steps.map((r) => r.state)).toEqual(['ok'])
   })
 
   it('a dry run shows the batches', async () => {
