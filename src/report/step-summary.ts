@@ -77,6 +77,7 @@ function render(run: Gathered): string | undefined {
   const releases = [...run.releases.values()]
   const { task, recovery } = end.summary
   const hosts = end.summary.hosts.length ? end.summary.hosts : Object.keys(end.roundTrips)
+  const leftOut = new Set(recovery ? [] : (end.summary.leftOut ?? []).map((left) => left.host))
   const trips = hosts.reduce((sum, host) => sum + (end.roundTrips[host] ?? 0), 0)
   const lines = [
     `### dep ${task}: ${STATUS[end.status]}`,
@@ -87,6 +88,8 @@ function render(run: Gathered): string | undefined {
     '|---|---|---|---:|',
     ...hosts.map((host) => {
       const release = run.releases.get(host)
+      // Left out by --max-fail (and the fleet did not go back): the host stays on what it served.
+      if (leftOut.has(host)) return `| ${cell(host)} | ${release?.previous ? code(release.previous) : '–'} (left out) | – | ${end.roundTrips[host] ?? 0} |`
       return `| ${cell(host)} | ${release ? code(release.release) : '–'} | ${release?.revision ? code(release.revision) : '–'} | ${end.roundTrips[host] ?? 0} |`
     }),
     '',
