@@ -258,6 +258,51 @@ describe('the engine, batch by batch', () => {
     expect(view.recovery?.steps.map((r) => r.state)).toEqual(['ok'])
   })
 
+  it('--max-fail covers the prepare phase too: a host failing there never switches, the others go live', async () => {
+    const log: string[] = []
+    const failures = new Map<string, FailureInfo | undefined>()
+    const registry = await declare(() => {
+      host('h[1:3]')
+      task('prep', async (ctx) => {
+        if (ctx.host.alias === 'h2') throw new DeployError('disk full')
+      }, { phase: 'prepare' })
+      task('migrate', async (ctx) => void log.push(`migrate:${ctx.host.alias}`), { phase: 'prepare', once: true })
+      task('sw', async (ctx) => void log.push(`sw:${ctx.host.alias}`), { phase: 'switch' })
+      task('undo', async (ctx) => void failures.set(ctx.host.alias, ctx.failure))
+      task('ship', ['prep', 'migrate', 'sw'])
+      fail('ship', 'undo')
+    })
+    const { outcome } = await runPlan(registry, 'ship', { rollout: { strategy: 'rolling', batch: '1', maxFail: '1' } })
+    expect(outcome.exitCode).toBe(ExitCode.PartialDeploy)
+    expect(log).toEqual(['migrate:h1', 'sw:h1', 'sw:h3'])
+    expect([...failures.keys()]).toEqual(['h2'])
+    expect(failures.get('h2')).toMatchObject({ task: 'prep', phase: 'prepare', leftOut: true })
+  })
+
+  it('a once step (migrations) that fails brings the whole fleet back, whatever --max-fail says; its host left out, it runs on the next one', async () => {
+    const failures = new Map<string, FailureInfo | undefined>()
+    const ran: string[] = []
+    const registry = await declare(() => {
+      host('h[1:3]')
+      task('prep', async (ctx) => {
+        if (ctx.host.alias === 'h1') throw new DeployError('h1 is broken')
+      }, { phase: 'prepare' })
+      task('migrate', async (ctx) => {
+        ran.push(ctx.host.alias)
+        throw new DeployError('migration failed')
+      }, { phase: 'prepare', once: true })
+      task('sw', async () => {}, { phase: 'switch' })
+      task('undo', async (ctx) => void failures.set(ctx.host.alias, ctx.failure))
+      task('ship', ['prep', 'migrate', 'sw'])
+      fail('ship', 'undo')
+    })
+    const { outcome } = await runPlan(registry, 'ship', { rollout: { strategy: 'rolling', batch: '1', maxFail: '2' } })
+    expect(outcome.exitCode).toBe(ExitCode.TaskFailed)
+    expect(ran).toEqual(['h2'])
+    expect(failures.get('h3')).toMatchObject({ task: 'migrate', host: 'h2' })
+    expect(failures.get('h3')?.leftOut).toBeUndefined()
+  })
+
   it('a dry run shows the batches', async () => {
     const { registry } = await rollingFleet(3, [])
     const { events } = await runPlan(registry, 'ship', { dryRun: true, rollout: { strategy: 'rolling', batch: '1' } })
