@@ -1,8 +1,9 @@
 import pLimit from 'p-limit'
 import { ExitCode, InterruptedError, type ExitCodeValue } from '../model/errors.js'
-import type { ErrorInfo, PlannedStep } from '../model/events.js'
+import type { ErrorInfo, LeftOutHost, PlannedStep } from '../model/events.js'
 import type { Host } from '../model/host.js'
-import type { Plan, PlanStep } from '../plan/plan.js'
+import { rollingSpan, type Plan, type PlanStep } from '../plan/plan.js'
+import { compileSelector } from '../plan/selector.js'
 import { TaskContext } from './context.js'
 import { displayOf } from '../shell/command.js'
 import { notRunError } from './send.js'
@@ -14,7 +15,8 @@ import { DeployError } from '../model/errors.js'
 
 /** How a run ended. */
 export interface RunOutcome {
-  status: 'success' | 'failed' | 'rollback-failed' | 'interrupted'
+  /** `partial`: every host went live but those left out by `--max-fail` (exit 7). */
+  status: 'success' | 'partial' | 'failed' | 'rollback-failed' | 'interrupted'
   exitCode: ExitCodeValue
   /** The first failure, if any. */
   failure?: FailureInfo
@@ -100,6 +102,7 @@ async function runStep(
   failure: FailureInfo | undefined,
   finishIsWarning: boolean,
   queuedFailures: QueuedFailure[],
+  batch?: number,
 ): Promise<HostFailure[]> {
   const limit = pLimit(step.limit && step.limit > 0 ? step.limit : Math.max(1, step.hosts.length))
   const failures: HostFailure[] = []
@@ -111,7 +114,7 @@ async function runStep(
         const task = step.task.name
         const started = Date.now()
         const tripsBefore = state.roundTripsOf(host)
-        const fields = { task, host: host.alias, phase: step.phase, recovery: recovery || undefined, hidden: step.task.hidden || undefined, index }
+        const fields = { task, host: host.alias, phase: step.phase, recovery: recovery || undefined, hidden: step.task.hidden || undefined, index, batch }
         // Measured when the body returns: queued commands are paid for by the step that sends them.
         const ended = () => ({ durationMs: Date.now() - started, roundTrips: state.roundTripsOf(host) - tripsBefore })
         state.emit({ type: 'step:start', ...fields })
@@ -191,10 +194,16 @@ async function flushBatches(state: RunState, hosts: Host[], step: PlanStep, fail
  * a `finish` step is a warning; any other failure stops the run and runs the
  * top-level task's `fail` hook on every selected host, with `ctx.failure` set
  * so recipes can discard or roll back what the failed phase left.
+ *
+ * With a rollout (`--strategy rolling`), the steps from the first 'switch' step
+ * to the last 'post-switch' one run batch by batch: each batch runs all of them
+ * and sends its queued commands before the next batch begins. With
+ * `--max-fail`, a host that fails (outside the canary batch and `once` steps)
+ * is undone on its own and left out while the others carry on (see leaveOut).
  */
 export async function executePlan(state: RunState, plan: Plan): Promise<RunOutcome> {
   const started = Date.now()
-  const warnings: ErrorInfo[] = []
+  const rollout = plan.rollout
   state.emit({
     type: 'run:start',
     task: plan.task,
@@ -202,49 +211,35 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     steps: plan.steps.map(plannedStep),
     recoverySteps: plan.failSteps.length > 0 ? plan.failSteps.map(plannedStep) : undefined,
     dryRun: state.dryRun,
+    batches: rollout?.batches.map((batch) => batch.map((h) => h.alias)),
+    canary: rollout?.canary || undefined,
+    maxFail: rollout ? rollout.maxFail : undefined,
   })
 
-  let outcome: RunOutcome | undefined = state.dryRun ? undefined : await connectAll(state, plan.hosts, started)
-  const steps = outcome ? [] : plan.steps.filter((s) => s.hosts.length > 0)
-  // Best effort only once something went live: a finish task run on its own fails like any task.
-  const finishIsWarning = steps.some((s) => s.phase === 'switch')
-  const queuedFailures: QueuedFailure[] = []
-  let queuedSeen = 0
-  /** The highest exit code a failed best-effort command declared (its `failure` option), 0 when none. */
-  let finishExitCode: ExitCodeValue = ExitCode.Success
-  for (const [index, step] of steps.entries()) {
-    const failures = await runStep(state, step, plan.steps.indexOf(step), undefined, finishIsWarning, queuedFailures)
-    // Queued commands must land before the phase ends: no host switches before every host is prepared.
-    const bestEffort = step.phase === 'finish' && finishIsWarning
-    if ((failures.length === 0 || bestEffort) && (index === steps.length - 1 || steps[index + 1].phase !== step.phase)) {
-      failures.push(...(await flushBatches(state, plan.hosts, step)))
+  const connectFailure = state.dryRun ? undefined : await connectAll(state, plan.hosts, started)
+  const steps = connectFailure ? [] : plan.steps.filter((s) => s.hosts.length > 0)
+  const run = new PlanRun(state, plan, started, steps.some((s) => s.phase === 'switch'))
+  const span = rollout ? rollingSpan(steps) : undefined
+  let outcome: RunOutcome | undefined = connectFailure
+  if (!outcome && rollout && span) {
+    outcome = await run.steps(steps.slice(0, span.start))
+    for (const [index, hosts] of rollout.batches.entries()) {
+      if (outcome) break
+      const batch = { index, hosts, canary: rollout.canary && index === 0 }
+      const event = { index, of: rollout.batches.length, hosts: hosts.map((h) => h.alias), canary: batch.canary || undefined }
+      state.emit({ type: 'batch:start', ...event })
+      const leftBefore = state.leftOut.length
+      outcome = await run.steps(steps.slice(span.start, span.end), batch)
+      state.emit({ type: 'batch:end', ...event, status: outcome || state.leftOut.length > leftBefore ? 'failed' : 'ok' })
     }
-    const queued = queuedFailures.slice(queuedSeen)
-    queuedSeen = queuedFailures.length
-    if (bestEffort) {
-      const seen = new Set(failures.map((f) => f.error))
-      // A queued command that never ran is a failure of its own (the one that failed is already in `failures`).
-      const all = [...failures.map((f) => ({ ...f, task: step.task.name })), ...queued.filter((f) => f.phase === 'finish' && !seen.has(f.error))]
-      for (const { host, error, task } of all) {
-        const info = maskError(state, describeError(error, { host: host.alias, task }))
-        warnings.push(info)
-        state.emit({ type: 'log', level: 'warning', host: host.alias, task, message: `Finish step failed (the deploy stays live): ${info.message}` })
-        const declared = declaredExitCode(error)
-        if (declared !== undefined && declared > finishExitCode) finishExitCode = declared
-      }
-      continue
-    }
-    if (failures.length === 0) continue
-    outcome = await recover(state, plan, step, failures, warnings, started)
-    break
+    outcome ??= await run.steps(steps.slice(span.end))
+  } else if (!outcome) {
+    outcome = await run.steps(steps)
   }
 
   // Anything still queued (the run stopped before it was sent) never ran: its step says so before run:end.
   state.dropQueued((queued, host) => notRunError(state, host, queued.task, displayOf(queued.command), new DeployError('the run ended before it was sent'), queued.failure))
-  outcome ??=
-    finishExitCode !== ExitCode.Success
-      ? { status: 'failed', exitCode: finishExitCode, recoveryErrors: [], warnings, durationMs: Date.now() - started }
-      : { status: 'success', exitCode: ExitCode.Success, recoveryErrors: [], warnings, durationMs: Date.now() - started }
+  outcome ??= run.outcome()
   outcome.durationMs = Date.now() - started
   state.emit({
     type: 'run:end',
@@ -259,6 +254,175 @@ export async function executePlan(state: RunState, plan: Plan): Promise<RunOutco
     warnings: outcome.warnings.length > 0 ? outcome.warnings : undefined,
   })
   return outcome
+}
+
+/** A batch of a rolling deploy, while its steps run. */
+interface BatchRun {
+  index: number
+  hosts: Host[]
+  /** The canary batch: a failure there always stops the run. */
+  canary: boolean
+}
+
+/** The steps of one run as they go: what failed, what was left out, and how the run ends. */
+class PlanRun {
+  private readonly warnings: ErrorInfo[] = []
+  /** Failures of the recoveries of hosts left out (`--max-fail`): the run ends `rollback-failed`. */
+  private readonly leftOutErrors: ErrorInfo[] = []
+  private readonly queuedFailures: QueuedFailure[] = []
+  private queuedSeen = 0
+  /** The highest exit code a failed best-effort command declared (its `failure` option), 0 when none. */
+  private finishExitCode: ExitCodeValue = ExitCode.Success
+
+  constructor(
+    private readonly state: RunState,
+    private readonly plan: Plan,
+    private readonly started: number,
+    /** Best effort only once something went live: a finish task run on its own fails like any task. */
+    private readonly finishIsWarning: boolean,
+  ) {}
+
+  private isLeftOut(host: Host): boolean {
+    return this.state.leftOut.some((left) => left.host === host.alias)
+  }
+
+  /**
+   * The hosts `step` runs on now: its own, within the batch, less those left out. A `once`
+   * step whose host was left out runs on the next host it could run on.
+   */
+  private hostsOf(step: PlanStep, batch?: BatchRun): Host[] {
+    const within = (hosts: Host[]) => (batch ? hosts.filter((h) => batch.hosts.includes(h)) : hosts)
+    if (step.task.once && step.hosts.length > 0 && this.isLeftOut(step.hosts[0])) {
+      const next = within(candidatesOf(step, this.plan)).find((h) => !this.isLeftOut(h))
+      return next ? [next] : []
+    }
+    return within(step.hosts).filter((h) => !this.isLeftOut(h))
+  }
+
+  /** Runs `steps` in order (each a barrier); returns how the run ended when it stopped, else undefined. */
+  async steps(steps: PlanStep[], batch?: BatchRun): Promise<RunOutcome | undefined> {
+    const { state, plan } = this
+    for (const [index, planned] of steps.entries()) {
+      const step = { ...planned, hosts: this.hostsOf(planned, batch) }
+      // A `once` step whose host was left out ran on another host: nothing was skipped.
+      const skipped = planned.task.once ? [] : (batch ? planned.hosts.filter((h) => batch.hosts.includes(h)) : planned.hosts).filter((h) => this.isLeftOut(h))
+      const failures = await runStep(state, step, plan.steps.indexOf(planned), undefined, this.finishIsWarning, this.queuedFailures, batch?.index)
+      this.skip(planned, skipped, batch)
+      // Queued commands must land before the phase (or the batch) ends: no host switches before every host is prepared.
+      const bestEffort = step.phase === 'finish' && this.finishIsWarning
+      if ((failures.length === 0 || bestEffort) && (index === steps.length - 1 || steps[index + 1].phase !== step.phase)) {
+        const hosts = (batch ? batch.hosts : plan.hosts).filter((h) => !this.isLeftOut(h))
+        failures.push(...(await flushBatches(state, hosts, step)))
+      }
+      const queued = this.queuedFailures.slice(this.queuedSeen)
+      this.queuedSeen = this.queuedFailures.length
+      if (bestEffort) {
+        this.warn(step, failures, queued)
+        continue
+      }
+      if (failures.length === 0) continue
+      if (await this.leaveOut(step, failures, batch)) continue
+      return recover(state, plan, step, failures, this.warnings, this.started)
+    }
+    return undefined
+  }
+
+  /** Steps a left-out host does not run end `skipped` for it, so every host of a step has an end. */
+  private skip(step: PlanStep, hosts: Host[], batch?: BatchRun): void {
+    for (const host of hosts) {
+      const fields = { task: step.task.name, host: host.alias, phase: step.phase, hidden: step.task.hidden || undefined, index: this.plan.steps.indexOf(step), batch: batch?.index }
+      this.state.emit({ type: 'step:end', ...fields, status: 'skipped', durationMs: 0, roundTrips: 0 })
+    }
+  }
+
+  /** Failures of a best-effort finish step: warnings; the deploy stays live. */
+  private warn(step: PlanStep, failures: HostFailure[], queued: QueuedFailure[]): void {
+    const seen = new Set(failures.map((f) => f.error))
+    // A queued command that never ran is a failure of its own (the one that failed is already in `failures`).
+    const all = [...failures.map((f) => ({ ...f, task: step.task.name })), ...queued.filter((f) => f.phase === 'finish' && !seen.has(f.error))]
+    for (const { host, error, task } of all) {
+      const info = maskError(this.state, describeError(error, { host: host.alias, task }))
+      this.warnings.push(info)
+      this.state.emit({ type: 'log', level: 'warning', host: host.alias, task, message: `Finish step failed (the deploy stays live): ${info.message}` })
+      const declared = declaredExitCode(error)
+      if (declared !== undefined && declared > this.finishExitCode) this.finishExitCode = declared
+    }
+  }
+
+  /**
+   * `--max-fail`: while the hosts that failed stay within it, each failed host
+   * is undone on its own (the fail hook on it alone, `ctx.failure.leftOut`
+   * set) and left out of the rest of the run; the others carry on. Never for
+   * an interruption, a failure in the canary batch, a `once` step (its work
+   * was the fleet's), or when no host would be left. Returns false when the
+   * fleet must be recovered.
+   */
+  private async leaveOut(step: PlanStep, failures: HostFailure[], batch?: BatchRun): Promise<boolean> {
+    const { state, plan } = this
+    const maxFail = plan.rollout?.maxFail ?? 0
+    const failed = [...new Set(failures.map((f) => f.host))]
+    const interrupted = state.signal?.aborted === true || failures.some((f) => f.error instanceof InterruptedError)
+    if (maxFail === 0 || interrupted || batch?.canary || step.task.once) return false
+    // Beyond --max-fail, or no host would be left in the run: the whole fleet goes back.
+    if (state.leftOut.length + failed.length > maxFail || state.leftOut.length + failed.length >= plan.hosts.length) return false
+    for (const host of plan.hosts.filter((h) => failed.includes(h))) {
+      const error = failures.find((f) => f.host === host)!.error
+      const info = maskError(state, describeError(error, { host: host.alias, task: step.task.name }))
+      const failure: FailureInfo = { task: info.task ?? step.task.name, host: host.alias, phase: step.phase, interrupted: false, leftOut: true, error: info }
+      const left: LeftOutHost = { host: host.alias, task: failure.task, message: info.message }
+      state.leftOut.push(left)
+      // What the fail hook says on the host (the release it stays on) goes into the run's closing lines.
+      const notes: string[] = []
+      const untap = state.tap((event) => {
+        if (event.type === 'log' && event.level === 'warning' && event.host === host.alias) notes.push(event.message)
+      })
+      try {
+        this.leftOutErrors.push(...(await recoverHost(state, plan, host, failure)))
+      } finally {
+        untap()
+      }
+      if (notes.length > 0) left.notes = notes
+    }
+    return true
+  }
+
+  /** How a run that went through every step ended. */
+  outcome(): RunOutcome {
+    const { warnings } = this
+    const durationMs = Date.now() - this.started
+    if (this.leftOutErrors.length > 0) return { status: 'rollback-failed', exitCode: ExitCode.RollbackFailed, recoveryErrors: this.leftOutErrors, warnings, durationMs }
+    if (this.finishExitCode !== ExitCode.Success) return { status: 'failed', exitCode: this.finishExitCode, recoveryErrors: [], warnings, durationMs }
+    if (this.state.leftOut.length > 0) return { status: 'partial', exitCode: ExitCode.PartialDeploy, recoveryErrors: [], warnings, durationMs }
+    return { status: 'success', exitCode: ExitCode.Success, recoveryErrors: [], warnings, durationMs }
+  }
+}
+
+/** Every host a step's task could run on (its `select`), for a `once` step whose host was left out. */
+function candidatesOf(step: PlanStep, plan: Plan): Host[] {
+  return step.task.select ? plan.hosts.filter((h) => compileSelector(step.task.select!)(h.labels)) : plan.hosts
+}
+
+/**
+ * The fail hook on one host alone (`--max-fail`): what that host queued is
+ * dropped, every fail step runs on it (a `once` step too, for this host), and
+ * it is left as the recovery leaves it. Returns the recovery's own failures.
+ */
+async function recoverHost(state: RunState, plan: Plan, host: Host, failure: FailureInfo): Promise<ErrorInfo[]> {
+  const stopped = new DeployError(`${failure.task} failed on ${host.alias}: the host is left out of the run`)
+  state.dropQueued((queued, alias) => notRunError(state, alias, queued.task, displayOf(queued.command), stopped, queued.failure), host.alias)
+  const fields = { phase: failure.phase, failedTask: failure.task, failedHost: host.alias, host: host.alias }
+  state.emit({ type: 'recovery:start', ...fields })
+  const errors: ErrorInfo[] = []
+  for (const [index, failStep] of plan.failSteps.entries()) {
+    const runsHere = failStep.task.once ? candidatesOf(failStep, plan).includes(host) : failStep.hosts.includes(host)
+    if (!runsHere) continue
+    const step = { ...failStep, hosts: [host] }
+    const failed = await runStep(state, step, index, failure, false, [])
+    failed.push(...(await flushBatches(state, [host], step, failure)))
+    errors.push(...failed.map(({ error }) => maskError(state, describeError(error, { host: host.alias, task: failStep.task.name }))))
+  }
+  state.emit({ type: 'recovery:end', ...fields, ok: errors.length === 0 })
+  return errors
 }
 
 /**
