@@ -15,13 +15,17 @@
  * - 100 sequential commands on one host through the transport, with and without the command channel,
  *   against a daemon configured like a real server (bench/sequential.ts), quiet and (BENCH_LOAD=1) under
  *   the busy loops; BENCH_SEQUENTIAL=0 skips it.
+ * - with BENCH_ROLLING=1, BENCH_ROLLING_HOSTS hosts (default 6) all at once and with `--strategy rolling
+ *   --batch N` for each N of BENCH_ROLLING_BATCHES (default 3,2,1), on loopback and +2×DELAY_MS per round
+ *   trip: wall time and round trips, and the cost of one more batch (bench/rolling.ts).
  *
  * Prints a table and writes bench/results.json (gitignored: numbers of one machine; docs/benchmarks.md
  * keeps the reference numbers). A benchmark, not a test: it asserts nothing about time.
  *
  * Environment: BENCH_RUNS (steady-state runs per row, default 5), BENCH_HOSTS (default 1,10,30),
  * BENCH_DELAY_HOSTS (default 1,10), BENCH_DELAY_MS (one-way delay, default 50), BENCH_LARAVEL=0 to skip it,
- * BENCH_TIMELINE_HOSTS (default 3), BENCH_LOAD=1 for the under-load row.
+ * BENCH_TIMELINE_HOSTS (default 3), BENCH_LOAD=1 for the under-load row, BENCH_ROLLING=1 (with BENCH_ROLLING_HOSTS,
+ * BENCH_ROLLING_BATCHES) for the rolling rows.
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -35,6 +39,7 @@ import { hostCosts } from './costs.js'
 import { startBusyLoops } from './load.js'
 import { sequentialRows, type SequentialCase } from './sequential.js'
 import { SESSION_LOG_CONFIG, SessionCounter } from './sessions.js'
+import { formatRollingRows, rollingRows, type RollingRow } from './rolling.js'
 import { formatTimeline, timelineOf, type Timeline } from './timeline.js'
 import {
   assertOk,
@@ -61,6 +66,9 @@ const STARTUP_RUNS = 10
 const LARAVEL_RUNS = Math.max(1, Math.min(STEADY_RUNS, 3))
 const TIMELINE_HOSTS = Number(process.env.BENCH_TIMELINE_HOSTS ?? 3)
 const UNDER_LOAD = process.env.BENCH_LOAD === '1'
+const ROLLING = process.env.BENCH_ROLLING === '1'
+const ROLLING_HOSTS = ROLLING ? Number(process.env.BENCH_ROLLING_HOSTS ?? 6) : 0
+const ROLLING_BATCHES = (process.env.BENCH_ROLLING_BATCHES ?? '3,2,1').split(',').map(Number).filter(Boolean)
 /** Busy loops of the under-load row: one per core of the reference 2-core machine. */
 const LOAD_LOOPS = 2
 
@@ -208,7 +216,7 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100)
   const { cli, root: buildCopy } = await snapshotBuild()
   const base = await mkdtemp(path.join(os.tmpdir(), 'deployfile-bench-'))
-  const maxHosts = Math.max(1, TIMELINE_HOSTS, ...HOST_COUNTS, ...DELAY_HOSTS)
+  const maxHosts = Math.max(1, TIMELINE_HOSTS, ROLLING_HOSTS, ...HOST_COUNTS, ...DELAY_HOSTS)
   const hasTime = existsSync(TIME_BIN)
   if (!hasTime) log(`${TIME_BIN} is missing (apt-get install time): peak RSS comes from polling /proc/<pid>/status VmHWM`)
 
@@ -306,6 +314,23 @@ async function main(): Promise<void> {
       })
     }
 
+    // 2b. Rolling deploys: the same hosts all at once, then batch by batch; on loopback and delayed.
+    let rolling: RollingRow[] | undefined
+    if (ROLLING) {
+      log(`rolling deploys, ${ROLLING_HOSTS} hosts…`)
+      rolling = await rollingRows(cli, path.join(base, 'rolling'), appDir, hostSpecs(servers, ROLLING_HOSTS, 'rolling'), ROLLING_BATCHES, STEADY_RUNS, 0)
+      const rollingProxies: DelayProxy[] = []
+      for (let i = 0; i < ROLLING_HOSTS; i++) {
+        const proxy = await startDelayProxy({ targetPort: servers.servers[i].port, delayMs: DELAY_MS })
+        proxies.push(proxy)
+        rollingProxies.push(proxy)
+        await appendFile(servers.knownHostsFile, `[127.0.0.1]:${proxy.port} ${servers.servers[i].hostKeyPub}\n`)
+      }
+      const delayedHosts = hostSpecs(servers, ROLLING_HOSTS, 'rolling-delay', (i) => rollingProxies[i].port)
+      rolling.push(...(await rollingRows(cli, path.join(base, 'rolling-delay'), appDir, delayedHosts, ROLLING_BATCHES, STEADY_RUNS, 2 * DELAY_MS)))
+      for (const line of formatRollingRows(ROLLING_HOSTS, rolling, STEADY_RUNS)) log(`  ${line}`)
+    }
+
     // 3. Start-up.
     log('start-up…')
     const version = await timeCommand(cli, ['--version'], STARTUP_RUNS)
@@ -370,6 +395,7 @@ async function main(): Promise<void> {
       sequential,
       timeline,
       delayed,
+      rolling,
       startup: { version, list, listAfterEdit: listCold },
       laravel: laravel ?? { skipped: laravelSkipped },
       targets: {
@@ -440,6 +466,10 @@ async function main(): Promise<void> {
           `  command channel ${c.commandChannel ? 'on ' : 'off'}  ${c.loops ? `${c.loops} busy loops` : 'quiet       '}  ${String(c.medianMs).padStart(6)} ms (${c.roundsMs.join(', ')})  sshd CPU ${c.sshdCpuMs ?? '?'} ms`,
         )
       }
+    }
+    if (rolling) {
+      lines.push('')
+      lines.push(...formatRollingRows(ROLLING_HOSTS, rolling, STEADY_RUNS))
     }
     if (timeline) {
       lines.push('')

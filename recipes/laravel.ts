@@ -181,12 +181,12 @@ export const laravel: Recipe = () => {
   artisanTask('optimize', { description: 'artisan optimize (config, routes; more on newer Laravel)' })
   artisanTask('optimize:clear', { description: 'Clears the cached bootstrap files' })
 
+  // Shown, not hidden: the artisan commands' time is spent here (their own lines say "queued").
   task('laravel:caches', async (ctx) => {
     await ctx.flush()
   }, {
     phase: 'prepare',
-    hidden: true,
-    description: 'Sends the queued artisan commands (caches, storage:link) on every host before the migrations run',
+    description: 'Runs the queued artisan commands (storage:link and the caches) on every host at once, before the migrations',
   })
 
   task('artisan:migrate', async (ctx) => {

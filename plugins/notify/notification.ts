@@ -27,8 +27,11 @@ export interface Notification {
   event: NotificationEvent
   /** The task run: `deploy` or `rollback`. */
   task: string
-  /** `started`, then the run's end status: `success`, `failed`, `rollback-failed`, `interrupted`. */
-  status: 'started' | 'success' | 'failed' | 'rollback-failed' | 'interrupted'
+  /**
+   * `started`, then the run's end status: `success`, `partial` (live on every host but those a
+   * rolling deploy's --max-fail left out: `failed_host` names them), `failed`, `rollback-failed`, `interrupted`.
+   */
+  status: 'started' | 'success' | 'partial' | 'failed' | 'rollback-failed' | 'interrupted'
   /** What is deployed (`notify_app`). */
   app: string
   /** Who runs it (`notify_user`). */
@@ -90,13 +93,20 @@ export class RunTracker {
         return undefined
       case 'run:end': {
         if (!this.kind) return undefined
-        const ok = event.status === 'success'
+        // A partial deploy went live: the hosts left out are named as failed ones.
+        const ok = event.status === 'success' || event.status === 'partial'
         const recovery = event.summary.recovery
         const wentBack = !ok && event.status !== 'rollback-failed' && recovery?.ok === true && (recovery.phase === 'switch' || recovery.phase === 'post-switch')
         const name: NotificationEvent =
           this.kind === 'rollback' ? (ok ? 'rollback.succeeded' : 'rollback.failed') : ok ? 'deploy.succeeded' : wentBack ? 'deploy.reverted' : 'deploy.failed'
         const notification = this.notification(event, name, event.status)
         notification.duration_ms = event.durationMs
+        const leftOut = event.summary.leftOut ?? []
+        if (ok && leftOut.length > 0) {
+          notification.failed_step = leftOut[0].task
+          notification.failed_host = leftOut.map((left) => left.host).join(', ')
+          notification.error = leftOut.map((left) => `${left.host}: ${left.message}`).join('\n')
+        }
         if (!ok) {
           notification.failed_step = event.error?.task ?? this.failedAt?.task ?? null
           notification.failed_host = event.error?.host ?? (this.failedAt?.host || null)

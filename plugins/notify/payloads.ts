@@ -65,6 +65,8 @@ export function headline(n: Notification): string {
     case 'deploy.started':
       return `🚀 ${n.who} is deploying ${n.app} to ${where}`
     case 'deploy.succeeded':
+      // A rolling deploy with --max-fail: live, but the hosts left out stay on their release.
+      if (n.status === 'partial') return `⚠️ ${n.who} deployed ${n.app} ${release} to ${where}${took}, but ${n.failed_host ?? 'some hosts'} stayed on the release they served (${failed})`
       return `✅ ${n.who} deployed ${n.app} ${release} to ${where}${took}`
     case 'deploy.failed':
       return n.status === 'rollback-failed'

@@ -7,11 +7,16 @@ import { describeDrift, type HostEnd } from './fleet.js'
 import { ledgerAppend } from './scripts.js'
 import { ledgerEntry, servedBy, type HostRun } from './run.js'
 
-/** Where each host this run looked at ended; `name` is the release the run deployed. */
+/**
+ * Where each host this run looked at ended; `name` is the release the run deployed. A host left
+ * out by --max-fail and undone is not part of the fleet's end: it stays where it was by choice
+ * (`dep releases` shows it, the next deploy converges it); one that could not be undone is.
+ */
 export function hostEnds(hosts: Host[], runs: Map<string, HostRun>, name: string | undefined): HostEnd[] {
   return hosts.flatMap((host): HostEnd[] => {
     const run = runs.get(host.alias)
     if (!run) return []
+    if (run.leftOut && run.stuck === undefined) return []
     if (run.stuck === undefined) return [{ alias: host.alias, serves: servedBy(run), drifted: false }]
     // The switch was sent but not confirmed: the host may serve either release.
     const serves = run.switched && run.view.current !== name ? `${servedBy(run) ?? 'nothing'} or ${name ?? '?'} (unconfirmed)` : servedBy(run)

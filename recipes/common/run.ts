@@ -25,6 +25,11 @@ export interface HostRun {
   switched: boolean
   /** Undoing this run on the host (or switching it back) failed: why. The host is named in the summary. */
   stuck?: string
+  /**
+   * The host failed in a rolling deploy with --max-fail and was undone on its own: it stays on
+   * what it served while the others went on (drifted by choice, not a split to report).
+   */
+  leftOut?: boolean
   /** Forgets the abort handler that marks this host's lock interrupted (the lock is released). */
   forgetAbort?: () => void
 }

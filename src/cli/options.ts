@@ -18,6 +18,14 @@ export interface CliOptions {
   revision?: string
   force?: boolean
   yes?: boolean
+  /** `--strategy rolling`: the 'switch' and 'post-switch' steps run batch by batch (default `all`). */
+  strategy?: string
+  /** With --strategy rolling: hosts per batch, a count (`2`) or a percentage of the selected hosts (`25%`). */
+  batch?: string
+  /** With --strategy rolling: a first batch of this many hosts; a failure there stops the run. */
+  canary?: string
+  /** With --strategy rolling: most hosts that may fail and be left out (a count or a percentage, rounded down). */
+  maxFail?: string
   /** `dep <task> --help`: describe the task instead of running it. */
   help?: boolean
 }

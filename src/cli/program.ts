@@ -20,8 +20,11 @@ Commands:
 Selectors: all, an alias (web1), stage=prod, stage!=prod, role=web|worker;
   "," is OR, "&" is AND; several selectors are OR-ed.
 
+Rolling deploys: dep deploy --strategy rolling --batch 25% [--canary 1] [--max-fail 10%]
+
 Exit codes: 0 ok, 1 task failed (reverted), 2 usage/config error,
-  3 host unreachable/auth/host key, 4 lock held, 5 rollback failed, 130 interrupted.
+  3 host unreachable/auth/host key, 4 lock held, 5 rollback failed,
+  6 lock not released, 7 partial deploy (hosts left out by --max-fail), 130 interrupted.
 `
 
 function positiveInteger(value: string): number {
@@ -77,6 +80,10 @@ export function parseArgv(argv: string[]): Invocation {
     .option('--branch <branch>', 'branch to deploy (same as -o branch=…)')
     .option('--tag <tag>', 'tag to deploy (same as -o tag=…)')
     .option('--revision <rev>', 'revision to deploy (same as -o revision=…)')
+    .option('--strategy <name>', "all (default: every host switches at once) or rolling (the 'switch' and 'post-switch' steps batch by batch)")
+    .option('--batch <n|n%>', 'with --strategy rolling: hosts per batch, a count or a percentage of the selected hosts')
+    .option('--canary <n>', 'with --strategy rolling: a first batch of n hosts; a failure there stops the run')
+    .option('--max-fail <n|n%>', 'with --strategy rolling: hosts that may fail and be left out on their release (exit 7)')
     .option('--force', 'for deploy:unlock: remove a lock held by another run')
     .option('-y, --yes', 'for init: accept defaults, ask nothing')
     .addOption(new Option('--color', 'force colours'))

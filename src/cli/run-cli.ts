@@ -5,6 +5,7 @@ import { parseOverrides } from '../model/config.js'
 import { ConfigError, DeployError, ExitCode } from '../model/errors.js'
 import type { Registry } from '../model/registry.js'
 import { buildPlan, buildTree } from '../plan/plan.js'
+import { parseRollout } from '../plan/rollout.js'
 import { selectHosts } from '../plan/selector.js'
 import { formatError } from '../report/format.js'
 import { describeError } from '../executor/errors.js'
@@ -87,13 +88,15 @@ async function main(invocation: Invocation): Promise<number> {
   async function runNamedTask(taskName: string, selectors: string[]): Promise<number> {
     registry.getTask(taskName)
     const hosts = selectHosts(hostList, selectors)
-    const plan = buildPlan(registry, taskName, hosts, { limit: options.limit })
+    const rollout = parseRollout(options, hosts)
+    const plan = buildPlan(registry, taskName, hosts, { limit: options.limit, rollout })
     await checkRefOptions(registry, plan, hosts, overrides, options)
     if (options.offline && !options.dryRun) throw new ConfigError('--offline only goes with --dry-run.', `For example: dep ${plan.task} --dry-run --offline`)
     if (options.plan) {
       const steps = (list: typeof plan.steps) =>
         list.map((s) => ({ task: s.task.name, hosts: s.hosts.map((h) => h.alias), phase: s.phase, hidden: s.task.hidden || undefined, once: s.task.once || undefined }))
-      out(options.json ? [planLine({ task: plan.task, hosts: hosts.map((h) => h.alias), steps: steps(plan.steps), recoverySteps: steps(plan.failSteps) })] : planTable(plan))
+      const batches = plan.rollout?.batches.map((batch) => batch.map((h) => h.alias))
+      out(options.json ? [planLine({ task: plan.task, hosts: hosts.map((h) => h.alias), steps: steps(plan.steps), recoverySteps: steps(plan.failSteps), batches })] : planTable(plan))
       return ExitCode.Success
     }
     const secrets = knownSecrets

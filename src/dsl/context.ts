@@ -89,6 +89,11 @@ export interface FailureInfo {
   phase?: Phase
   /** True when the run was interrupted (Ctrl-C, SIGTERM). */
   interrupted: boolean
+  /**
+   * True when only this host is being undone: it failed in a rolling deploy with `--max-fail`
+   * and is left out of the run, on what it served, while the other hosts carry on.
+   */
+  leftOut?: boolean
   /** The error, as reporters show it (message, hint, command, exit code, output tail). */
   error: ErrorInfo
 }

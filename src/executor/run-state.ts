@@ -5,7 +5,7 @@ import type { ConfigKey } from '../model/config-types.js'
 import type { ExitCodeValue } from '../model/errors.js'
 import { createTarArchive } from '../transport/local/tar.js'
 import type { HostConfig } from '../model/config.js'
-import type { EventInput, EventSink, RunEvent, RunSummary } from '../model/events.js'
+import type { EventInput, EventSink, LeftOutHost, RunEvent, RunSummary } from '../model/events.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import type { Command } from '../shell/command.js'
@@ -29,8 +29,11 @@ export interface QueuedCommand {
 export interface QueuedOwner {
   /** One more command queued by the step. */
   add(): void
-  /** One of its commands ran (no error), failed, or will never run (the error says why). */
-  settle(error?: unknown): void
+  /**
+   * One of its commands ran (no error), failed, or will never run (the error says why); `sentBy`
+   * is the step whose round trip carried it (absent when it never went).
+   */
+  settle(error?: unknown, sentBy?: string): void
 }
 
 /** A handler `ctx.onAbort()` registered, with the host and task it speaks for (see abort.ts). */
@@ -102,7 +105,16 @@ export class RunState {
     const masked = maskDeep(event, this.mask) as RunEvent
     masked.time = Date.now()
     masked.runId = this.runId
+    for (const tap of this.taps) tap(masked)
     this.options.sink(masked)
+  }
+
+  private readonly taps = new Set<(event: RunEvent) => void>()
+
+  /** Sees every event emitted from now on (as sent: masked), until the returned function is called. */
+  tap(listener: (event: RunEvent) => void): () => void {
+    this.taps.add(listener)
+    return () => this.taps.delete(listener)
   }
 
   private readonly mask = (text: string): string => this.secrets.redact(text)
@@ -160,18 +172,22 @@ export class RunState {
    * Drops every queued command that was not sent (the run failed or ended before it went): the
    * step that queued each one is told it never ran, with `reason`.
    */
-  dropQueued(reason: (queued: QueuedCommand, host: string) => unknown): void {
-    const batches = [...this.batches.entries()]
-    this.batches.clear()
+  dropQueued(reason: (queued: QueuedCommand, host: string) => unknown, only?: string): void {
+    const batches = [...this.batches.entries()].filter(([host]) => only === undefined || host === only)
+    for (const [host] of batches) this.batches.delete(host)
     for (const [host, batch] of batches) for (const queued of batch) queued.owner?.settle(reason(queued, host))
   }
 
   /** The failure handler of this run, once it began (see RunSummary.recovery). */
   recovery: RunSummary['recovery']
 
+  /** Hosts that failed and were left out of the run (`--max-fail`), in the order they failed. */
+  readonly leftOut: LeftOutHost[] = []
+
   /** What `run:end` tells about the run of `task` (how it ended is on the event itself). */
   summary(task: string): RunSummary {
-    return { task, hosts: this.hosts.map((host) => host.alias), dryRun: this.dryRun, recovery: this.recovery }
+    const leftOut = this.leftOut.length > 0 ? [...this.leftOut] : undefined
+    return { task, hosts: this.hosts.map((host) => host.alias), dryRun: this.dryRun, recovery: this.recovery, leftOut }
   }
 
   /** Round trips so far, per host alias. */

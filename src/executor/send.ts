@@ -139,7 +139,7 @@ export async function send(sender: Sender, transport: Transport, command: Comman
   })
   for (const [index, queued] of batch.entries()) ended(queued.task, failedIndex === index ? result.code : queuedErrors[index] ? null : 0)
   if (shownOwn) ended(task, failedIndex === -1 ? result.code : null)
-  for (const [index, queued] of batch.entries()) queued.owner?.settle(queuedErrors[index])
+  for (const [index, queued] of batch.entries()) queued.owner?.settle(queuedErrors[index], task)
   if (result.aborted) throw new InterruptedError(`Interrupted while running a command on ${host}.`)
   if (failedQueued) throw options.failure && shownOwn ? notRun(undefined, shownCommand, failedQueued, options.failure) : failedQueued
   if (result.code !== 0 && !options.nothrow) {

@@ -21,6 +21,12 @@ export const ExitCode = {
    * names the host and the unlock command.
    */
   LockNotReleased: 6,
+  /**
+   * A rolling deploy with `--max-fail` went live on every host but the ones that failed: each of
+   * those was undone on its own and stays on the release it served (drifted by choice; the
+   * summary names them, and the next deploy converges them).
+   */
+  PartialDeploy: 7,
   /** Stopped by Ctrl-C or SIGTERM (after reverting what could be reverted). */
   Interrupted: 130,
 } as const

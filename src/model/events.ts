@@ -30,6 +30,26 @@ export interface RunStartEvent extends EventBase {
   /** Steps of the top-level task's `fail` hook, run only when something fails (`index` of recovery steps points here). */
   recoverySteps?: PlannedStep[]
   dryRun: boolean
+  /**
+   * Set for `--strategy rolling`: the hosts of each batch, in order. The 'switch' and
+   * 'post-switch' steps run batch by batch (`batch:start`/`batch:end`, `batch` on step events).
+   */
+  batches?: string[][]
+  /** With `batches`: the first batch is a canary (`--canary`). */
+  canary?: boolean
+  /** With `batches`: most hosts that may fail and be left out while the others carry on (`--max-fail`). */
+  maxFail?: number
+}
+
+/** A host that failed and was left out of the run (`--max-fail`): undone on its own, it stays on what it served. */
+export interface LeftOutHost {
+  host: string
+  /** The task that failed there. */
+  task: string
+  /** Why, in one line (masked). */
+  message: string
+  /** What its recovery said on it (the fail hook's warnings: e.g. the release it stays on). */
+  notes?: string[]
 }
 
 /**
@@ -47,12 +67,18 @@ export interface RunSummary {
    * started it, and whether it ended with every step done (false while it never finished).
    */
   recovery?: { phase?: Phase; ok: boolean }
+  /**
+   * Hosts that failed and were left out of the run by `--max-fail`, each undone on its own
+   * while the others carried on (status `partial`, unless something worse happened).
+   */
+  leftOut?: LeftOutHost[]
 }
 
 /** The run ended; `status` says how. */
 export interface RunEndEvent extends EventBase {
   type: 'run:end'
-  status: 'success' | 'failed' | 'rollback-failed' | 'interrupted'
+  /** `partial`: every host but those `summary.leftOut` names went live (`--max-fail`). */
+  status: 'success' | 'partial' | 'failed' | 'rollback-failed' | 'interrupted'
   exitCode: number
   durationMs: number
   /** Round trips per host over the whole run. */
@@ -84,6 +110,8 @@ export interface StepStartEvent extends EventBase {
   hidden?: boolean
   /** Position of the step in `run:start` `steps` (or `recoverySteps` when `recovery`). */
   index?: number
+  /** For a rolling deploy's 'switch' and 'post-switch' steps: the batch (position in `run:start` `batches`). */
+  batch?: number
 }
 
 /** A step ended on one host. */
@@ -95,10 +123,18 @@ export interface StepEndEvent extends EventBase {
   recovery?: boolean
   hidden?: boolean
   index?: number
+  batch?: number
   status: 'ok' | 'failed' | 'skipped' | 'warning'
   durationMs: number
   /** Round trips this step made on the host. */
   roundTrips: number
+  /**
+   * Commands the step queued (`ctx.queue()`): they ran, and took their time, in the round trip of
+   * the step named by `sentBy`, so `durationMs` is only the step's own body.
+   */
+  queued?: number
+  /** The step whose round trip carried the queued commands (the last one, when several did). */
+  sentBy?: string
   error?: ErrorInfo
 }
 
@@ -166,6 +202,25 @@ export interface RecoveryEvent extends EventBase {
   /** The run was interrupted (Ctrl-C, SIGTERM): no task failed. */
   interrupted?: boolean
   ok?: boolean
+  /**
+   * Set when the recovery ran on this host alone: it failed and is left out of the run
+   * (`--max-fail`) while the other hosts carry on.
+   */
+  host?: string
+}
+
+/** A batch of a rolling deploy began or ended its 'switch' and 'post-switch' steps. */
+export interface BatchEvent extends EventBase {
+  type: 'batch:start' | 'batch:end'
+  /** Position in `run:start` `batches` (0: the first, the canary with `--canary`). */
+  index: number
+  /** How many batches there are. */
+  of: number
+  hosts: string[]
+  /** The canary batch. */
+  canary?: boolean
+  /** On `batch:end`: `failed` when a host of the batch failed (left out, or the run stops). */
+  status?: 'ok' | 'failed'
 }
 
 /** The deploy lock was taken or released on a host (emitted by recipes). */
@@ -220,6 +275,7 @@ export type RunEvent =
   | LogEvent
   | TransferEvent
   | RecoveryEvent
+  | BatchEvent
   | LockEvent
   | ReleaseEvent
 

@@ -2,6 +2,7 @@ import { ConfigError } from '../model/errors.js'
 import type { Host } from '../model/host.js'
 import type { Registry } from '../model/registry.js'
 import type { Phase, TaskDefinition } from '../model/task.js'
+import type { Rollout } from './rollout.js'
 import { compileSelector } from './selector.js'
 
 /** One task to run on a set of hosts. */
@@ -23,6 +24,8 @@ export interface Plan {
   steps: PlanStep[]
   /** Steps of the top-level task's `fail` hook. */
   failSteps: PlanStep[]
+  /** Set for `--strategy rolling`: the 'switch' and 'post-switch' steps run batch by batch. */
+  rollout?: Rollout
 }
 
 /** A node of `dep tree`. */
@@ -98,12 +101,28 @@ function flatten(registry: Registry, node: TreeNode, hosts: Host[], limit: numbe
 }
 
 /** Plans `taskName` on `hosts`. */
-export function buildPlan(registry: Registry, taskName: string, hosts: Host[], options: { limit?: number } = {}): Plan {
+export function buildPlan(registry: Registry, taskName: string, hosts: Host[], options: { limit?: number; rollout?: Rollout } = {}): Plan {
   const tree = buildTree(registry, taskName)
   const steps = flatten(registry, tree, hosts, options.limit)
   const failTask = registry.fail.get(taskName)
   const failSteps = failTask
     ? flatten(registry, buildTree(registry, failTask), hosts, options.limit, `fail ${taskName}`)
     : []
-  return { task: taskName, hosts, steps, failSteps }
+  if (options.rollout && !steps.some((s) => s.phase === 'switch')) {
+    throw new ConfigError(`--strategy rolling: ${taskName} has no 'switch' step, so there is nothing to roll out batch by batch.`, 'Roll out a task that switches hosts, such as dep deploy; run other tasks without --strategy.')
+  }
+  return { task: taskName, hosts, steps, failSteps, rollout: options.rollout }
+}
+
+/**
+ * Where the steps that run batch by batch begin and end (`end` excluded): from
+ * the first 'switch' step to the last 'switch' or 'post-switch' step; undefined
+ * when the plan has no 'switch' step.
+ */
+export function rollingSpan(steps: PlanStep[]): { start: number; end: number } | undefined {
+  const start = steps.findIndex((s) => s.phase === 'switch')
+  if (start < 0) return undefined
+  let end = start + 1
+  for (let i = start; i < steps.length; i++) if (steps[i].phase === 'switch' || steps[i].phase === 'post-switch') end = i + 1
+  return { start, end }
 }

@@ -1,5 +1,5 @@
 import pc from 'picocolors'
-import type { ErrorInfo, LockEvent, RecoveryEvent, RunEndEvent } from '../model/events.js'
+import type { BatchEvent, ErrorInfo, LockEvent, RecoveryEvent, RunEndEvent, StepEndEvent } from '../model/events.js'
 
 /** picocolors, or the same functions doing nothing. */
 export type Colors = ReturnType<typeof pc.createColors>
@@ -93,6 +93,7 @@ export const EXIT_MEANINGS: Record<number, string> = {
   4: 'the deploy lock is held by another run; nothing changed',
   5: 'a failure, and undoing it failed too: hosts need a look',
   6: 'the deploy went live, but a deploy lock could not be released',
+  7: 'live on every host but those left out by --max-fail',
   130: 'interrupted',
 }
 
@@ -115,8 +116,30 @@ function undoneText(phase: string | undefined): string {
 /** The line a reporter shows when the recovery of a failed run starts or ends. */
 export function recoveryLine(event: RecoveryEvent): string {
   const what = event.interrupted ? 'interrupted' : `${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}`
+  if (event.host !== undefined) {
+    if (event.type === 'recovery:start') return `${what}: undoing it on ${event.host} alone, left out of the run (--max-fail); the other hosts carry on`
+    return event.ok ? `${event.host} undone and left out of the run: ${what}` : `undoing ${event.host} failed: ${what}; it needs a look, see below`
+  }
   if (event.type === 'recovery:start') return `${what}: recovering on every host`
   return event.ok ? `recovered on every host (${what})` : `recovery failed on some host (${what}): hosts need a look, see below`
+}
+
+/** The line a reporter shows when a batch of a rolling deploy starts or ends. */
+export function batchLine(event: BatchEvent): string {
+  const name = `batch ${event.index + 1}/${event.of}${event.canary ? ' (canary)' : ''}`
+  if (event.type === 'batch:start') return `${name}: ${event.hosts.join(', ')}`
+  return `${name} ${event.status === 'failed' ? 'had a failure' : 'done'}: ${event.hosts.join(', ')}`
+}
+
+/** The hosts a partial deploy left out, one line each: where each stays and why. */
+function leftOutLines(end: RunEndEvent): string[] {
+  const left = end.summary.leftOut ?? []
+  // Once the whole fleet went back, the hosts left out earlier are where every host is: nothing to tell.
+  if (left.length === 0 || end.summary.recovery) return []
+  return [
+    `Left out by --max-fail (drifted by choice; the next deploy converges them): ${left.map((l) => l.host).join(', ')}`,
+    ...left.map((l) => `  ${l.host}: ${l.task} failed (${l.message})${l.notes?.length ? `; ${l.notes.join('; ')}` : '; it stays on the release it served'}`),
+  ]
 }
 
 /**
@@ -136,11 +159,17 @@ export function runSummary(end: RunEndEvent, color: boolean): { details: string[
   const took = formatDuration(end.durationMs)
   const tripsText = runRoundTrips(Object.values(end.roundTrips))
   const undone = recovery?.ok ? `; ${undoneText(recovery.phase)}` : ''
+  for (const line of leftOutLines(end)) details.push(c.yellow(line))
   let status: string
   switch (end.status) {
     case 'success':
       status = c.green(`✔ ${task} finished in ${took}${tripsText}`)
       break
+    case 'partial': {
+      const left = end.summary.leftOut?.length ?? 0
+      status = c.yellow(`⚠ ${task} finished in ${took}${tripsText}, but ${left} of ${end.summary.hosts.length} hosts were left out (exit ${end.exitCode})`)
+      break
+    }
     case 'failed':
       status = c.red(`✖ ${task} failed after ${took} (exit ${end.exitCode}: ${EXIT_MEANINGS[end.exitCode] ?? 'failure'})${undone}`)
       break
@@ -192,6 +221,17 @@ export function githubAnnotation(kind: 'error' | 'warning', title: string, error
 /** `63 ms · 1 round trip` (the round trips left out when there were none). */
 export function timingText(durationMs: number, trips: number[], ...more: string[]): string {
   return [formatDuration(durationMs), ...more, roundTripsText(trips)].filter(Boolean).join(' · ')
+}
+
+/**
+ * The timing of a step line. A step whose queued commands another step sent says where their time
+ * went: `queued · ran in laravel:caches` when that was all its work (its own time is near zero),
+ * else its own timing and `+1 queued, ran in deploy:prepared`.
+ */
+export function stepTimingText(end: Pick<StepEndEvent, 'queued' | 'sentBy'>, durationMs: number, trips: number[], ...more: string[]): string {
+  if (!end.queued || !end.sentBy) return timingText(durationMs, trips, ...more)
+  if (trips.every((count) => count === 0)) return [`queued · ran in ${end.sentBy}`, ...more].filter(Boolean).join(' · ')
+  return `${timingText(durationMs, trips, ...more)} · +${end.queued} queued, ran in ${end.sentBy}`
 }
 
 /** The line a lock event gets at this verbosity (held: -v, taken/released: -vv), or undefined. */

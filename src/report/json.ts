@@ -12,6 +12,6 @@ export function errorLine(error: ErrorInfo, exitCode: number): string {
 }
 
 /** `dep <task> --plan --json`: the plan as one JSON line. */
-export function planLine(plan: { task: string; hosts: string[]; steps: PlannedStep[]; recoverySteps: PlannedStep[] }): string {
+export function planLine(plan: { task: string; hosts: string[]; steps: PlannedStep[]; recoverySteps: PlannedStep[]; batches?: string[][] }): string {
   return JSON.stringify({ type: 'plan', ...plan })
 }

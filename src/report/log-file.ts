@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ConfigError } from '../model/errors.js'
 import type { ErrorInfo, RunEvent } from '../model/events.js'
-import { formatBytes, formatError, plural } from './format.js'
+import { batchLine, formatBytes, formatError, plural } from './format.js'
 
 /** Characters of log lines gathered before one write. */
 const BATCH = 64 * 1024
@@ -96,13 +96,14 @@ export function createLogFileReporter(path: string, options: LogFileOptions = {}
           write(event.time, 'warning (finish step):')
           writeError(event.time, '', warning)
         }
+        for (const left of event.summary.leftOut ?? []) write(event.time, `left out (--max-fail): ${left.host}: ${left.task} failed (${left.message})`)
         write(event.time, `run ${event.runId} end: ${event.status}, exit ${event.exitCode}, ${event.durationMs} ms, round trips ${JSON.stringify(event.roundTrips)}`)
         break
       case 'step:start':
-        write(event.time, `${host}step ${event.task} start${event.phase ? ` (${event.phase})` : ''}${event.recovery ? ' [recovery]' : ''}${event.hidden ? ' [hidden]' : ''}`)
+        write(event.time, `${host}step ${event.task} start${event.phase ? ` (${event.phase})` : ''}${event.batch === undefined ? '' : ` [batch ${event.batch + 1}]`}${event.recovery ? ' [recovery]' : ''}${event.hidden ? ' [hidden]' : ''}`)
         break
       case 'step:end':
-        write(event.time, `${host}step ${event.task} ${event.status} in ${event.durationMs} ms, ${plural(event.roundTrips, 'round trip')}`)
+        write(event.time, `${host}step ${event.task} ${event.status} in ${event.durationMs} ms, ${plural(event.roundTrips, 'round trip')}${event.sentBy ? `, ${plural(event.queued ?? 0, 'queued command')} sent by ${event.sentBy}` : ''}`)
         if (event.error) writeError(event.time, host, event.error)
         break
       case 'command:start':
@@ -128,10 +129,14 @@ export function createLogFileReporter(path: string, options: LogFileOptions = {}
         break
       }
       case 'recovery:start':
-        write(event.time, `recovery start: ${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}`)
+        write(event.time, `recovery start: ${event.failedTask} failed on ${event.failedHost}${event.phase ? ` (${event.phase} phase)` : ''}${event.host ? ` [${event.host} alone, left out]` : ''}`)
         break
       case 'recovery:end':
-        write(event.time, `recovery end: ${event.ok ? 'ok' : 'FAILED'}`)
+        write(event.time, `recovery end: ${event.ok ? 'ok' : 'FAILED'}${event.host ? ` [${event.host} alone]` : ''}`)
+        break
+      case 'batch:start':
+      case 'batch:end':
+        write(event.time, batchLine(event))
         break
       case 'lock:taken':
       case 'lock:released':

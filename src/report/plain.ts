@@ -10,9 +10,9 @@ import {
   hostsLabel,
   plural,
   runSummary,
-  timingText,
+  stepTimingText,
   lockLine,
-  recoveryLine,
+  batchLine, recoveryLine,
 } from './format.js'
 
 /** Options of the line reporter. */
@@ -53,6 +53,9 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
   let allHosts: string[] = []
   let steps: PlannedStep[] = []
   let recoverySteps: PlannedStep[] = []
+  /** A rolling deploy's batches (run:start), and the host a recovery runs on alone (--max-fail). */
+  let batches: string[][] = []
+  let onlyHost: string | undefined
   let allHidden = false
   const groups = new Map<string, StepGroup>()
   const annotated = new Set<string>()
@@ -91,15 +94,22 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
     workflow(githubAnnotation('error', `${task} failed${host ? ` on ${host}` : ''}`, error))
   }
 
-  const keyOf = (event: { index?: number; recovery?: boolean; task: string }) =>
-    event.index === undefined ? `task:${event.task}` : `${event.recovery ? 'recovery' : 'step'}:${event.index}`
+  const keyOf = (event: { index?: number; recovery?: boolean; task: string; batch?: number }) =>
+    event.index === undefined ? `task:${event.task}` : `${event.recovery ? 'recovery' : 'step'}:${event.index}${event.batch === undefined ? '' : `@${event.batch}`}`
+  /** How many hosts end the step: the plan's, within the batch, or the one host a recovery runs on alone. */
+  const expectedOf = (event: { recovery?: boolean; batch?: number }, planned: PlannedStep | undefined) => {
+    if (!planned) return undefined
+    if (event.recovery && onlyHost !== undefined) return 1
+    const batch = event.batch === undefined ? undefined : batches[event.batch]
+    return batch ? planned.hosts.filter((h) => batch.includes(h)).length : planned.hosts.length
+  }
   const plannedOf = (event: { index?: number; recovery?: boolean }) =>
     event.index === undefined ? undefined : (event.recovery ? recoverySteps : steps)[event.index]
 
   const mark = (status: StepEndEvent['status']) =>
     status === 'ok' ? c.green('✔') : status === 'warning' ? c.yellow('⚠') : status === 'skipped' ? c.dim('↓') : c.red('✖')
   const stepLine = (label: string, end: StepEndEvent, durationMs: number, trips: number[]) =>
-    `${label} ${end.recovery ? c.yellow('↺ ') : ''}${mark(end.status)} ${end.task} ${c.dim(timingText(durationMs, trips))}`
+    `${label} ${end.recovery ? c.yellow('↺ ') : ''}${mark(end.status)} ${end.task} ${c.dim(stepTimingText(end, durationMs, trips))}`
   const problemLines = (end: StepEndEvent) => {
     if (!end.error) return
     for (const line of end.error.message.split('\n')) write(`${prefix(end.host)}   ${end.status === 'warning' ? c.yellow(line) : c.red(line)}`)
@@ -112,7 +122,9 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
     groups.delete(key)
     const order = (e: StepEndEvent) => (allHosts.indexOf(e.host) + allHosts.length + 1) % (allHosts.length + 1)
     const ends = [...group.ends].sort((a, b) => order(a) - order(b))
-    const fine = ends.filter((e) => e.status === 'ok' || e.status === 'skipped')
+    // A host left out (--max-fail) skipped the step: the line names the hosts that ran it, when some did.
+    const ran = ends.filter((e) => e.status === 'ok')
+    const fine = ran.length > 0 ? ran : ends.filter((e) => e.status === 'skipped')
     const problems = ends.filter((e) => e.status === 'failed' || e.status === 'warning')
     if (verbosity === 0 && fine.length > 0 && !(group.hidden && problems.length === 0)) {
       const label = allHosts.length === 1 || fine.length === 1 ? prefix(fine[0].host) : hostsLabel(fine.map((e) => e.host), color)
@@ -140,6 +152,7 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
         allHosts = event.hosts
         steps = event.steps
         recoverySteps = event.recoverySteps ?? []
+        batches = event.batches ?? []
         // A task made only of hidden steps (dep run, dep releases) shows them.
         allHidden = event.steps.every((step) => step.hidden || step.hosts.length === 0)
         write(c.bold(`${event.dryRun ? 'Dry run of' : 'Running'} ${event.task} on ${event.hosts.join(', ')}`))
@@ -150,7 +163,7 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
         if (!groups.has(key)) {
           // A new step: whatever was still open belongs to an earlier one.
           if (event.index === undefined) flushAll()
-          groups.set(key, { task: event.task, recovery: event.recovery === true, hidden: event.hidden === true && !allHidden, expected: planned?.hosts.length, ends: [] })
+          groups.set(key, { task: event.task, recovery: event.recovery === true, hidden: event.hidden === true && !allHidden, expected: expectedOf(event, planned), ends: [] })
         }
         const visible = !event.hidden || allHidden || verbosity >= 1
         if (visible) startGroup(key, `${event.recovery ? '↺ ' : ''}${event.task}${planned && planned.hosts.length > 1 ? ` (${plural(planned.hosts.length, 'host')})` : ''}`)
@@ -198,11 +211,18 @@ export function createPlainReporter(options: PlainReporterOptions): (event: RunE
       }
       case 'recovery:start':
         flushAll()
+        onlyHost = event.host
         write(c.yellow(`↺ ${recoveryLine(event)}`))
         break
       case 'recovery:end':
         flushAll()
+        onlyHost = undefined
         write(event.ok ? c.yellow(`↺ ${recoveryLine(event)}`) : c.red(`✖ ${recoveryLine(event)}`))
+        break
+      case 'batch:start':
+      case 'batch:end':
+        flushAll()
+        write(event.type === 'batch:end' && event.status === 'failed' ? c.yellow(`▸ ${batchLine(event)}`) : c.bold(`▸ ${batchLine(event)}`))
         break
       case 'lock:held':
       case 'lock:taken':

@@ -5,7 +5,7 @@
  * nothing), so it is tested with lists of events and no terminal; `listr.ts` only draws it.
  * Colours, text and timing belong to the renderer: nothing here formats.
  */
-import type { ErrorInfo, LogEvent, PlannedStep, RecoveryEvent, RunEndEvent, RunEvent, RunStartEvent, StepEndEvent, StepStartEvent, TransferEvent } from '../model/events.js'
+import type { BatchEvent, ErrorInfo, LogEvent, PlannedStep, RecoveryEvent, RunEndEvent, RunEvent, RunStartEvent, StepEndEvent, StepStartEvent, TransferEvent } from '../model/events.js'
 
 /** Where a step or a host stands. `not-run`: the run ended or failed before it began. */
 export type RowState = 'waiting' | 'running' | 'ok' | 'failed' | 'not-run'
@@ -65,12 +65,14 @@ export interface RunView {
   recovery?: RecoveryGroup
   /** Ends of steps kept out of view, in case another host fails the step and brings it in. */
   unseen: Record<string, StepEndEvent[]>
+  /** A rolling deploy's batches so far: the latest event of each (`batch:start`, then `batch:end`), by index. */
+  batches: BatchEvent[]
   end?: RunEndEvent
 }
 
 /** The view before the run starts. */
 export function emptyRunView(verbosity: number): RunView {
-  return { verbosity, allHidden: false, steps: [], unseen: {} }
+  return { verbosity, allHidden: false, steps: [], unseen: {}, batches: [] }
 }
 
 /** Every step listed: the plan's, then the recovery's. */
@@ -110,9 +112,17 @@ export function reduceRunView(view: RunView, event: RunEvent): RunView {
       if (event.level === 'debug' && view.verbosity < 2) return view
       return addMessage(view, event)
     case 'recovery:start': {
-      const planned = view.run?.recoverySteps ?? []
+      // A recovery of one host alone (--max-fail): its steps run there only, and the run carries on.
+      const only = event.host
+      const planned = (view.run?.recoverySteps ?? []).map((step) => (only === undefined ? step : { ...step, hosts: step.hosts.length > 0 ? [only] : [] }))
       const steps = planned.flatMap((step, index) => (shown(view, step) ? [newRow(`recovery:${index}`, step, true)] : []))
-      return { ...view, steps: view.steps.map(skipWaiting), recovery: { start: event, steps, messages: [] } }
+      return { ...view, steps: only === undefined ? view.steps.map(skipWaiting) : view.steps, recovery: { start: event, steps, messages: [] } }
+    }
+    case 'batch:start':
+    case 'batch:end': {
+      const batches = [...view.batches]
+      batches[event.index] = event
+      return { ...view, batches }
     }
     case 'recovery:end':
       if (!view.recovery) return view
@@ -257,6 +267,11 @@ function onRunEnd(view: RunView, event: RunEndEvent): RunView {
     steps: blamed.steps.map(close),
     recovery: blamed.recovery && { ...blamed.recovery, steps: blamed.recovery.steps.map(close) },
   }
+}
+
+/** The row the batch lines of a rolling deploy go under: the first listed 'switch' step. */
+export function batchRowKey(view: RunView): string | undefined {
+  return view.batches.length > 0 ? view.steps.find((r) => r.planned.phase === 'switch')?.key : undefined
 }
 
 /** The hosts listed under a step: while it runs, or once it ended with a problem on one of them. */

@@ -32,6 +32,7 @@ function block(text: string): string[] {
 
 const STATUS: Record<RunEndEvent['status'], string> = {
   success: '✅ succeeded',
+  partial: '⚠️ live, but some hosts were left out',
   failed: '❌ failed',
   'rollback-failed': '❌ failed, and undoing it failed too',
   interrupted: '⚠️ interrupted',
@@ -76,6 +77,7 @@ function render(run: Gathered): string | undefined {
   const releases = [...run.releases.values()]
   const { task, recovery } = end.summary
   const hosts = end.summary.hosts.length ? end.summary.hosts : Object.keys(end.roundTrips)
+  const leftOut = new Set(recovery ? [] : (end.summary.leftOut ?? []).map((left) => left.host))
   const trips = hosts.reduce((sum, host) => sum + (end.roundTrips[host] ?? 0), 0)
   const lines = [
     `### dep ${task}: ${STATUS[end.status]}`,
@@ -86,12 +88,15 @@ function render(run: Gathered): string | undefined {
     '|---|---|---|---:|',
     ...hosts.map((host) => {
       const release = run.releases.get(host)
+      // Left out by --max-fail (and the fleet did not go back): the host stays on what it served.
+      if (leftOut.has(host)) return `| ${cell(host)} | ${release?.previous ? code(release.previous) : '–'} (left out) | – | ${end.roundTrips[host] ?? 0} |`
       return `| ${cell(host)} | ${release ? code(release.release) : '–'} | ${release?.revision ? code(release.revision) : '–'} | ${end.roundTrips[host] ?? 0} |`
     }),
     '',
   ]
-  const recovered = end.status === 'success' ? undefined : recoveryText(recovery, releases[0]?.previous)
+  const recovered = end.status === 'success' || end.status === 'partial' ? undefined : recoveryText(recovery, releases[0]?.previous)
   if (recovered) lines.push(recovered, '')
+  for (const left of recovery ? [] : (end.summary.leftOut ?? [])) lines.push(`⚠️ ${code(left.host)} left out (--max-fail): ${cell(left.task)} failed there (${cell(left.message)}); it stays on the release it served.`, '')
   for (const error of end.errors ?? (end.error ? [end.error] : [])) lines.push(...failureLines(error), '')
   for (const error of end.recoveryErrors ?? []) lines.push(...failureLines({ ...error, message: `while undoing: ${error.message}` }), '')
   for (const warning of end.warnings ?? []) lines.push(`⚠️ ${cell(warning.host ? `${warning.host}: ` : '')}${cell(warning.message)}`, '')

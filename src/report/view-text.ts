@@ -3,8 +3,8 @@
  * messages under a step, error messages, the recovery group's title. Coloured or not.
  */
 import type { ErrorInfo, LogEvent, PlannedStep } from '../model/events.js'
-import { colorHost, colorsFor, formatBytes, formatDuration, lastLines, plural, recoveryLine, timingText, type Colors } from './format.js'
-import type { HostRow, RunView, StepRow } from './run-view.js'
+import { batchLine, colorHost, colorsFor, formatBytes, formatDuration, lastLines, plural, recoveryLine, stepTimingText, type Colors } from './format.js'
+import { batchRowKey, type HostRow, type RunView, type StepRow } from './run-view.js'
 
 /** The lines of a task's message, `[host]`-prefixed, painted by level (under its step, or above the tree). */
 export function messageLines(event: LogEvent, c: Colors, prefix: (host: string) => string): string[] {
@@ -53,11 +53,14 @@ export class Titles {
     if ((row.state === 'ok' || row.state === 'failed') && row.ends.length > 0) {
       const duration = Math.max(...row.ends.map((e) => e.time)) - (row.started ?? Math.min(...row.ends.map((e) => e.time - e.durationMs)))
       const hostsNote = row.planned.hosts.length > 1 ? plural(row.planned.hosts.length, 'host') : ''
-      suffix = this.c.dim(timingText(Math.max(0, duration), row.ends.map((e) => e.roundTrips), hostsNote))
       const end = row.ends[0]
+      suffix = this.c.dim(stepTimingText(end, Math.max(0, duration), row.ends.map((e) => e.roundTrips), hostsNote))
       if (row.planned.hosts.length <= 1 && end.status === 'warning') suffix += ` ${this.c.yellow(`⚠ ${end.error?.message ?? 'warning'}`)}`
     }
-    return this.withMessages(`${title}${suffix ? ` ${suffix}` : ''}`, row.messages)
+    const text = this.withMessages(`${title}${suffix ? ` ${suffix}` : ''}`, row.messages)
+    if (batchRowKey(view) !== row.key) return text
+    const batches = view.batches.filter(Boolean).map((b) => (b.status === 'failed' ? this.c.yellow(`▸ ${batchLine(b)}`) : this.c.dim(`▸ ${batchLine(b)}`)))
+    return [text, ...batches].join('\n')
   }
 
   host(host: HostRow, now: number): string {
@@ -67,7 +70,7 @@ export class Titles {
       return notes ? `${name} ${notes}` : name
     }
     const warning = host.end.status === 'warning' ? this.c.yellow('⚠ ') : ''
-    return `${name} ${warning}${this.c.dim(timingText(host.end.durationMs, [host.end.roundTrips]))}`
+    return `${name} ${warning}${this.c.dim(stepTimingText(host.end, host.end.durationMs, [host.end.roundTrips]))}`
   }
 
   error(error: ErrorInfo | undefined): string {

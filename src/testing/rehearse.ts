@@ -38,7 +38,7 @@ export interface RehearseOptions {
 /** What a rehearsal did. */
 export interface Rehearsal {
   /** How the run ended, as `dep` would report it. */
-  status: 'success' | 'failed' | 'rollback-failed' | 'interrupted'
+  status: 'success' | 'partial' | 'failed' | 'rollback-failed' | 'interrupted'
   /** The exit code `dep` would have exited with. */
   exitCode: ExitCodeValue
   /** Per host, every script sent, in order, exactly as a real transport would send it (queued commands inside their batch). */

@@ -187,7 +187,8 @@ describe('dep (built)', () => {
     expect(r.stderr).toBe('✖ Unknown option --bogus.\n  → See dep --help for the options.\n')
     const typo = await dep(['deploy', '--brnch', 'main'])
     expect(typo.code).toBe(2)
-    expect(typo.stderr).toContain('Did you mean "--branch"?')
+    // Nearest first (--batch, of rolling deploys, is two edits away).
+    expect(typo.stderr).toMatch(/Did you mean "--branch"[,?]/)
     const json = await dep(['list', '--json', '--bogus'])
     expect(JSON.parse(json.stdout)).toMatchObject({ type: 'error', exitCode: 2, error: { name: 'UsageError', message: 'Unknown option --bogus.' } })
   })

@@ -77,6 +77,31 @@ describe('queue() on the MemoryTransport', () => {
     expect(ofType(events, 'run:end')[0].roundTrips).toEqual({ h: 2 })
   })
 
+  it('a step whose commands another step sent says so in step:end (queued, sentBy); the sender carries the round trip', async () => {
+    const registry = await declare(() => {
+      host('h')
+      task('caches', async () => {
+        await queue`cache one`
+        await queue`cache two`
+      }, { phase: 'prepare' })
+      task('own', async (ctx) => {
+        await queue`kept here`
+        await ctx.flush()
+      }, { phase: 'prepare' })
+      task('sender', async (ctx) => void (await ctx.flush()), { phase: 'prepare' })
+      task('sw', async () => void (await run`switch`), { phase: 'switch' })
+      task('deploy', ['caches', 'sender', 'own', 'sw'])
+    })
+    const { events } = await runPlan(registry, 'deploy')
+    const ends = ofType(events, 'step:end').map((e) => [e.task, e.roundTrips, e.queued, e.sentBy])
+    expect(ends).toEqual([
+      ['caches', 0, 2, 'sender'],
+      ['sender', 1, undefined, undefined],
+      ['own', 1, undefined, undefined],
+      ['sw', 1, undefined, undefined],
+    ])
+  })
+
   it('flushes at the end of the run', async () => {
     const registry = await declare(() => {
       host('web[1:2]')

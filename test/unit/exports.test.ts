@@ -132,7 +132,7 @@ describe('the public API of deployfile', () => {
   })
 
   it('exit codes are the documented ones', () => {
-    expect(api.ExitCode).toEqual({ Success: 0, TaskFailed: 1, ConfigError: 2, HostUnreachable: 3, LockHeld: 4, RollbackFailed: 5, LockNotReleased: 6, Interrupted: 130 })
+    expect(api.ExitCode).toEqual({ Success: 0, TaskFailed: 1, ConfigError: 2, HostUnreachable: 3, LockHeld: 4, RollbackFailed: 5, LockNotReleased: 6, PartialDeploy: 7, Interrupted: 130 })
   })
 
   it('errors carry their exit codes and are recognised by class name across copies', () => {

@@ -8,6 +8,7 @@ import { withRegistry } from '../../src/dsl/registry-scope.js'
 import { RunState } from '../../src/executor/run-state.js'
 import { executePlan, type RunOutcome } from '../../src/executor/execute.js'
 import { buildPlan } from '../../src/plan/plan.js'
+import { parseRollout, type RolloutOptions } from '../../src/plan/rollout.js'
 import { selectHosts } from '../../src/plan/selector.js'
 import { MemoryTransport, type Responder } from '../../src/transport/memory/memory-transport.js'
 import { createLocalTransport } from '../../src/transport/local/local-transport.js'
@@ -36,12 +37,14 @@ export interface RunOptions {
   /** Use the real local transport (real /bin/sh) for every host. */
   local?: boolean
   dryRun?: boolean
+  /** --strategy rolling and friends, as the CLI takes them. */
+  rollout?: RolloutOptions
 }
 
 /** Plans `task` on the registry's hosts and runs it, recording everything. */
 export async function runPlan(registry: Registry, task: string, options: RunOptions = {}): Promise<RunResult> {
   const hosts = selectHosts([...registry.hosts.values()], options.selectors ?? [])
-  const plan = buildPlan(registry, task, hosts, { limit: options.limit })
+  const plan = buildPlan(registry, task, hosts, { limit: options.limit, rollout: options.rollout ? parseRollout(options.rollout, hosts) : undefined })
   const events: RunEvent[] = []
   const transports = new Map<string, MemoryTransport>()
   const state = new RunState(registry, hosts, {

@@ -69,6 +69,21 @@ describe('which notification a run calls for', () => {
     expect(headline(ended)).toContain('some hosts could not be put back')
   })
 
+  it('a rolling deploy that left a host out (--max-fail) is deploy.succeeded with status partial, naming the host', () => {
+    const partial: RunEvent = {
+      ...base,
+      type: 'run:end',
+      summary: { task: 'deploy', hosts: ['web1', 'web2'], dryRun: false, leftOut: [{ host: 'web2', task: 'deploy:healthcheck', message: 'HTTP 500' }] },
+      status: 'partial',
+      exitCode: 7,
+      durationMs: 12_345,
+      roundTrips: { web1: 5, web2: 6 },
+    }
+    const [, ended] = notifications([start(), release('web1'), ...recovery('post-switch', true), partial])
+    expect(ended).toMatchObject({ event: 'deploy.succeeded', status: 'partial', failed_step: 'deploy:healthcheck', failed_host: 'web2', error: 'web2: HTTP 500' })
+    expect(headline(ended)).toContain('but web2 stayed on the release they served (deploy:healthcheck failed on web2)')
+  })
+
   it('dep rollback: one notification at its end; other tasks and dry runs none', () => {
     expect(notifications([start('rollback'), release('web1'), end('success')]).map((n) => [n.event, n.release])).toEqual([['rollback.succeeded', '7']])
     expect(notifications([start('rollback'), end('failed', { task: 'rollback:switch', host: 'web1', message: 'no' })]).map((n) => n.event)).toEqual(['rollback.failed'])

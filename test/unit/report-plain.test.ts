@@ -117,6 +117,21 @@ describe('plain reporter, default verbosity', () => {
     expect(out).toContain('[web1] ✔ run 10 ms · 1 round trip')
   })
 
+  it('a step whose commands another step sent says where they ran, not a near-zero time', () => {
+    const list: RunEvent[] = [
+      { ...at(), type: 'run:start', task: 'deploy', hosts: ['web1'], steps: [{ task: 'artisan:config:cache', hosts: ['web1'] }, { task: 'laravel:caches', hosts: ['web1'] }, { task: 'deploy:update_code', hosts: ['web1'] }], dryRun: false },
+      ...step('laravel:caches', 1, 'web1', { durationMs: 1400, roundTrips: 1 }),
+      ...step('artisan:config:cache', 0, 'web1', { durationMs: 1, roundTrips: 0, queued: 1, sentBy: 'laravel:caches' }),
+      ...step('deploy:update_code', 2, 'web1', { durationMs: 40, roundTrips: 1, queued: 1, sentBy: 'deploy:prepared' }),
+    ]
+    expect(report({}, list).out).toEqual([
+      'Running deploy on web1',
+      '[web1] ✔ laravel:caches 1.4 s · 1 round trip',
+      '[web1] ✔ artisan:config:cache queued · ran in laravel:caches',
+      '[web1] ✔ deploy:update_code 40 ms · 1 round trip · +1 queued, ran in deploy:prepared',
+    ])
+  })
+
   it('more than four hosts are counted, not named', () => {
     const hosts = ['a', 'b', 'c', 'd', 'e']
     const { out } = report({}, [

@@ -27,6 +27,23 @@ describe('step summary', () => {
     )
   })
 
+  it('a partial rolling deploy: the host left out on the release it served, and why', () => {
+    const end: RunEvent = {
+      ...base,
+      type: 'run:end',
+      summary: { task: 'deploy', hosts: ['web1', 'web2'], dryRun: false, leftOut: [{ host: 'web2', task: 'deploy:healthcheck', message: 'HTTP 500' }] },
+      status: 'partial',
+      exitCode: 7,
+      durationMs: 2_500,
+      roundTrips: { web1: 5, web2: 6 },
+    }
+    const text = stepSummary([start, ...releases, end])!
+    expect(text).toContain('### dep deploy: ⚠️ live, but some hosts were left out')
+    expect(text).toContain('| web1 | `7` | `abc123` | 5 |')
+    expect(text).toContain('| web2 | `6` (left out) | – | 6 |')
+    expect(text).toContain('⚠️ `web2` left out (--max-fail): deploy:healthcheck failed there (HTTP 500); it stays on the release it served.')
+  })
+
   it('a failure after the switch: the failed step, the error and the automatic revert', () => {
     const text = stepSummary([
       start,

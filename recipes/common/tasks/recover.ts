@@ -19,21 +19,34 @@ async function rollbackRelease(ctx: TaskContext): Promise<string> {
 /** Why this run is being undone, for the ledger. */
 function failureReason(ctx: TaskContext): string | undefined {
   if (!ctx.failure) return undefined
-  return ctx.failure.interrupted ? 'interrupted' : `${ctx.failure.task} failed on ${ctx.failure.host}`
+  if (ctx.failure.interrupted) return 'interrupted'
+  return `${ctx.failure.task} failed on ${ctx.failure.host}${ctx.failure.leftOut ? '; left out of the run (--max-fail)' : ''}`
+}
+
+/** What a host left out of the run (--max-fail) stays on, for the run's closing lines. */
+function leftOutNote(before: { current?: string; currentTarget?: string }): string {
+  const serves = before.current ? `release ${before.current}` : (before.currentTarget ?? 'nothing (it had no release)')
+  return `stays on ${serves}: drifted by choice (--max-fail); the next deploy converges it`
 }
 
 export function recoveryTasks(): void {
   task('deploy:revert', async (ctx) => {
     const run = await knownRun(ctx)
     const name = (await chosenRelease(ctx)).name
+    // Left out on its own (--max-fail): the other hosts carry on; this one is undone like any other.
+    if (run && ctx.failure?.leftOut) run.leftOut = true
     // Nothing of ours on this host: the lock was never taken (or belongs to another run), or no release was made.
-    if (!run?.lockTaken || !name) return
+    if (!run?.lockTaken || !name) {
+      if (run && ctx.failure?.leftOut) ctx.warning(leftOutNote(run.before))
+      return
+    }
     const entry = await ledgerEntry(ctx, name, 'failed', { reason: failureReason(ctx) })
     const { before, layout, releaseCreated } = run
     const output = await ctx
       .run(revertScript({ layout, name, previousTarget: before.currentTarget, mvT: run.view.mvT, dropRelease: releaseCreated, entries: [entry] }))
       .catch(stuck(run))
     putBack(run, entry)
+    if (ctx.failure?.leftOut) return ctx.warning(leftOutNote(before))
     if (!switchedBack(output)) return
     ctx.warning(before.currentTarget ? `switched back to ${before.current ? `release ${before.current}` : before.currentTarget}` : 'removed current (there was no earlier release)')
   }, { hidden: true, description: 'Undoes this run on the host: switches back to exactly the link it had, drops the release' })
@@ -46,10 +59,12 @@ export function recoveryTasks(): void {
   task('fleet:check', async (ctx) => {
     const runs = await hostRuns(ctx)
     const name = (await chosenRelease(ctx)).name
-    const ends = hostEnds(ctx.hosts, runs, name)
+    // A host left out on its own (--max-fail) is checked alone: the others went on by choice, not a split.
+    const hosts = ctx.failure?.leftOut ? [ctx.host] : ctx.hosts
+    const ends = hostEnds(hosts, runs, name)
     const error = driftError(ends, name)
     if (!error) return
-    await ctx.on(ctx.hosts.filter((h) => runs.get(h.alias)?.lockTaken), (c) => recordDrift(c, runs.get(c.host.alias)!, ends, name))
+    await ctx.on(hosts.filter((h) => runs.get(h.alias)?.lockTaken), (c) => recordDrift(c, runs.get(c.host.alias)!, ends, name))
     throw error
   }, { hidden: true, once: true, description: 'Names hosts that serve another release than the fleet (drifted) and fails the run' })
 

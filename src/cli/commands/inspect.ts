@@ -3,6 +3,7 @@ import type { Registry } from '../../model/registry.js'
 import { LazyValueRefused, type HostConfig } from '../../model/config.js'
 import { MASK, SecretRegistry } from '../../shell/redact.js'
 import type { Plan } from '../../plan/plan.js'
+import type { Rollout } from '../../plan/rollout.js'
 import { buildTree, type TreeNode } from '../../plan/plan.js'
 
 /** `dep list`: the visible tasks with their descriptions. */
@@ -97,8 +98,21 @@ export function planTable(plan: Plan): string[] {
     return `${step.task.name.padEnd(stepWidth)}  ${(step.phase ?? '-').padEnd(phaseWidth)}  ${marks.join('  ')}${notes ? `  (${notes})` : ''}`
   }
   const lines = [`Plan for ${plan.task} on ${hosts.length} host(s):`, header, ...plan.steps.map(row)]
+  if (plan.rollout) lines.push('', ...rolloutLines(plan.rollout))
   if (plan.failSteps.length) lines.push('', `On failure (fail hook of ${plan.task}):`, ...plan.failSteps.map(row))
   return lines
+}
+
+/** How a rolling plan switches its hosts: one line per batch, and what a failure does. */
+export function rolloutLines(rollout: Rollout): string[] {
+  const of = rollout.batches.length
+  return [
+    `Rolling: the 'switch' and 'post-switch' steps run batch by batch (${of} batches):`,
+    ...rollout.batches.map((batch, i) => `  batch ${i + 1}/${of}${rollout.canary && i === 0 ? ' (canary)' : ''}: ${batch.map((h) => h.alias).join(', ')}`),
+    rollout.maxFail > 0
+      ? `  up to ${rollout.maxFail} failed host(s) are left out on the release they served (exit 7)${rollout.canary ? '; a canary failure stops the run' : ''}; one more, and every host goes back`
+      : '  any failure: every host goes back to the release it served',
+  ]
 }
 
 /** Settings whose whole value is sensitive (a .env holds passwords), masked in `dep config` without masking each value everywhere. */

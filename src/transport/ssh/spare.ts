@@ -67,7 +67,12 @@ export class SparePool {
   fill(): void {
     if (this.closed || this.disabled || !this.alive()) return
     this.prune()
-    while (this.idle.length < SPARES && this.limiter.tryAcquire()) this.open()
+    while (this.idle.length < SPARES && this.limiter.tryAcquire()) {
+      // A connection already gone fails the open at once and frees the slot: without this stop the
+      // loop would take the slot and fail again forever (seen: a dep spinning at full CPU for
+      // 15 minutes after its hosts' daemons were stopped).
+      if (!this.open()) return
+    }
   }
 
   /** The bootstrap does not work on this host: no more spares (commands open their own channels). */
@@ -85,7 +90,8 @@ export class SparePool {
     }
   }
 
-  private open(): void {
+  /** Starts opening a spare; false when it failed at once (the connection is gone). */
+  private open(): boolean {
     let resolve!: (channel: ClientChannel | undefined) => void
     const spare: SpareState = {
       channel: undefined,
@@ -121,6 +127,7 @@ export class SparePool {
       // ssh2 throws synchronously when the connection is already gone.
       fail()
     }
+    return !spare.dead
   }
 
   /** Forgets spares that died unnoticed. */
