@@ -14,7 +14,7 @@
  * - with BENCH_LOAD=1, the 1-host steady deploy again while 2 busy loops (at most 60 s) hog the cores;
  * - 100 sequential commands on one host through the transport, with and without the command channel,
  *   against a daemon configured like a real server (bench/sequential.ts), quiet and (BENCH_LOAD=1) under
- *   the busy loops; BENCH_SEQUENTIAL=0 skips it.
+ *   the busy loops; BENCH_SEQUENTIAL=0 skips it;
  * - with BENCH_ROLLING=1, BENCH_ROLLING_HOSTS hosts (default 6) all at once and with `--strategy rolling
  *   --batch N` for each N of BENCH_ROLLING_BATCHES (default 3,2,1), on loopback and +2×DELAY_MS per round
  *   trip: wall time and round trips, and the cost of one more batch (bench/rolling.ts).
