@@ -246,10 +246,14 @@ export class SshTransport implements Transport {
     this.loop = undefined
     const limiter = this.limiter
     if (!limiter || this.closing || !connection.alive || !limiter.tryAcquire()) return undefined
+    let opened: CommandChannel | undefined
     const loop = new CommandChannel(connection.client, () => {
       limiter.release()
-      if (this.loop === loop) this.loop = undefined
+      if (opened && this.loop === opened) this.loop = undefined
     })
+    // Gone at once (ssh2 throws when the connection is already down): its slot is back; no channel.
+    if (loop.retired) return undefined
+    opened = loop
     this.loop = loop
     return loop
   }
