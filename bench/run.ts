@@ -12,6 +12,9 @@
  *   ((dep CPU + sshd CPU) / cores), for each host count;
  * - a per-host timeline of one steady deploy to BENCH_TIMELINE_HOSTS hosts (default 3, 0 to skip);
  * - with BENCH_LOAD=1, the 1-host steady deploy again while 2 busy loops (at most 60 s) hog the cores;
+ * - 100 sequential commands on one host through the transport, with and without the command channel,
+ *   against a daemon configured like a real server (bench/sequential.ts), quiet and (BENCH_LOAD=1) under
+ *   the busy loops; BENCH_SEQUENTIAL=0 skips it;
  * - with BENCH_ROLLING=1, BENCH_ROLLING_HOSTS hosts (default 6) all at once and with `--strategy rolling
  *   --batch N` for each N of BENCH_ROLLING_BATCHES (default 3,2,1), on loopback and +2×DELAY_MS per round
  *   trip: wall time and round trips, and the cost of one more batch (bench/rolling.ts).
@@ -34,6 +37,7 @@ import { startSshServers, type SshServer, type SshServers } from '../test/suppor
 import { copyLaravelApp } from '../test/support/web.js'
 import { hostCosts } from './costs.js'
 import { startBusyLoops } from './load.js'
+import { sequentialRows, type SequentialCase } from './sequential.js'
 import { SESSION_LOG_CONFIG, SessionCounter } from './sessions.js'
 import { formatRollingRows, rollingRows, type RollingRow } from './rolling.js'
 import { formatTimeline, timelineOf, type Timeline } from './timeline.js'
@@ -259,6 +263,13 @@ async function main(): Promise<void> {
       }
     }
 
+    // 1b'. 100 sequential commands, command channel on and off, quiet and under load.
+    let sequential: SequentialCase[] | undefined
+    if (process.env.BENCH_SEQUENTIAL !== '0') {
+      log('100 sequential commands…')
+      sequential = await sequentialRows(Math.max(3, Math.min(STEADY_RUNS, 5)), UNDER_LOAD ? LOAD_LOOPS : 0, log)
+    }
+
     // 1c. A per-host timeline of one steady deploy.
     let timeline: Timeline | undefined
     if (TIMELINE_HOSTS > 0) {
@@ -381,6 +392,7 @@ async function main(): Promise<void> {
       deploys: plain,
       costs,
       underLoad,
+      sequential,
       timeline,
       delayed,
       rolling,
@@ -394,6 +406,16 @@ async function main(): Promise<void> {
         depList: { target: '<= 300 ms', value: Math.round(list.medianMs) },
         depVersion: { target: '<= 150 ms', value: Math.round(version.medianMs) },
         peakRss30: { target: '< 200 MB', value: thirty?.peakRssMb },
+        sequential100: { target: '<= 300 ms', value: sequential?.find((c) => c.commandChannel && c.loops === 0)?.medianMs },
+        sequential100UnderLoad: {
+          target: '<= 2x quiet',
+          value: (() => {
+            const quiet = sequential?.find((c) => c.commandChannel && c.loops === 0)?.medianMs
+            const loaded = sequential?.find((c) => c.commandChannel && c.loops > 0)?.medianMs
+            return quiet && loaded ? Math.round((loaded / quiet) * 100) / 100 : undefined
+          })(),
+        },
+        sessionsPerHost: { target: '<= 2', value: Math.max(...plain.map((r) => Math.max(r.sessionsFirst?.max ?? 0, r.sessionsSteady?.max ?? 0))) },
       },
       totalMs: Math.round(performance.now() - started),
     }
@@ -436,6 +458,15 @@ async function main(): Promise<void> {
         `under load (${underLoad.loops} busy loops, load average ${underLoad.loadavg[0]}): 1 host steady ${seconds(underLoad.steadyMs)} s${ratio} (${underLoad.steadyRunsMs.join(', ')} ms), CPU ${seconds(underLoad.steadyCpuMs)} s, sshd CPU ${seconds(underLoad.steadyServerCpuMs)} s`,
       )
     }
+    if (sequential) {
+      lines.push('')
+      lines.push('100 sequential `true` on 1 host through the transport (daemon: bash login shell, LogLevel INFO); median ms (rounds), sshd CPU per 100:')
+      for (const c of sequential) {
+        lines.push(
+          `  command channel ${c.commandChannel ? 'on ' : 'off'}  ${c.loops ? `${c.loops} busy loops` : 'quiet       '}  ${String(c.medianMs).padStart(6)} ms (${c.roundsMs.join(', ')})  sshd CPU ${c.sshdCpuMs ?? '?'} ms`,
+        )
+      }
+    }
     if (rolling) {
       lines.push('')
       lines.push(...formatRollingRows(ROLLING_HOSTS, rolling, STEADY_RUNS))
@@ -465,6 +496,9 @@ async function main(): Promise<void> {
     lines.push(`  ${verdict(t.depList.value <= 300)}  dep list <= 300 ms: ${t.depList.value} ms`)
     lines.push(`  ${verdict(t.depVersion.value <= 150)}  dep --version <= 150 ms: ${t.depVersion.value} ms`)
     lines.push(`  ${verdict(t.peakRss30.value === undefined ? undefined : t.peakRss30.value < 200)}  peak RSS of a 30-host deploy < 200 MB: ${t.peakRss30.value ?? '-'} MB`)
+    lines.push(`  ${verdict(t.sessionsPerHost.value <= 2)}  sessions per host per plain deploy <= 2: ${t.sessionsPerHost.value}`)
+    lines.push(`  ${verdict(t.sequential100.value === undefined ? undefined : t.sequential100.value <= 300)}  100 sequential commands <= 300 ms (quiet): ${t.sequential100.value ?? '-'} ms`)
+    lines.push(`  ${verdict(t.sequential100UnderLoad.value === undefined ? undefined : t.sequential100UnderLoad.value <= 2)}  the same under load <= 2x quiet: ${t.sequential100UnderLoad.value ?? '-'}x`)
     lines.push('')
     lines.push(`results: ${path.relative(process.cwd(), file)}; total ${seconds(results.totalMs)} s`)
     process.stdout.write(`${lines.join('\n')}\n`)

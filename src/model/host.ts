@@ -41,6 +41,12 @@ export interface HostOptions {
   connectRetries?: number
   /** Most commands in flight at once on this host's connection. Default 8 (sshd allows 10). */
   maxChannels?: number
+  /**
+   * Run commands one after another over one long-lived session (the command channel) instead of
+   * a new session each; commands that come while it is busy, or whose stdin is a stream, still get
+   * sessions of their own. Default true; false runs every command on a session of its own.
+   */
+  commandChannel?: boolean
 }
 
 const HOST_OPTION_KEYS: ReadonlyArray<keyof HostOptions> = [
@@ -61,6 +67,7 @@ const HOST_OPTION_KEYS: ReadonlyArray<keyof HostOptions> = [
   'connectTimeout',
   'connectRetries',
   'maxChannels',
+  'commandChannel',
 ]
 
 /** A host of the deployfile: an alias, its options, and whether it is this machine. */

@@ -183,6 +183,107 @@ export function sshPayload(command: Command): Buffer {
 }
 
 /**
+ * One command of a command channel (see COMMAND_LOOP), run by the loop in a subshell or as
+ * `sh -c <this> sh <lines> <stdin-bytes>`, with `$1 $2` set to those numbers: it reads exactly `<lines>` lines of script from the
+ * channel's stdin with the `read` builtin (which never reads past a newline on a pipe, and costs
+ * no process), refuses an incomplete one, and runs it with its stdin cut off from the channel:
+ * /dev/null, or exactly `<stdin-bytes>` more bytes through a pipe (`dd bs=1`: never a byte more).
+ * What the command leaves of that stdin unread is drained, so the loop reads its next header where
+ * it starts. Its argv, if any, holds only this fixed text and two numbers. Its stderr comes as fd 4: the
+ * loop runs it with its own stderr on /dev/null, so that dash's "Terminated" about a killed command
+ * (written by the waiting loop) is not taken for the command's output.
+ */
+const LOOP_COMMAND_BODY = sh`exec 2>&4 4>&-
+__df_n=$1 __df_i=$2
+set --
+__df_s=
+while [ "$__df_n" -gt 0 ] && IFS= read -r __df_l; do __df_s="$__df_s$__df_l
+"; __df_n=$((__df_n - 1)); done
+case $__df_s in *${SCRIPT_TRAILER}"
+") ;; *) echo ${'deployfile: the script arrived incomplete; it did not run.'} >&2; exit ${ScriptExit.IncompleteScript};; esac
+unset __df_n __df_l
+if [ "$__df_i" -gt 0 ] 2>/dev/null; then
+  dd bs=1 count="$__df_i" 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }
+else
+  unset __df_i
+  exec </dev/null
+  eval "$__df_s"
+fi`
+
+/**
+ * The exec request of a connection's command channel: one session that runs many commands, one
+ * after another, so a command costs the host no new session (sshd fork, login shell) and the client
+ * learns that it ended from its output, not from sshd's exit-status, EOF and close packets.
+ *
+ * It reads a first line, the end-marker nonce, then per command a header
+ * `<lines> <stdin-bytes> <own-session>` followed by the script (the same one SSH_BOOTSTRAP reads:
+ * process-group preamble, command, trailer, newline) and the command's stdin. A command runs
+ * (LOOP_COMMAND_BODY) in one of two ways:
+ * - `<own-session>` 0: in a subshell of the loop, which costs the host one fork and nothing else.
+ *   The loop reports the process group for it (its own, found once at start as PGID_PREAMBLE
+ *   does), so its script comes without the preamble.
+ *   It shares the loop's process group, so killing it (abort, close) ends the loop and the channel
+ *   too, as well as whatever earlier commands left running in the background of that group; the
+ *   transport opens another channel for the next command;
+ * - `<own-session>` 1 (a command with a timeout, the usual one to be killed while the run goes on):
+ *   in a child `/bin/sh` in a session of its own (`setsid`, util-linux or busybox), whose process
+ *   group is killed without the loop: the channel serves on. It costs two more exec()s. dash has
+ *   no cheaper way to give a command its own group (`set -m` without a terminal is refused:
+ *   "can't access tty; job control turned off"). Without `setsid` it shares the loop's group too.
+ * After the command,
+ * the loop prints `@@deployfile-done-<nonce>:<status>@@` on stdout and on stderr (sshd drains the
+ * two pipes separately: the client waits for both). EOF instead of a header ends the loop.
+ */
+const COMMAND_LOOP_BODY = sh`IFS= read -r __df_k || exit 0
+if command -v setsid >/dev/null 2>&1; then __df_x=setsid; else __df_x=; fi
+__df_pg=$$
+if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=\${__df_st##*) } && set -- $__df_st && __df_pg=\${3:-$$}; set --; fi
+unset __df_st
+while IFS=" " read -r __df_n __df_i __df_g; do
+  if [ "$__df_g" = 1 ]; then
+    { $__df_x /bin/sh -c ${LOOP_COMMAND_BODY.text} sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null
+  else
+    printf '@@deployfile-pgid:%s@@\\n' "$__df_pg" >&2
+    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r __df_pg
+${LOOP_COMMAND_BODY}) 4>&2 2>/dev/null
+  fi
+  __df_r=$?
+  printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r"
+  printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r" >&2
+done`
+
+/** The exec request of a command channel (see COMMAND_LOOP_BODY). */
+export const COMMAND_LOOP: Command = sh`exec /bin/sh -c ${COMMAND_LOOP_BODY.text}`
+
+/** Can a command channel carry this script? (Shell `read` drops NUL bytes.) */
+export function loopCanCarry(command: Command): boolean {
+  return !command.text.includes('\0')
+}
+
+/** The end marker of a command on a command channel, up to its status: `@@deployfile-done-<nonce>:`. */
+export function loopEndMarker(nonce: string): string {
+  return `@@deployfile-done-${nonce}:`
+}
+
+/**
+ * What a command channel reads for one command: the header `<lines> <stdin-bytes> <own-session>`,
+ * the script (as in sshPayload, ending with a newline; without the preamble in a subshell), the stdin bytes. A script with a NUL byte
+ * cannot be read by lines: it goes on a channel of its own (see {@link loopCanCarry}).
+ * `ownSession`: run it in a session of its own, so that killing it spares the loop (see COMMAND_LOOP_BODY).
+ */
+export function loopPayload(command: Command, stdin: Buffer | undefined, ownSession = false): Buffer {
+  // In a subshell, the loop reports the group (its own): no preamble to read and run, only the
+  // script's own copy to drop (as the preamble does).
+  const preamble = ownSession ? `${PGID_PREAMBLE.text}\n` : 'unset __df_s\n'
+  const script = Buffer.from(`${preamble}${renderCommand(command)}\n${SCRIPT_TRAILER}\n`, 'utf8')
+  let lines = 0
+  for (let at = script.indexOf(10); at >= 0; at = script.indexOf(10, at + 1)) lines++
+  const parts: Buffer[] = [Buffer.from(`${lines} ${stdin?.length ?? 0} ${ownSession ? 1 : 0}\n`), script]
+  if (stdin && stdin.length > 0) parts.push(stdin)
+  return Buffer.concat(parts)
+}
+
+/**
  * What the local `/bin/sh -c` runs: it reads the script from fd 3 (to EOF), closes fd 3 so the
  * script's commands do not inherit it, and evals it in this shell; fd 0 stays the command's stdin.
  */

@@ -216,6 +216,12 @@ describe('exec', () => {
   })
 })
 
+/**
+ * Spares serve the commands that do not go on the command channel (test/integration/command-channel.test.ts):
+ * with it off, every command takes one, so these tests see them at work.
+ */
+const PER_COMMAND: HostOptions = { commandChannel: false }
+
 describe('spare channels (the script on stdin of a pre-opened channel)', () => {
   /** Every awkward byte a script may hold, repeated to over 300 KiB. */
   function awkwardText(): string {
@@ -224,7 +230,7 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
   }
 
   it('keeps spares open and runs a 300 KiB script of awkward bytes exactly, with and without stdin', async () => {
-    const t = transportTo(0)
+    const t = transportTo(0, PER_COMMAND)
     expect((await t.exec('echo first')).stdout).toBe('first\n')
     expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
 
@@ -244,7 +250,7 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
   })
 
   it('gives a command exactly its stdin after the script (string, Buffer, stream, none)', async () => {
-    const t = transportTo(0)
+    const t = transportTo(0, PER_COMMAND)
     await t.exec('true')
     expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
     const count = 'od -An -c | tr -s " " | tr -d "\\n"; echo'
@@ -258,7 +264,7 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
   })
 
   it('keeps spares within the channel cap: 30 commands at once after warmUp, and maxChannels 2', async () => {
-    const t = transportTo(0)
+    const t = transportTo(0, PER_COMMAND)
     t.warmUp()
     expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
     const dir = path.posix.join(ssh.workDir, 'concurrency-spares')
@@ -275,14 +281,14 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
     expect(t.roundTrips).toBeGreaterThanOrEqual(30)
     expect(t.roundTrips).toBeLessThan(40)
 
-    const small = transportTo(0, { maxChannels: 2 })
+    const small = transportTo(0, { ...PER_COMMAND, maxChannels: 2 })
     const few = await run(small, 6)
     expect(few.map((r) => r.code)).toEqual(Array(6).fill(0))
     expect(small.peakChannels).toBe(2)
   })
 
   it('falls back to a channel of its own when its spare was killed', async () => {
-    const t = transportTo(0)
+    const t = transportTo(0, PER_COMMAND)
     const sshd = Number((await t.exec('echo $PPID')).stdout.trim())
     expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
     // The idle bootstrap shells of this connection: children of its sshd, waiting in `read`.
@@ -313,7 +319,7 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
   })
 
   it('warmUp() connects ahead, and keeps a failure for the first real use', async () => {
-    const t = transportTo(0)
+    const t = transportTo(0, PER_COMMAND)
     t.warmUp()
     t.warmUp()
     expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
@@ -329,7 +335,7 @@ describe('spare channels (the script on stdin of a pre-opened channel)', () => {
   })
 
   it('kills a command on a spare on timeout, its process group included', async () => {
-    const t = transportTo(0)
+    const t = transportTo(0, PER_COMMAND)
     await t.exec('true')
     expect(await waitUntil(() => t.spareChannels === 2)).toBe(true)
     const result = await t.exec(new Command('sleep 1238 & sleep 1238; echo never', [], { stdin: 'in' }), { timeoutMs: 300 })

@@ -13,12 +13,16 @@ import { Command, raw, sh } from '../../src/shell/command.js'
 const echoSecret = (value: string) => new Command(`echo ${value}`, [value])
 import {
   adHocScript,
+  COMMAND_LOOP,
   failedQueuedIndex,
   findPgidMarker,
   interactiveShellScript,
   killScript,
   LOCAL_BOOTSTRAP,
   localPayload,
+  loopCanCarry,
+  loopEndMarker,
+  loopPayload,
   marker,
   parseMarkers,
   PGID_PREAMBLE,
@@ -162,6 +166,108 @@ describe('the SSH wire', () => {
         'exit 0',
       ].join('\n'),
     )
+  })
+})
+
+describe('the command channel wire', () => {
+  it('pins the loop: a fixed exec request, each command in a subshell or a shell of its own session, then the end markers', () => {
+    expect(COMMAND_LOOP.text).toBe(
+      [
+        `exec /bin/sh -c 'IFS= read -r __df_k || exit 0`,
+        `if command -v setsid >/dev/null 2>&1; then __df_x=setsid; else __df_x=; fi`,
+        `__df_pg=$$`,
+        "if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=${__df_st##*) } && set -- $__df_st && __df_pg=${3:-$$}; set --; fi",
+        `unset __df_st`,
+        `while IFS=" " read -r __df_n __df_i __df_g; do`,
+        `  if [ "$__df_g" = 1 ]; then`,
+        `    { $__df_x /bin/sh -c '\\''exec 2>&4 4>&-`,
+        `__df_n=$1 __df_i=$2`,
+        `set --`,
+        `__df_s=`,
+        `while [ "$__df_n" -gt 0 ] && IFS= read -r __df_l; do __df_s="$__df_s$__df_l`,
+        `"; __df_n=$((__df_n - 1)); done`,
+        `case $__df_s in *'\\''\\'\\'''\\''#@@deployfile-end@@'\\''\\'\\'''\\''"`,
+        `") ;; *) echo '\\''\\'\\'''\\''deployfile: the script arrived incomplete; it did not run.'\\''\\'\\'''\\'' >&2; exit 86;; esac`,
+        `unset __df_n __df_l`,
+        `if [ "$__df_i" -gt 0 ] 2>/dev/null; then`,
+        `  dd bs=1 count="$__df_i" 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }`,
+        `else`,
+        `  unset __df_i`,
+        `  exec </dev/null`,
+        `  eval "$__df_s"`,
+        `fi'\\'' sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null`,
+        `  else`,
+        `    printf '\\''@@deployfile-pgid:%s@@\\n'\\'' "$__df_pg" >&2`,
+        `    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r __df_pg`,
+        `exec 2>&4 4>&-`,
+        `__df_n=$1 __df_i=$2`,
+        `set --`,
+        `__df_s=`,
+        `while [ "$__df_n" -gt 0 ] && IFS= read -r __df_l; do __df_s="$__df_s$__df_l`,
+        `"; __df_n=$((__df_n - 1)); done`,
+        `case $__df_s in *'\\''#@@deployfile-end@@'\\''"`,
+        `") ;; *) echo '\\''deployfile: the script arrived incomplete; it did not run.'\\'' >&2; exit 86;; esac`,
+        `unset __df_n __df_l`,
+        `if [ "$__df_i" -gt 0 ] 2>/dev/null; then`,
+        `  dd bs=1 count="$__df_i" 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }`,
+        `else`,
+        `  unset __df_i`,
+        `  exec </dev/null`,
+        `  eval "$__df_s"`,
+        `fi) 4>&2 2>/dev/null`,
+        `  fi`,
+        `  __df_r=$?`,
+        `  printf '\\''@@deployfile-done-%s:%s@@\\n'\\'' "$__df_k" "$__df_r"`,
+        `  printf '\\''@@deployfile-done-%s:%s@@\\n'\\'' "$__df_k" "$__df_r" >&2`,
+        `done'`,
+      ].join('\n'),
+    )
+  })
+
+  it('pins the payload: header `<lines> <stdin-bytes> <own-session>`, preamble, rendered command, trailer and newline, the stdin', () => {
+    const command = echoSecret('S3CRET').with({ cwd: '/srv/app', env: { A: 'b c' } })
+    // In a subshell of the loop (the loop reports the group), and in a session of its own (with the preamble).
+    const body = `export A='b c'\ncd /srv/app || exit 1\necho S3CRET\n#@@deployfile-end@@\n`
+    expect(loopPayload(command, undefined).toString()).toBe(`5 0 0\nunset __df_s\n${body}`)
+    const own = `${PGID_PREAMBLE.text}\n${body}`
+    expect(loopPayload(command, Buffer.from('in'), true).toString()).toBe(`${own.split('\n').length - 1} 2 1\n${own}in`)
+    expect(COMMAND_LOOP.text).not.toContain('S3CRET')
+    expect(loopEndMarker('abc')).toBe('@@deployfile-done-abc:')
+    expect(loopCanCarry(new Command('echo a'))).toBe(true)
+    expect(loopCanCarry(new Command('echo a\0'))).toBe(false)
+  })
+
+  for (const [shell, own] of [
+    ['/bin/sh', false],
+    ['/bin/sh', true],
+    ['/bin/bash', false],
+    ['/bin/bash', true],
+  ] as const) {
+    it(`runs commands in sequence under ${shell}${own ? ', each in a session of its own' : ''}: exit codes, stdin given and drained, markers on both streams`, () => {
+      const input = Buffer.concat([
+        Buffer.from('N0NCE\n'),
+        loopPayload(sh`printf '%s|' ${NASTY}; echo err >&2; exit 3`, undefined, own),
+        loopPayload(
+          new Command('wc -c; printf "%s|" "${__df_k-unset}" "${__df_s-unset}" "${__df_x-unset}" "${__df_g-unset}" "${__df_r-unset}" "$#"'),
+          Buffer.from('12 0\nabc\n'),
+          own,
+        ),
+        loopPayload(new Command('head -c 2'), Buffer.from('xyz\n#@@deployfile-end@@\n'), own),
+        loopPayload(new Command('cat; echo last'), undefined, own),
+      ])
+      const result = execFileSync(shell, ['-c', COMMAND_LOOP.text.replace(/^exec /, '')], { input, stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8' })
+      const done = (status: number) => `@@deployfile-done-N0NCE:${status}@@\n`
+      expect(result).toBe(`${NASTY}|${done(3)}9\nunset|unset|unset|unset|unset|0|${done(0)}xy${done(0)}last\n${done(0)}`)
+    })
+  }
+
+  it('refuses a script cut short (ScriptExit.IncompleteScript), running none of it, and ends at EOF', () => {
+    const payload = loopPayload(new Command(`touch ${join(sandbox, 'half-loop')}`), undefined).toString()
+    const cut = payload.slice(0, payload.lastIndexOf('#@@'))
+    const result = dash(COMMAND_LOOP.text, `K\n${cut}`)
+    expect(result.status).toBe(0)
+    expect(result.stdout).toBe(`@@deployfile-done-K:${ScriptExit.IncompleteScript}@@\n`)
+    expect(readdirSync(sandbox)).not.toContain('half-loop')
   })
 })
 

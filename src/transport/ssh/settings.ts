@@ -50,6 +50,8 @@ export interface SshSettings extends Endpoint {
   connectTimeout: number
   connectTries: number
   maxChannels: number
+  /** Commands go over one long-lived session when they can (see HostOptions.commandChannel). */
+  commandChannel: boolean
   passphraseEnv?: string
   /** Milliseconds between SSH keepalive requests while connected (ssh config ServerAliveInterval). */
   keepaliveInterval: number
@@ -60,6 +62,8 @@ export interface SshSettings extends Endpoint {
 export const DEFAULT_CONNECT_TIMEOUT = 10_000
 export const DEFAULT_CONNECT_TRIES = 3
 export const DEFAULT_MAX_CHANNELS = 8
+/** Commands go over one long-lived session per connection unless a host says otherwise. */
+export const DEFAULT_COMMAND_CHANNEL = true
 /**
  * A hung network (no FIN, no RST) is only seen by keepalives: one every 2 s, and 3 left unanswered,
  * finds it in ~6–8 s instead of the minute a long command would otherwise hang, while a host that
@@ -218,6 +222,7 @@ export async function resolveSettings(host: Host, ctx: SshContext): Promise<SshS
     connectTimeout: options.connectTimeout ?? parseTimeout(first(computed.connecttimeout)) ?? DEFAULT_CONNECT_TIMEOUT,
     connectTries: Math.max(1, options.connectRetries ?? DEFAULT_CONNECT_TRIES),
     maxChannels: Math.max(1, options.maxChannels ?? DEFAULT_MAX_CHANNELS),
+    commandChannel: options.commandChannel ?? DEFAULT_COMMAND_CHANNEL,
     passphraseEnv: options.passphraseEnv,
     keepaliveInterval: parseTimeout(first(computed.serveraliveinterval)) ?? DEFAULT_KEEPALIVE_INTERVAL,
     keepaliveCountMax: parseCount(first(computed.serveralivecountmax)) ?? DEFAULT_KEEPALIVE_COUNT_MAX,

@@ -6,7 +6,8 @@ import type { ExecOptions, ExecResult, GetOptions, PutOptions, Transport } from 
 import { IdentityStore } from './auth.js'
 import { openConnection, type SshConnection } from './connect.js'
 import { commandOf, type Command } from '../../shell/command.js'
-import { killScript } from '../../shell/protocol.js'
+import { killScript, loopCanCarry } from '../../shell/protocol.js'
+import { CommandChannel } from './command-channel.js'
 import { ChannelCommand, emptyResult, type RunHooks, type RunningCommand } from './exec.js'
 import { ChannelLimiter, LimiterClosed } from './limiter.js'
 import { get, put, SftpSession } from './sftp.js'
@@ -24,15 +25,28 @@ export interface SshTransportOptions {
 
 /** How long close() waits for killed commands before hanging up anyway. */
 const CLOSE_KILL_TIMEOUT = 5_000
+/**
+ * Scripts (and stdin) longer than this go on a channel of their own: the command channel reads a
+ * script line by line with the shell's `read`, and stdin with `dd bs=1` (one read(2) per byte
+ * both), a channel of its own reads them to EOF.
+ */
+const COMMAND_CHANNEL_MAX_SCRIPT = 64 * 1024
 
 /**
  * Transport over one ssh2 connection per host, opened on first use (or on warmUp()) and kept:
- * commands run on channels of it (at most `maxChannels` at once, spare channels included, the rest
- * queue), files go over one SFTP session. Up to two spare session channels are kept open, each
- * already running a bootstrap shell that reads its script from stdin (SSH_BOOTSTRAP in src/shell/protocol),
- * so a command costs one network turn instead of three (open, exec, script: the script always
- * travels on stdin, never in the exec request, so it is in no process's argv); a spare is replaced
- * in the background as soon as a command takes it.
+ * commands run on channels of it (at most `maxChannels` at once, the rest queue), files go over
+ * one SFTP session.
+ *
+ * Commands run one after another on the connection's command channel (CommandChannel: one
+ * long-lived session whose loop runs each script it is sent and ends it with a marker), so a
+ * command costs the host no new session and the client learns its end from the output itself.
+ * A command that comes while the command channel is busy (parallel work on the host), whose stdin
+ * is a stream, or whose script is large runs on a session channel of its own. For those, once
+ * parallel work was seen (or always, with `commandChannel: false`), up to two spare session
+ * channels are kept open, each already running a bootstrap shell that reads its script from stdin
+ * (SSH_BOOTSTRAP in src/shell/protocol), so such a command costs one network turn instead of three
+ * (open, exec, script); a spare is replaced in the background as soon as a command takes it.
+ * Scripts always travel on stdin, never in an exec request, so they are in no process's argv.
  */
 export class SshTransport implements Transport {
   private readonly ctx: SshContext
@@ -47,19 +61,27 @@ export class SshTransport implements Transport {
   private closing: Promise<void> | undefined
   /**
    * Round trips waited on, as `roundTrips` reports them:
-   * - a command counts 1, whether it ran on a spare channel (its script, stdin and EOF go at once;
+   * - a command counts 1, whether it ran on the command channel (its script and stdin go at once;
+   *   the answer is the output and its end markers: one turn; the first command also waits for
+   *   the channel to open), on a spare channel (its script, stdin and EOF go at once;
    *   the answer is the output and exit status: one turn) or had to open its channel itself
    *   because no spare was left (channel open + exec request + script: three turns on the wire,
    *   still counted 1; the wire-level model is in test/integration/round-trips.test.ts);
-   * - opening a spare is not counted: it happens in the background and nobody waits on it;
+   * - opening a spare or the command channel is not counted: nobody but a first command waits on it;
    * - one more for each channel open sshd refused for a moment (MaxSessions) and tried again, and
-   *   for a command run again because its spare died before the script started;
+   *   for a command run again because its spare or the command channel died before the script started;
    * - the kill exec of timed-out or aborted commands counts 1; SFTP: see SftpSession.
    */
   private trips = 0
   private lostError: Error | undefined
   /** The spare channels of the current connection. */
   private pool: SparePool | undefined
+  /** The command channel of the current connection (opened on first use, reopened when it retires). */
+  private loop: CommandChannel | undefined
+  /** Settings once resolved (for the synchronous choices of exec()). */
+  private resolved: SshSettings | undefined
+  /** A command found the command channel busy: parallel work, so spares are worth keeping. */
+  private parallelSeen = false
   /** A warmUp() connect failure nobody has seen yet: thrown by the first real use. */
   private warmError: Error | undefined
   private warming: Promise<void> | undefined
@@ -91,9 +113,14 @@ export class SshTransport implements Transport {
     return this.pool?.size ?? 0
   }
 
+  /** A command channel is open or opening now (for tests). */
+  get hasCommandChannel(): boolean {
+    return this.loop !== undefined && !this.loop.retired
+  }
+
   /** The resolved settings (host options over ssh config over defaults). */
   settings(): Promise<SshSettings> {
-    this.settingsPromise ??= resolveSettings(this.host, this.ctx)
+    this.settingsPromise ??= resolveSettings(this.host, this.ctx).then((settings) => (this.resolved = settings))
     return this.settingsPromise
   }
 
@@ -104,8 +131,9 @@ export class SshTransport implements Transport {
   warmUp(): void {
     if (this.closing || this.warming) return
     this.warming = (async () => {
-      await this.open()
-      this.pool?.fill()
+      const connection = await this.open()
+      if (this.resolved?.commandChannel && this.resolved.maxChannels >= 2) this.commandChannel(connection)
+      else this.fillSpares()
     })().catch((error: unknown) => {
       if (!this.used && !this.closing) this.warmError = error as Error
     })
@@ -126,14 +154,39 @@ export class SshTransport implements Transport {
     this.beginUse()
     if (options.signal?.aborted) return emptyResult({ aborted: true })
     const settings = await this.settings()
-    const limiter = this.channelLimiter(settings)
+    this.channelLimiter(settings)
     // Connect before queueing: every waiting command shares one connection attempt (and its failure).
+    let connection: SshConnection
     try {
-      await this.open()
+      connection = await this.open()
     } catch (error) {
       if (this.closing) return emptyResult({ aborted: true })
       throw error
     }
+    const loop = this.reserveCommandChannel(settings, connection, command)
+    if (loop) {
+      if (await loop.ready()) {
+        if (this.closing || options.signal?.aborted) {
+          loop.unreserve()
+          return emptyResult({ aborted: true })
+        }
+        this.trips++
+        return loop.run(commandOf(command), options, {
+          ...this.hooks(connection),
+          rerun: () => this.runOnOwnChannel(command, options, false),
+        })
+      }
+      loop.unreserve()
+    }
+    return this.runOnOwnChannel(command, options, true)
+  }
+
+  /**
+   * A command on a session channel of its own: a spare (with its limiter slot) or one opened now
+   * (on a free slot). `counted`: a round trip of its own (false for a command run again).
+   */
+  private async runOnOwnChannel(command: Command | string, options: ExecOptions, counted: boolean): Promise<ExecResult> {
+    const limiter = this.channelLimiter(await this.settings())
     // A spare channel comes with its limiter slot; without one, wait for a slot.
     const spare = this.closing ? undefined : this.pool?.take()
     if (!spare) {
@@ -152,15 +205,63 @@ export class SshTransport implements Transport {
       }
       const connection = await this.open()
       if (this.closing) return emptyResult({ aborted: true })
-      this.trips++
+      if (counted) this.trips++
       const running = new ChannelCommand(connection.client, commandOf(command), options, this.hooks(connection), spare?.ready).result
       // Replace the spare just taken (or use the slots left) while the command runs.
-      this.pool?.fill()
+      this.fillSpares()
       return await running
     } finally {
       limiter.release()
-      this.pool?.fill()
+      this.fillSpares()
     }
+  }
+
+  /**
+   * The command channel, reserved for this command, when the command can go on it: the setting is
+   * on, its stdin is none or bytes, its script is not large, and the channel is not busy (a busy
+   * one marks parallel work: spares are opened from then on). Opens it when there is none.
+   */
+  private reserveCommandChannel(settings: SshSettings, connection: SshConnection, command: Command | string): CommandChannel | undefined {
+    // The command channel keeps its limiter slot while idle: with a single slot, a command that
+    // found it busy would wait for that slot for ever.
+    if (!settings.commandChannel || settings.maxChannels < 2 || this.closing || !connection.alive) return undefined
+    const stdin = typeof command === 'string' ? undefined : command.stdin
+    if (stdin !== undefined && typeof stdin !== 'string' && !Buffer.isBuffer(stdin)) return undefined
+    // The loop passes stdin on with `dd bs=1` (one read(2) per byte): a large one goes where it is read to EOF.
+    if (stdin !== undefined && stdin.length > COMMAND_CHANNEL_MAX_SCRIPT) return undefined
+    const rendered = commandOf(command)
+    if (rendered.text.length > COMMAND_CHANNEL_MAX_SCRIPT || !loopCanCarry(rendered)) return undefined
+    const loop = this.commandChannel(connection)
+    if (loop?.reserve()) return loop
+    if (loop) {
+      this.parallelSeen = true
+      this.fillSpares()
+    }
+    return undefined
+  }
+
+  /** The connection's command channel, opened now if there is none (on a free limiter slot). */
+  private commandChannel(connection: SshConnection): CommandChannel | undefined {
+    if (this.loop && !this.loop.retired) return this.loop
+    this.loop = undefined
+    const limiter = this.limiter
+    if (!limiter || this.closing || !connection.alive || !limiter.tryAcquire()) return undefined
+    let opened: CommandChannel | undefined
+    const loop = new CommandChannel(connection.client, () => {
+      limiter.release()
+      if (opened && this.loop === opened) this.loop = undefined
+    })
+    // Gone at once (ssh2 throws when the connection is already down): its slot is back; no channel.
+    if (loop.retired) return undefined
+    opened = loop
+    this.loop = loop
+    return loop
+  }
+
+  /** Opens spares, unless commands go on the command channel and no parallel work was seen. */
+  private fillSpares(): void {
+    if (this.resolved?.commandChannel && !this.parallelSeen) return
+    this.pool?.fill()
   }
 
   async put(source: string | Buffer, remotePath: string, options: PutOptions = {}): Promise<void> {
@@ -192,12 +293,15 @@ export class SshTransport implements Transport {
   private async shutdown(): Promise<void> {
     this.limiter?.close()
     this.pool?.close()
+    const loop = this.loop
+    this.loop = undefined
     this.connectAbort.abort()
     const running = [...this.running]
     for (const command of running) command.abort()
     if (running.length > 0) {
       await Promise.race([Promise.allSettled(running.map((command) => command.done)), delay(CLOSE_KILL_TIMEOUT)])
     }
+    loop?.retire()
     const connection = this.connection ?? (await this.connecting?.catch(() => undefined))
     this.connection = undefined
     this.sftpSession = undefined
@@ -236,6 +340,9 @@ export class SshTransport implements Transport {
       connection.onClose((error) => {
         pool.close()
         if (this.pool === pool) this.pool = undefined
+        const loop = this.loop
+        this.loop = undefined
+        loop?.retire()
         if (this.connection !== connection) return
         this.connection = undefined
         this.sftpSession = undefined

@@ -1,0 +1,357 @@
+import { randomBytes } from 'node:crypto'
+import { constants } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Client, ClientChannel } from 'ssh2'
+import type { Command } from '../../shell/command.js'
+import { COMMAND_LOOP, loopEndMarker, loopPayload } from '../../shell/protocol.js'
+import { OutputBuffer } from '../output-buffer.js'
+import type { ExecOptions, ExecResult } from '../types.js'
+import { EndScanner } from './end-marker.js'
+import type { RunHooks, RunningCommand } from './exec.js'
+import { channelUsable } from './open-channel.js'
+import { PgidFilter } from './pgid-filter.js'
+
+/** After the kill, how long the command may take to report its end before the channel is closed. */
+const CLOSE_GRACE_MS = 3_000
+/** How long to wait for the process group number when a command is killed right at its start. */
+const PGID_WAIT_MS = 3_000
+
+/** What a command on the command channel needs from its transport, besides RunHooks. */
+export interface LoopHooks extends RunHooks {
+  /** Runs the command again on a channel of its own: the command channel died before it started. */
+  rerun(): Promise<ExecResult>
+}
+
+/**
+ * The command channel of one connection: a session running COMMAND_LOOP, which runs the commands
+ * sent to it one at a time and ends each with a marker on stdout and stderr. One command at a
+ * time: the transport reserves it (reserve()) before running a command, and sends commands that
+ * find it busy to channels of their own. It retires (closes, for good) when it dies, misbehaves or
+ * a kill may have left its input out of step; the transport then opens another.
+ */
+export class CommandChannel {
+  private channel: ClientChannel | undefined
+  private readonly opened: Promise<boolean>
+  private resolveOpened!: (ok: boolean) => void
+  private current: LoopCommand | undefined
+  private reserved = false
+  private gone = false
+  private readonly stdout: EndScanner
+  private readonly stderr: EndScanner
+
+  /**
+   * Opens the channel (not counted as a round trip: nobody waits on it but a first command).
+   * `onGone` is called once when the channel is gone or can no longer take commands.
+   */
+  constructor(
+    client: Client,
+    private readonly onGone: () => void,
+  ) {
+    const nonce = randomBytes(12).toString('hex')
+    const marker = loopEndMarker(nonce)
+    const idle = () => undefined
+    this.stdout = new EndScanner(marker, idle, idle)
+    this.stderr = new EndScanner(marker, idle, idle)
+    this.opened = new Promise<boolean>((resolve) => {
+      // retire() settles it too: a first command never waits on an exec answer that may not come.
+      this.resolveOpened = resolve
+      try {
+        client.exec(COMMAND_LOOP.text, (error, channel) => {
+          if (error) {
+            this.retire()
+            return resolve(false)
+          }
+          this.channel = channel
+          channel.on('error', () => undefined)
+          channel.on('data', (chunk: Buffer) => this.stdout.push(chunk))
+          channel.stderr.on('data', (chunk: Buffer) => this.stderr.push(chunk))
+          let exit: { code: number | null; signal?: string } | undefined
+          channel.on('exit', (code: number | null, signal?: string) => (exit = { code, signal }))
+          channel.once('close', () => {
+            this.retire()
+            this.current?.channelClosed(exit?.signal ?? null)
+          })
+          if (this.gone) {
+            channel.end() // retired while it opened: the loop ends at EOF
+            return resolve(false)
+          }
+          channel.write(`${nonce}\n`)
+          resolve(true)
+        })
+      } catch {
+        // ssh2 throws synchronously when the connection is already gone.
+        this.retire()
+        resolve(false)
+      }
+    })
+  }
+
+  /** Can take no more commands (closed, died, or retired after a kill). */
+  get retired(): boolean {
+    return this.gone
+  }
+
+  /** Takes the channel for one command; false when it is busy or retired. */
+  reserve(): boolean {
+    if (this.gone || this.reserved) return false
+    this.reserved = true
+    return true
+  }
+
+  /** Gives back a reservation that ran nothing. */
+  unreserve(): void {
+    if (!this.current) this.reserved = false
+  }
+
+  /** Resolves true once the loop runs (false: it could not be opened or died). */
+  async ready(): Promise<boolean> {
+    const ok = await this.opened
+    return ok && !this.gone && this.channel !== undefined && channelUsable(this.channel)
+  }
+
+  /** Runs a command on the reserved, ready channel. */
+  run(command: Command, options: ExecOptions, hooks: LoopHooks): Promise<ExecResult> {
+    const channel = this.channel
+    if (!channel) throw new Error('The command channel is not open.')
+    const running = new LoopCommand(this, channel, command, options, hooks)
+    this.current = running
+    this.stdout.reset(
+      (chunk) => running.stdoutData(chunk),
+      (status) => running.streamEnded(status),
+    )
+    this.stderr.reset(
+      (chunk) => running.stderrData(chunk),
+      (status) => running.streamEnded(status),
+    )
+    running.start()
+    return running.result
+  }
+
+  /** The command is over: the channel takes the next one (unless it retired). */
+  release(command: LoopCommand): void {
+    if (this.current !== command) return
+    this.current = undefined
+    this.reserved = false
+  }
+
+  /** No more commands on this channel: EOF ends the loop at its next read; the transport opens another. */
+  retire(): void {
+    if (this.gone) return
+    this.gone = true
+    this.channel?.end()
+    this.resolveOpened(false)
+    this.onGone()
+  }
+
+  /** Hangs up on the channel (a command that does not end after its kill). */
+  hangUp(): void {
+    this.retire()
+    this.channel?.close()
+  }
+}
+
+/** A command running on the command channel. */
+class LoopCommand implements RunningCommand {
+  readonly result: Promise<ExecResult>
+  readonly done: Promise<void>
+  private resolveResult!: (result: ExecResult) => void
+  private rejectResult!: (error: Error) => void
+  private markDone!: () => void
+  private ended = false
+  private readonly collect: boolean
+  private readonly stdin: Buffer | undefined
+  private readonly stdoutKept: OutputBuffer
+  private readonly stderrKept: OutputBuffer
+  private readonly stderrFilter: PgidFilter
+  /** The process-group report or any output came: the script started. */
+  private started = false
+  private pgidKnown = false
+  private readonly pgid: Promise<number | undefined>
+  private resolvePgid!: (pgid: number | undefined) => void
+  private streamsEnded = 0
+  private status: number | undefined
+  private timedOut = false
+  private aborted = false
+  private terminating = false
+  private killDone: Promise<void> = Promise.resolve()
+  private timer: NodeJS.Timeout | undefined
+  private graceTimer: NodeJS.Timeout | undefined
+  private readonly onAbort = () => this.abort()
+
+  constructor(
+    private readonly loop: CommandChannel,
+    private readonly channel: ClientChannel,
+    private readonly command: Command,
+    private readonly options: ExecOptions,
+    private readonly hooks: LoopHooks,
+  ) {
+    const stdin = command.stdin
+    this.stdin = stdin === undefined ? undefined : Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin as string, 'utf8')
+    this.collect = options.collect !== false
+    this.stdoutKept = new OutputBuffer(this.collect ? (options.maxStdout ?? Infinity) : 0)
+    this.stderrKept = new OutputBuffer(this.collect ? (options.maxStderr ?? Infinity) : 0)
+    this.pgid = new Promise<number | undefined>((resolve) => (this.resolvePgid = resolve))
+    this.stderrFilter = new PgidFilter(
+      (chunk) => {
+        this.started = true
+        this.options.onStderr?.(chunk)
+        this.stderrKept.push(chunk)
+      },
+      (group) => {
+        this.started = true
+        this.pgidKnown = true
+        this.resolvePgid(group)
+      },
+    )
+    this.done = new Promise<void>((resolve) => (this.markDone = resolve))
+    this.result = new Promise<ExecResult>((resolve, reject) => {
+      this.resolveResult = resolve
+      this.rejectResult = reject
+    })
+  }
+
+  start(): void {
+    this.hooks.register(this)
+    this.options.signal?.addEventListener('abort', this.onAbort, { once: true })
+    const timeoutMs = this.options.timeoutMs
+    if (timeoutMs !== undefined && timeoutMs > 0) {
+      this.timer = setTimeout(() => {
+        if (this.terminating) return
+        this.timedOut = true
+        this.terminate()
+      }, timeoutMs)
+    }
+    if (!channelUsable(this.channel)) {
+      this.channelClosed(null)
+      return
+    }
+    // A command with a timeout gets a session of its own: killing it then spares the loop.
+    const ownSession = timeoutMs !== undefined && timeoutMs > 0
+    this.channel.write(loopPayload(this.command, this.stdin, ownSession))
+    if (this.options.signal?.aborted) this.abort()
+  }
+
+  stdoutData(chunk: Buffer): void {
+    this.started = true
+    this.options.onStdout?.(chunk)
+    this.stdoutKept.push(chunk)
+  }
+
+  stderrData(chunk: Buffer): void {
+    this.stderrFilter.push(chunk)
+  }
+
+  /** One stream's end marker came; with both, the command is over. */
+  streamEnded(status: number): void {
+    this.status ??= status
+    if (++this.streamsEnded < 2) return
+    this.stderrFilter.flush()
+    this.resolvePgid(undefined)
+    // A command killed before the loop had read all it was sent leaves the loop out of step.
+    if (this.terminating && (!this.pgidKnown || (this.stdin?.length ?? 0) > 0)) this.loop.retire()
+    void this.killDone.then(() => {
+      const status = this.status ?? null
+      const signalled = this.terminating && status !== null && status > 128
+      this.finish({
+        code: signalled ? null : status,
+        signal: signalled ? signalName(status - 128) : null,
+        ...this.output(),
+      })
+    })
+  }
+
+  /** The channel closed under the command (the loop died, or the connection). */
+  channelClosed(signal: string | null): void {
+    if (this.ended) return
+    this.stderrFilter.flush()
+    this.resolvePgid(undefined)
+    if (!this.hooks.connectionAlive()) {
+      this.fail(this.hooks.connectionLost())
+      return
+    }
+    if (!this.started && !this.terminating) {
+      // Nothing ran (the loop was killed while idle, say): run it on a channel of its own.
+      this.hooks.retried()
+      const rerun = this.hooks.rerun()
+      this.end()
+      rerun.then(this.resolveResult, this.rejectResult)
+      return
+    }
+    void this.killDone.then(() => this.finish({ code: null, signal, ...this.output() }))
+  }
+
+  abort(): void {
+    if (this.terminating || this.ended) return
+    this.aborted = true
+    this.terminate()
+  }
+
+  lost(error: Error): void {
+    this.fail(error)
+  }
+
+  private output(): Omit<ExecResult, 'code' | 'signal'> {
+    return {
+      stdout: this.stdoutKept.text(),
+      stderr: this.stderrKept.text(),
+      timedOut: this.timedOut,
+      aborted: this.aborted,
+      ...(this.stdoutKept.dropped > 0 && this.collect ? { stdoutDropped: this.stdoutKept.dropped } : {}),
+      ...(this.stderrKept.dropped > 0 && this.collect ? { stderrDropped: this.stderrKept.dropped } : {}),
+    }
+  }
+
+  /**
+   * Kills the command's process group: its own session's (commands with a timeout, when the host
+   * has `setsid`: the loop serves on), else the loop's, which ends the channel as well.
+   */
+  private terminate(): void {
+    if (this.terminating) return
+    this.terminating = true
+    if (this.timer) clearTimeout(this.timer)
+    const group = this.pgid
+    this.killDone = (async () => {
+      const found = await Promise.race([group, sleep(PGID_WAIT_MS, undefined, { ref: false })])
+      if (found !== undefined) await this.hooks.killGroup(found).catch(() => undefined)
+      // No group number: the script never started; hanging up ends the loop and the child reading it.
+      else this.loop.hangUp()
+    })()
+    void this.killDone.then(() => {
+      if (this.ended) return
+      // Normally the end markers come as soon as the group is gone. If not, hang up; if the channel
+      // does not even report closing, stop waiting for it.
+      this.graceTimer = setTimeout(() => {
+        this.loop.hangUp()
+        this.graceTimer = setTimeout(() => this.finish({ code: null, signal: null, ...this.output() }), CLOSE_GRACE_MS)
+        this.graceTimer.unref()
+      }, CLOSE_GRACE_MS)
+      this.graceTimer.unref()
+    })
+  }
+
+  private finish(result: ExecResult): void {
+    if (this.end()) this.resolveResult(result)
+  }
+
+  private fail(error: Error): void {
+    if (this.end()) this.rejectResult(error)
+  }
+
+  private end(): boolean {
+    if (this.ended) return false
+    this.ended = true
+    if (this.timer) clearTimeout(this.timer)
+    if (this.graceTimer) clearTimeout(this.graceTimer)
+    this.options.signal?.removeEventListener('abort', this.onAbort)
+    this.hooks.unregister(this)
+    this.loop.release(this)
+    this.markDone()
+    return true
+  }
+}
+
+/** `TERM` for 15: the name sshd would report for a session killed by that signal. */
+function signalName(number: number): string | null {
+  const entry = Object.entries(constants.signals).find(([, value]) => value === number)
+  return entry ? entry[0].replace(/^SIG/, '') : null
+}
