@@ -5,6 +5,8 @@
  *   median of several steady-state deploys; round trips per host (the run:end event of `--json`); peak RSS
  *   of the dep process (GNU time);
  * - the same to 1 and 10 hosts through a delay proxy (+100 ms per round trip), and the time that adds;
+ * - the floor (bench/floor.ts): one shell script per host over one ssh session doing the same remote work,
+ *   wall time and sshd CPU per host against the deploy's (BENCH_FLOOR=0 skips it);
  * - start-up: `dep --version` and `dep list` on the repository's deployfile;
  * - the Laravel recipe (examples/laravel-app) to 1 host, when php and composer are installed;
  * - sessions per host per deploy ("Starting session" lines of the daemons' VERBOSE logs), sshd CPU per
@@ -39,6 +41,7 @@ import { hostCosts } from './costs.js'
 import { startBusyLoops } from './load.js'
 import { sequentialRows, type SequentialCase } from './sequential.js'
 import { SESSION_LOG_CONFIG, SessionCounter } from './sessions.js'
+import { floorRow, type FloorRow } from './floor.js'
 import { formatRollingRows, rollingRows, type RollingRow } from './rolling.js'
 import { formatTimeline, timelineOf, type Timeline } from './timeline.js'
 import {
@@ -66,6 +69,7 @@ const STARTUP_RUNS = 10
 const LARAVEL_RUNS = Math.max(1, Math.min(STEADY_RUNS, 3))
 const TIMELINE_HOSTS = Number(process.env.BENCH_TIMELINE_HOSTS ?? 3)
 const UNDER_LOAD = process.env.BENCH_LOAD === '1'
+const FLOOR = process.env.BENCH_FLOOR !== '0'
 const ROLLING = process.env.BENCH_ROLLING === '1'
 const ROLLING_HOSTS = ROLLING ? Number(process.env.BENCH_ROLLING_HOSTS ?? 6) : 0
 const ROLLING_BATCHES = (process.env.BENCH_ROLLING_BATCHES ?? '3,2,1').split(',').map(Number).filter(Boolean)
@@ -248,6 +252,16 @@ async function main(): Promise<void> {
       plain.push(await deployRow(cli, dir, servers.servers.slice(0, count), STEADY_RUNS, `${count} host(s)`))
     }
 
+    // 1a. The floor: one shell script per host over one ssh session doing the same remote work.
+    const floor: FloorRow[] = []
+    if (FLOOR) {
+      for (const count of HOST_COUNTS) {
+        const row = await floorRow(appDir, hostSpecs(servers, count, `floor-${count}`), STEADY_RUNS, serverCpuMs)
+        log(`  floor (one ssh session per host), ${count} host(s): steady ${seconds(row.steadyMs)} s (${row.steadyRunsMs.join(', ')} ms), sshd CPU/host ${row.serverCpuPerHostMs ?? '?'} ms`)
+        floor.push(row)
+      }
+    }
+
     // 1b. The same 1-host steady deploy while busy loops hog the cores (bounded: killed after the row, at most 60 s).
     let underLoad: (DeployRow & { loops: number; loadavg: number[] }) | undefined
     if (UNDER_LOAD) {
@@ -390,6 +404,7 @@ async function main(): Promise<void> {
       sshdStartMs: Math.round(sshdStartMs),
       peakRssSource: hasTime ? 'GNU time -v' : '/proc/<pid>/status VmHWM polling',
       deploys: plain,
+      floor,
       costs,
       underLoad,
       sequential,
@@ -449,6 +464,19 @@ async function main(): Promise<void> {
       lines.push(
         `${String(row.hosts).padStart(5)}  ${formatTrips(row.sessionsFirst).padStart(19)}  ${formatTrips(row.sessionsSteady).padStart(6)}  ${text(c.sshdCpuPerHostMs).padStart(16)}  ${text(c.depCpuPerExtraHostMs).padStart(21)}  ${text(c.rssPerExtraHostMb).padStart(17)}  ${seconds(c.cpuFloorMs).padStart(11)}  ${text(c.wallOverFloor).padStart(10)}`,
       )
+    }
+    if (floor.length > 0) {
+      lines.push('')
+      lines.push('against the floor (one shell script per host over one ssh session, the same remote work, every host at once):')
+      lines.push('hosts  floor steady s  dep steady s  dep/floor wall  floor sshd CPU/host ms  dep sshd CPU/host ms  dep/floor sshd CPU')
+      for (const row of floor) {
+        const dep = plain.find((r) => r.hosts === row.hosts)
+        const depCpu = dep?.steadyServerCpuMs === undefined ? undefined : Math.round(dep.steadyServerCpuMs / dep.hosts)
+        const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || b === 0 ? '-' : `${(a / b).toFixed(2)}x`)
+        lines.push(
+          `${String(row.hosts).padStart(5)}  ${seconds(row.steadyMs).padStart(14)}  ${seconds(dep?.steadyMs).padStart(12)}  ${ratio(dep?.steadyMs, row.steadyMs).padStart(14)}  ${String(row.serverCpuPerHostMs ?? '-').padStart(22)}  ${String(depCpu ?? '-').padStart(20)}  ${ratio(depCpu, row.serverCpuPerHostMs).padStart(18)}`,
+        )
+      }
     }
     if (underLoad) {
       const quiet = plain.find((r) => r.hosts === 1)
