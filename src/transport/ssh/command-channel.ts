@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:os'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Client, ClientChannel } from 'ssh2'
 import type { Command } from '../../shell/command.js'
 import { COMMAND_LOOP, loopEndMarker, loopPayload } from '../../shell/protocol.js'
@@ -9,12 +8,9 @@ import type { ExecOptions, ExecResult } from '../types.js'
 import { EndScanner } from './end-marker.js'
 import type { RunHooks, RunningCommand } from './exec.js'
 import { channelUsable } from './open-channel.js'
+import { killCommand } from './kill.js'
 import { PgidFilter } from './pgid-filter.js'
 
-/** After the kill, how long the command may take to report its end before the channel is closed. */
-const CLOSE_GRACE_MS = 3_000
-/** How long to wait for the process group number when a command is killed right at its start. */
-const PGID_WAIT_MS = 3_000
 
 /** What a command on the command channel needs from its transport, besides RunHooks. */
 export interface LoopHooks extends RunHooks {
@@ -309,24 +305,19 @@ class LoopCommand implements RunningCommand {
     if (this.terminating) return
     this.terminating = true
     if (this.timer) clearTimeout(this.timer)
-    const group = this.pgid
-    this.killDone = (async () => {
-      const found = await Promise.race([group, sleep(PGID_WAIT_MS, undefined, { ref: false })])
-      if (found !== undefined) await this.hooks.killGroup(found).catch(() => undefined)
-      // No group number: the script never started; hanging up ends the loop and the child reading it.
-      else this.loop.hangUp()
-    })()
-    void this.killDone.then(() => {
-      if (this.ended) return
-      // Normally the end markers come as soon as the group is gone. If not, hang up; if the channel
-      // does not even report closing, stop waiting for it.
-      this.graceTimer = setTimeout(() => {
-        this.loop.hangUp()
-        this.graceTimer = setTimeout(() => this.finish({ code: null, signal: null, ...this.output() }), CLOSE_GRACE_MS)
-        this.graceTimer.unref()
-      }, CLOSE_GRACE_MS)
-      this.graceTimer.unref()
-    })
+    // Normally the end markers come as soon as the group is gone; if not, hang up.
+    this.killDone = killCommand(
+      {
+        pgid: this.pgid,
+        killGroup: (pgid) => this.hooks.killGroup(pgid),
+        // No group number: the script never started; hanging up ends the loop and the child reading it.
+        noGroup: () => this.loop.hangUp(),
+        hangUp: () => this.loop.hangUp(),
+        giveUp: () => this.finish({ code: null, signal: null, ...this.output() }),
+        ended: () => this.ended,
+      },
+      (timer) => (this.graceTimer = timer),
+    )
   }
 
   private finish(result: ExecResult): void {

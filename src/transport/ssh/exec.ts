@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Client, ClientChannel } from 'ssh2'
 import type { Command } from '../../shell/command.js'
 import { ScriptExit } from '../../shell/protocol.js'
@@ -7,12 +6,9 @@ import { SSH_BOOTSTRAP, sshPayload } from '../../shell/protocol.js'
 import { OutputBuffer } from '../output-buffer.js'
 import type { ExecOptions, ExecResult } from '../types.js'
 import { channelUsable, openExecChannel, type OpenHooks } from './open-channel.js'
+import { killCommand } from './kill.js'
 import { PgidFilter } from './pgid-filter.js'
 
-/** After the kill, how long the channel may take to close before we close it. */
-const CLOSE_GRACE_MS = 3_000
-/** How long to wait for the process group number when a command is killed right at its start. */
-const PGID_WAIT_MS = 3_000
 
 /** A command in flight, so close() can stop it. */
 export interface RunningCommand {
@@ -265,23 +261,19 @@ export class ChannelCommand implements RunningCommand {
     if (this.timer) clearTimeout(this.timer)
     const open = this.channel
     if (!open) return // killed as soon as the channel opens
-    const group = this.pgid
-    this.killDone = (async () => {
-      const found = await Promise.race([group, sleep(PGID_WAIT_MS, undefined, { ref: false })])
-      if (found !== undefined) await this.hooks.killGroup(found).catch(() => undefined)
-      // No group number (the shell never started): ask sshd to signal the session, then hang up.
-      else open.signal('KILL')
-    })()
-    void this.killDone.then(() => {
-      // Normally the channel closes as soon as the group is gone. If not, hang up on it; sshd only
-      // answers that once its child exits, so after one more grace period stop waiting for it.
-      this.graceTimer = setTimeout(() => {
-        open.close()
-        this.graceTimer = setTimeout(() => this.forceSettle(), CLOSE_GRACE_MS)
-        this.graceTimer.unref()
-      }, CLOSE_GRACE_MS)
-      this.graceTimer.unref()
-    })
+    // Normally the channel closes as soon as the group is gone; if not, hang up on it.
+    this.killDone = killCommand(
+      {
+        pgid: this.pgid,
+        killGroup: (pgid) => this.hooks.killGroup(pgid),
+        // No group number (the shell never started): ask sshd to signal the session, then hang up.
+        noGroup: () => open.signal('KILL'),
+        hangUp: () => open.close(),
+        giveUp: () => this.forceSettle(),
+        ended: () => this.ended,
+      },
+      (timer) => (this.graceTimer = timer),
+    )
   }
 
   private finish(result: ExecResult): void {
