@@ -11,7 +11,6 @@ import { channelUsable } from './open-channel.js'
 import { killCommand } from './kill.js'
 import { PgidFilter } from './pgid-filter.js'
 
-
 /** What a command on the command channel needs from its transport, besides RunHooks. */
 export interface LoopHooks extends RunHooks {
   /** Runs the command again on a channel of its own: the command channel died before it started. */

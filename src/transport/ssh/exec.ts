@@ -9,7 +9,6 @@ import { channelUsable, openExecChannel, type OpenHooks } from './open-channel.j
 import { killCommand } from './kill.js'
 import { PgidFilter } from './pgid-filter.js'
 
-
 /** A command in flight, so close() can stop it. */
 export interface RunningCommand {
   /** Kills the remote process group; the command then resolves with `aborted`. */
