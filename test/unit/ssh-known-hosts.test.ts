@@ -10,6 +10,7 @@ import {
   knownHostsName,
   parseKnownHosts,
   parsePublicKey,
+  readKnownHosts,
 } from '../../src/transport/ssh/known-hosts.js'
 import { parseJumpSpec, resolveSettings } from '../../src/transport/ssh/settings.js'
 
@@ -53,6 +54,25 @@ describe('known_hosts', () => {
     expect(hostsFieldMatches('127.0.0.1', '[127.0.0.1]:2222')).toBe(false)
     expect(hostsFieldMatches(hashed('[10.0.0.1]:2200'), '[10.0.0.1]:2200')).toBe(true)
     expect(hostsFieldMatches(hashed('[10.0.0.1]:2200'), '[10.0.0.1]:2201')).toBe(false)
+    // Literal patterns are compared without a regex, still case-insensitively; a compiled wildcard is reused.
+    expect(hostsFieldMatches('Web1.Example.com', 'web1.example.COM')).toBe(true)
+    expect(hostsFieldMatches('web.example.com', 'webXexample.com')).toBe(false)
+    expect(hostsFieldMatches('*.example.com', 'other.org')).toBe(false)
+    expect(hostsFieldMatches('*.example.com', 'api.example.com')).toBe(true)
+  })
+
+  it('reads a known_hosts file again when its text changes (a parse is reused only for the same text)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'deployfile-known-hosts-'))
+    const file = path.join(dir, 'changing_known_hosts')
+    await writeFile(file, `[127.0.0.1]:2222 ssh-ed25519 ${ed.toString('base64')}\n`)
+    const first = await readKnownHosts([file])
+    expect(await readKnownHosts([file])).toEqual(first)
+    expect(checkKnownHost(first, '127.0.0.1', 2222, parsePublicKey(ed)).status).toBe('known')
+    await writeFile(file, `[127.0.0.1]:2222 ssh-ed25519 ${edOther.toString('base64')}\n`)
+    const second = await readKnownHosts([file])
+    expect(checkKnownHost(second, '127.0.0.1', 2222, parsePublicKey(ed)).status).toBe('changed')
+    expect(await readKnownHosts([path.join(dir, 'missing')])).toEqual([])
+    await rm(dir, { recursive: true, force: true })
   })
 
   it('tells known, unknown, changed and revoked keys apart', () => {

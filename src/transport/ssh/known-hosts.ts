@@ -63,6 +63,12 @@ export function parseKnownHosts(text: string, file: string): KnownHostsEntry[] {
   return entries
 }
 
+/**
+ * Parsed known_hosts by file, reused while the text is the same: every host of a fleet reads the same file,
+ * and parsing it per host made the client's cost per host grow with the fleet.
+ */
+const parsedFiles = new Map<string, { text: string; entries: KnownHostsEntry[] }>()
+
 /** Reads known_hosts files; missing ones are empty. */
 export async function readKnownHosts(files: string[]): Promise<KnownHostsEntry[]> {
   const entries: KnownHostsEntry[] = []
@@ -74,20 +80,33 @@ export async function readKnownHosts(files: string[]): Promise<KnownHostsEntry[]
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
       throw error
     }
-    entries.push(...parseKnownHosts(text, file))
+    let parsed = parsedFiles.get(file)
+    if (parsed?.text !== text) {
+      parsed = { text, entries: parseKnownHosts(text, file) }
+      parsedFiles.set(file, parsed)
+    }
+    entries.push(...parsed.entries)
   }
   return entries
 }
 
+/** Compiled wildcard patterns: a fleet matches the same known_hosts patterns once per host. */
+const globRegexes = new Map<string, RegExp>()
+
 /** Glob of ssh patterns: `*` and `?`, case-insensitive. */
 function globMatch(pattern: string, name: string): boolean {
-  const regex = new RegExp(
-    `^${pattern
-      .split('')
-      .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
-      .join('')}$`,
-    'i',
-  )
+  if (!pattern.includes('*') && !pattern.includes('?')) return pattern.toLowerCase() === name.toLowerCase()
+  let regex = globRegexes.get(pattern)
+  if (!regex) {
+    regex = new RegExp(
+      `^${pattern
+        .split('')
+        .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+        .join('')}$`,
+      'i',
+    )
+    globRegexes.set(pattern, regex)
+  }
   return regex.test(name)
 }
 

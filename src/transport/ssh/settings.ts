@@ -92,6 +92,9 @@ export function defaultContext(options: { env?: NodeJS.ProcessEnv; homeDir?: str
 
 type Computed = Record<string, string | string[]>
 
+/** Parsed ssh config by text: every host of a fleet reads the same files, parsed once. */
+const parsedConfigs = new Map<string, SSHConfig>()
+
 /** Parsed ssh config of a host: the extra file first, then ~/.ssh/config (first value wins, as in OpenSSH). */
 export class SshConfigFiles {
   private constructor(private readonly config: SSHConfig | undefined) {}
@@ -114,8 +117,15 @@ export class SshConfigFiles {
       }
     }
     if (texts.length === 0) return new SshConfigFiles(undefined)
+    const text = texts.join('\n')
     try {
-      return new SshConfigFiles(SSHConfig.parse(texts.join('\n')))
+      let parsed = parsedConfigs.get(text)
+      if (!parsed) {
+        parsed = SSHConfig.parse(text)
+        if (parsedConfigs.size >= 8) parsedConfigs.clear()
+        parsedConfigs.set(text, parsed)
+      }
+      return new SshConfigFiles(parsed)
     } catch (error) {
       throw new ConfigError(`Host ${host.alias}: cannot parse ssh config (${files.map((f) => f.file).join(', ')}): ${(error as Error).message}`)
     }
