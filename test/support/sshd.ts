@@ -24,7 +24,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, readdirSync, readFileSync } from 'node:fs'
-import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, chown, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import path from 'node:path'
@@ -357,6 +357,8 @@ class ServerImpl implements SshServer {
     })
     try {
       await waitForBanner(this.port, exited, () => this.log)
+      // The banner may have come from another daemon on the same port (ours then failed to bind).
+      if (!(await listensOn(pid, this.port))) throw new Error(`Address already in use: port ${this.port} answers, but not from sshd ${pid}`)
     } catch (error) {
       await this.stop()
       throw error
@@ -461,8 +463,24 @@ function childPids(parentPid: number): number[] {
   return children
 }
 
-/** Asks the OS for a free loopback port. */
+/**
+ * Ports this process has handed out: the OS may offer a port again once its probe listener closed,
+ * and two daemons given the same port looked both started (the second one's bind failed, the first
+ * one answered its banner check), so one daemon served two hosts.
+ */
+const handedOut = new Set<number>()
+
+/** Asks the OS for a free loopback port, never one this process handed out before. */
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await probePort()
+    if (handedOut.has(port)) continue
+    handedOut.add(port)
+    return port
+  }
+}
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.unref()
@@ -473,6 +491,29 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port))
     })
   })
+}
+
+/** Does process `pid` hold the listening socket of 127.0.0.1:`port`? (true where /proc cannot tell) */
+async function listensOn(pid: number, port: number): Promise<boolean> {
+  let table: string
+  try {
+    table = await readFile('/proc/net/tcp', 'utf8')
+  } catch {
+    return true
+  }
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  const inodes = table
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[1] === local && fields[3] === '0A')
+    .map((fields) => `socket:[${fields[9]}]`)
+  if (inodes.length === 0) return true // not in this namespace's table: cannot tell
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])
+  for (const fd of fds) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')
+    if (inodes.includes(target)) return true
+  }
+  return false
 }
 
 /** Waits until the daemon answers with an SSH banner, or fails with its log. */
