@@ -8,11 +8,12 @@
  * machine does in the meantime falls on both alike; each tool deploys into its own paths.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { appendFile, mkdir, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { startDelayProxy, type DelayProxy } from '../test/support/delay-proxy.js'
 import type { SshServer, SshServers } from '../test/support/sshd.js'
-import { commonDeployfile, median, REPO_ROOT, type DepRun, type HostSpec } from './lib.js'
+import { commonDeployfile, median, REPO_ROOT, TIME_BIN, type DepRun, type HostSpec } from './lib.js'
 import { SessionCounter } from './sessions.js'
 
 /** Debian's python3-fabric lives in the system Python's dist-packages. */
@@ -37,6 +38,8 @@ type Range = { min: number; max: number }
 export interface ToolSide {
   steadyMs: number
   steadyRunsMs: number[]
+  /** CPU of the tool's own process (user + system), ms: the client side, on the same cores as sshd. */
+  clientCpuMs: number | undefined
   /** Server-side CPU per host of a steady run, ms (undefined without a cgroup). */
   serverCpuPerHostMs: number | undefined
   /** Sessions per host (sshd "Starting session" lines) of the first deploy and over the steady ones. */
@@ -60,6 +63,7 @@ export interface DepRowFigures {
   hosts: number
   steadyMs: number
   steadyRunsMs: number[]
+  steadyCpuMs: number | undefined
   steadyServerCpuMs: number | undefined
   sessionsFirst: Range | undefined
   sessionsSteady: Range | undefined
@@ -78,16 +82,24 @@ function mergeRanges(ranges: Array<Range | undefined>): Range | undefined {
   return { min: Math.min(...known.map((r) => r.min)), max: Math.max(...known.map((r) => r.max)) }
 }
 
-/** One fabfile run to every host at once. Resolves with its wall time; rejects with its stderr when it failed. */
-async function runFabfile(configFile: string): Promise<number> {
+/**
+ * One fabfile run to every host at once. Resolves with its wall time and its CPU (user + system, GNU
+ * time when installed, as for dep); rejects with its stderr when it failed.
+ */
+async function runFabfile(configFile: string): Promise<{ wallMs: number; cpuMs: number | undefined }> {
+  const timeFile = existsSync(TIME_BIN) ? `${configFile}.time` : undefined
+  const argv = [PYTHON, FABFILE, configFile]
   const started = performance.now()
-  const child = spawn(PYTHON, [FABFILE, configFile], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } })
+  const child = timeFile
+    ? spawn(TIME_BIN, ['-f', '%U %S', '-o', timeFile, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } })
+    : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } })
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
   const wallMs = performance.now() - started
   if (code !== 0) throw new Error(`fabfile failed (exit ${code}):\n${stderr.slice(-4000)}`)
-  return wallMs
+  const [user, system] = timeFile ? (await readFile(timeFile, 'utf8')).trim().split(/\s+/).map(Number) : []
+  return { wallMs, cpuMs: Number.isFinite(user + system) ? Math.round((user + system) * 1000) : undefined }
 }
 
 /**
@@ -96,6 +108,7 @@ async function runFabfile(configFile: string): Promise<number> {
  */
 export class FabricDeploys {
   private readonly walls: number[] = []
+  private readonly clientCpu: Array<number | undefined> = []
   private readonly cpu: number[] = []
   private readonly sessions: Array<Range | undefined> = []
   private sessionsFirst: Range | undefined
@@ -127,7 +140,7 @@ export class FabricDeploys {
   async next(): Promise<void> {
     const before = await this.serverCpuMs() // also lets the previous run's log lines arrive
     const counter = new SessionCounter(this.daemons)
-    const wallMs = await runFabfile(this.configFile)
+    const { wallMs, cpuMs } = await runFabfile(this.configFile)
     const cpu = (await this.serverCpuMs()) - before
     const sessions = rangeOf(counter.perHost())
     if (!this.started) {
@@ -136,6 +149,7 @@ export class FabricDeploys {
       return
     }
     this.walls.push(wallMs)
+    this.clientCpu.push(cpuMs)
     this.cpu.push(cpu / this.hostCount)
     this.sessions.push(sessions)
   }
@@ -145,6 +159,7 @@ export class FabricDeploys {
     return {
       steadyMs: median(this.walls),
       steadyRunsMs: this.walls.map(Math.round),
+      clientCpuMs: this.clientCpu.length > 0 && this.clientCpu.every((c) => c !== undefined) ? median(this.clientCpu as number[]) : undefined,
       serverCpuPerHostMs: this.cpu.length > 0 && this.cpu.every(Number.isFinite) ? Math.round(median(this.cpu)) : undefined,
       sessionsFirst: this.sessionsFirst,
       sessionsSteady: mergeRanges(this.sessions),
@@ -215,12 +230,13 @@ export async function fabricComparison(o: ComparisonOptions): Promise<FabricComp
     const depSide: ToolSide = {
       steadyMs: dep.steadyMs,
       steadyRunsMs: dep.steadyRunsMs,
+      clientCpuMs: dep.steadyCpuMs,
       serverCpuPerHostMs: dep.steadyServerCpuMs === undefined ? undefined : Math.round(dep.steadyServerCpuMs / hosts),
       sessionsFirst: dep.sessionsFirst,
       sessionsSteady: dep.sessionsSteady,
     }
     const row: FabricComparisonRow = { hosts, rttMs, dep: depSide, fabric: fab, ratio: Math.round((dep.steadyMs / fab.steadyMs) * 100) / 100 }
-    o.log(`  ${what}, Fabric: steady ${(fab.steadyMs / 1000).toFixed(2)} s (${fab.steadyRunsMs.join(', ')} ms), sshd CPU/host ${fab.serverCpuPerHostMs ?? '?'} ms, sessions/host ${formatRange(fab.sessionsFirst)}/${formatRange(fab.sessionsSteady)}; dep/fab ${row.ratio}x`)
+    o.log(`  ${what}, Fabric: steady ${(fab.steadyMs / 1000).toFixed(2)} s (${fab.steadyRunsMs.join(', ')} ms), CPU ${fab.clientCpuMs ?? '?'} ms, sshd CPU/host ${fab.serverCpuPerHostMs ?? '?'} ms, sessions/host ${formatRange(fab.sessionsFirst)}/${formatRange(fab.sessionsSteady)}; dep/fab ${row.ratio}x`)
     rows.push(row)
   }
   return rows
@@ -253,13 +269,14 @@ export function formatFabricRows(version: string, rows: FabricComparisonRow[], r
   const wall = (side: ToolSide) => `${s(side.steadyMs)} (${s(Math.min(...side.steadyRunsMs))}–${s(Math.max(...side.steadyRunsMs))})`
   const lines = [
     `deployfile vs a hand-written Fabric ${version} fabfile (bench/fabfile.py: one c.run() per step, c.put + tar -x, a thread per host),`,
-    `interleaved dep, fab, dep, fab … (median of ${runs} steady runs each, s (range)); sessions/host first/steady:`,
-    'hosts  RTT added  dep wall s           fab wall s           dep/fab  dep sshd CPU/host ms  fab sshd CPU/host ms  dep sessions  fab sessions',
+    `interleaved dep, fab, dep, fab … (median of ${runs} steady runs each, s (range)); CPU = the tool's own process (user + system);`,
+    'sshd CPU = the server side per host (cgroup); sessions/host first/steady:',
+    'hosts  RTT added  dep wall s           fab wall s           dep/fab  dep CPU ms  fab CPU ms  dep sshd CPU/host ms  fab sshd CPU/host ms  dep sessions  fab sessions',
   ]
   for (const r of rows) {
     const sessions = (side: ToolSide) => `${formatRange(side.sessionsFirst)}/${formatRange(side.sessionsSteady)}`
     lines.push(
-      `${String(r.hosts).padStart(5)}  ${(r.rttMs ? `+${r.rttMs} ms` : '-').padStart(9)}  ${wall(r.dep).padEnd(19)}  ${wall(r.fabric).padEnd(19)}  ${`${r.ratio.toFixed(2)}x`.padStart(7)}  ${String(r.dep.serverCpuPerHostMs ?? '-').padStart(20)}  ${String(r.fabric.serverCpuPerHostMs ?? '-').padStart(20)}  ${sessions(r.dep).padStart(12)}  ${sessions(r.fabric).padStart(12)}`,
+      `${String(r.hosts).padStart(5)}  ${(r.rttMs ? `+${r.rttMs} ms` : '-').padStart(9)}  ${wall(r.dep).padEnd(19)}  ${wall(r.fabric).padEnd(19)}  ${`${r.ratio.toFixed(2)}x`.padStart(7)}  ${String(r.dep.clientCpuMs ?? '-').padStart(10)}  ${String(r.fabric.clientCpuMs ?? '-').padStart(10)}  ${String(r.dep.serverCpuPerHostMs ?? '-').padStart(20)}  ${String(r.fabric.serverCpuPerHostMs ?? '-').padStart(20)}  ${sessions(r.dep).padStart(12)}  ${sessions(r.fabric).padStart(12)}`,
     )
   }
   const v = fabricVerdict(rows)
