@@ -19,7 +19,9 @@
  *   the busy loops; BENCH_SEQUENTIAL=0 skips it;
  * - with BENCH_ROLLING=1, BENCH_ROLLING_HOSTS hosts (default 6) all at once and with `--strategy rolling
  *   --batch N` for each N of BENCH_ROLLING_BATCHES (default 3,2,1), on loopback and +2×DELAY_MS per round
- *   trip: wall time and round trips, and the cost of one more batch (bench/rolling.ts).
+ *   trip: wall time and round trips, and the cost of one more batch (bench/rolling.ts);
+ * - deployfile against a hand-written Fabric fabfile (bench/fabric.ts), interleaved, for BENCH_HOSTS and
+ *   BENCH_DELAY_HOSTS, when /usr/bin/python3 has Fabric (BENCH_FABRIC=0 skips it).
  *
  * Prints a table and writes bench/results.json (gitignored: numbers of one machine; docs/benchmarks.md
  * keeps the reference numbers). A benchmark, not a test: it asserts nothing about time.
@@ -42,6 +44,7 @@ import { startBusyLoops } from './load.js'
 import { sequentialRows, type SequentialCase } from './sequential.js'
 import { SESSION_LOG_CONFIG, SessionCounter } from './sessions.js'
 import { floorRow, type FloorRow } from './floor.js'
+import { FABRIC_SKIPPED, fabricComparison, fabricVerdict, fabricVersion, formatFabricRows, type FabricComparisonRow } from './fabric.js'
 import { formatRollingRows, rollingRows, type RollingRow } from './rolling.js'
 import { formatTimeline, timelineOf, type Timeline } from './timeline.js'
 import {
@@ -345,6 +348,17 @@ async function main(): Promise<void> {
       for (const line of formatRollingRows(ROLLING_HOSTS, rolling, STEADY_RUNS)) log(`  ${line}`)
     }
 
+    // 2c. deployfile against a hand-written Fabric fabfile, interleaved.
+    const fabricAt = process.env.BENCH_FABRIC === '0' ? undefined : fabricVersion()
+    let fabric: FabricComparisonRow[] | undefined
+    if (fabricAt) {
+      log(`deployfile vs Fabric ${fabricAt}…`)
+      fabric = await fabricComparison({
+        servers, base, appDir, hostCounts: HOST_COUNTS, delayHostCounts: DELAY_HOSTS, delayMs: DELAY_MS, serverCpuMs, proxies, log,
+        depRow: (dir, daemons, what, afterRun) => deployRow(cli, dir, daemons, STEADY_RUNS, what, afterRun),
+      })
+    }
+
     // 3. Start-up.
     log('start-up…')
     const version = await timeCommand(cli, ['--version'], STARTUP_RUNS)
@@ -411,6 +425,7 @@ async function main(): Promise<void> {
       timeline,
       delayed,
       rolling,
+      fabric: fabric ? { version: fabricAt, rows: fabric } : { skipped: process.env.BENCH_FABRIC === '0' ? 'BENCH_FABRIC=0' : FABRIC_SKIPPED },
       startup: { version, list, listAfterEdit: listCold },
       laravel: laravel ?? { skipped: laravelSkipped },
       targets: {
@@ -430,6 +445,7 @@ async function main(): Promise<void> {
             return quiet && loaded ? Math.round((loaded / quiet) * 100) / 100 : undefined
           })(),
         },
+        depVsFabric: { target: '<= 0.5 at 1/10/30 hosts', value: fabric ? fabricVerdict(fabric).ratios : undefined },
         sessionsPerHost: { target: '<= 2', value: Math.max(...plain.map((r) => Math.max(r.sessionsFirst?.max ?? 0, r.sessionsSteady?.max ?? 0))) },
       },
       totalMs: Math.round(performance.now() - started),
@@ -499,6 +515,9 @@ async function main(): Promise<void> {
       lines.push('')
       lines.push(...formatRollingRows(ROLLING_HOSTS, rolling, STEADY_RUNS))
     }
+    lines.push('')
+    if (fabric) lines.push(...formatFabricRows(fabricAt!, fabric, STEADY_RUNS))
+    else lines.push(process.env.BENCH_FABRIC === '0' ? 'Fabric: skipped (BENCH_FABRIC=0)' : FABRIC_SKIPPED)
     if (timeline) {
       lines.push('')
       lines.push(`timeline of one steady ${TIMELINE_HOSTS}-host deploy (ms since run:start; idle = since the host's previous command ended):`)
