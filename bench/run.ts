@@ -20,6 +20,8 @@
  * - with BENCH_ROLLING=1, BENCH_ROLLING_HOSTS hosts (default 6) all at once and with `--strategy rolling
  *   --batch N` for each N of BENCH_ROLLING_BATCHES (default 3,2,1), on loopback and +2×DELAY_MS per round
  *   trip: wall time and round trips, and the cost of one more batch (bench/rolling.ts);
+ * - the client's floor per host: a bare ssh2 client connecting and running one command on BENCH_HOSTS hosts
+ *   (bench/client-floor.ts; BENCH_CLIENT_FLOOR=0 skips it);
  * - deployfile against a hand-written Fabric fabfile (bench/fabric.ts), interleaved, for BENCH_HOSTS and
  *   BENCH_DELAY_HOSTS, when /usr/bin/python3 has Fabric (BENCH_FABRIC=0 skips it).
  *
@@ -44,6 +46,7 @@ import { startBusyLoops } from './load.js'
 import { sequentialRows, type SequentialCase } from './sequential.js'
 import { SESSION_LOG_CONFIG, SessionCounter } from './sessions.js'
 import { floorRow, type FloorRow } from './floor.js'
+import { clientFloorRows, perExtraHost, type ClientFloorRow } from './client-floor.js'
 import { FABRIC_SKIPPED, fabricComparison, fabricVerdict, fabricVersion, formatFabricRows, type FabricComparisonRow } from './fabric.js'
 import { formatRollingRows, rollingRows, type RollingRow } from './rolling.js'
 import { formatTimeline, timelineOf, type Timeline } from './timeline.js'
@@ -265,6 +268,13 @@ async function main(): Promise<void> {
       }
     }
 
+    // 1a'. The client's floor: a bare ssh2 client connecting, authenticating and running one command per host.
+    let clientFloor: ClientFloorRow[] | undefined
+    if (process.env.BENCH_CLIENT_FLOOR !== '0') {
+      clientFloor = await clientFloorRows((count) => hostSpecs(servers, count, `client-floor-${count}`), HOST_COUNTS, STEADY_RUNS)
+      for (const row of clientFloor) log(`  bare ssh2 client, ${row.hosts} host(s): CPU ${row.cpuMs ?? '?'} ms, peak RSS ${row.peakRssMb ?? '?'} MB`)
+    }
+
     // 1b. The same 1-host steady deploy while busy loops hog the cores (bounded: killed after the row, at most 60 s).
     let underLoad: (DeployRow & { loops: number; loadavg: number[] }) | undefined
     if (UNDER_LOAD) {
@@ -425,6 +435,7 @@ async function main(): Promise<void> {
       timeline,
       delayed,
       rolling,
+      clientFloor: clientFloor ?? { skipped: 'BENCH_CLIENT_FLOOR=0' },
       fabric: fabric ? { version: fabricAt, rows: fabric } : { skipped: process.env.BENCH_FABRIC === '0' ? 'BENCH_FABRIC=0' : FABRIC_SKIPPED },
       startup: { version, list, listAfterEdit: listCold },
       laravel: laravel ?? { skipped: laravelSkipped },
@@ -480,6 +491,20 @@ async function main(): Promise<void> {
       lines.push(
         `${String(row.hosts).padStart(5)}  ${formatTrips(row.sessionsFirst).padStart(19)}  ${formatTrips(row.sessionsSteady).padStart(6)}  ${text(c.sshdCpuPerHostMs).padStart(16)}  ${text(c.depCpuPerExtraHostMs).padStart(21)}  ${text(c.rssPerExtraHostMb).padStart(17)}  ${seconds(c.cpuFloorMs).padStart(11)}  ${text(c.wallOverFloor).padStart(10)}`,
       )
+    }
+    if (clientFloor) {
+      lines.push('')
+      lines.push("the client's floor: a bare ssh2 client (bench/ssh2-client.mjs) connecting, checking the host key, authenticating")
+      lines.push('and running one command per host, every host at once; per extra host against its own 1-host run:')
+      lines.push('hosts  bare client CPU/extra host ms  bare client RSS/extra host MB  dep CPU/extra host ms  dep RSS/extra host MB')
+      for (const [i, row] of plain.entries()) {
+        if (row.hosts <= 1) continue
+        const bare = perExtraHost(clientFloor, row.hosts)
+        const text = (value: number | undefined) => (value === undefined ? '-' : String(value))
+        lines.push(
+          `${String(row.hosts).padStart(5)}  ${text(bare.cpuMs).padStart(29)}  ${text(bare.rssMb).padStart(29)}  ${text(costs[i].depCpuPerExtraHostMs).padStart(21)}  ${text(costs[i].rssPerExtraHostMb).padStart(20)}`,
+        )
+      }
     }
     if (floor.length > 0) {
       lines.push('')
