@@ -18,9 +18,14 @@ export interface FloorRow {
   serverCpuPerHostMs: number | undefined
 }
 
+/** A value POSIX single-quoted for the remote shell. */
+export function shQuote(value: string): string {
+  return `'${value.replace(/'/g, `'"'"'`)}'`
+}
+
 /** The remote script: the plain deploy's steps, POSIX sh (the login shell runs it with -c). */
 function floorScript(deployPath: string): string {
-  const d = `'${deployPath.replace(/'/g, `'"'"'`)}'`
+  const d = shQuote(deployPath)
   return `set -e
 d=${d}
 mkdir -p "$d/releases" "$d/shared/logs" "$d/shared/config" "$d/.dep"
@@ -39,8 +44,18 @@ ln -sfn "releases/$n" "$d/release" && mv -T "$d/release" "$d/current"
 ls "$d/releases" | sort -n | head -n -3 | while read -r old; do rm -rf "$d/releases/$old"; done`
 }
 
-/** One host: `tar -c <app> | ssh … '<script>'`. Resolves with the exit code. */
-function deployOne(appDir: string, host: HostSpec): Promise<number | null> {
+/** What one host's script did: its exit code and what it printed. */
+export interface FloorHostResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/**
+ * One host: `tar -c <app> | ssh … '<script>'`. Output is collected, not shown (composer and artisan
+ * talk on stderr); a failing host's stderr goes into the error of {@link floorOnce}.
+ */
+function deployOne(appDir: string, host: HostSpec, script: string): Promise<FloorHostResult> {
   const o = host.options as { hostname: string; port: number; remoteUser: string; identityFile: string; knownHostsFile: string }
   return new Promise((resolve) => {
     const tar = spawn('tar', ['-c', '-f', '-', '-C', appDir, '.'], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -48,21 +63,34 @@ function deployOne(appDir: string, host: HostSpec): Promise<number | null> {
       'ssh',
       [
         '-p', String(o.port), '-i', o.identityFile, '-o', `UserKnownHostsFile=${o.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes',
-        '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null', `${o.remoteUser}@${o.hostname}`, floorScript(host.deployPath),
+        '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null', `${o.remoteUser}@${o.hostname}`, script,
       ],
-      { stdio: [tar.stdout, 'ignore', 'inherit'] },
+      { stdio: [tar.stdout, 'pipe', 'pipe'] },
     )
-    ssh.on('close', (code) => resolve(code))
+    let stdout = ''
+    let stderr = ''
+    ssh.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    ssh.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    ssh.on('close', (code) => resolve({ code, stdout, stderr }))
   })
+}
+
+/** The remote script of one host (the plain deploy's by default). */
+export type FloorScript = (host: HostSpec) => string
+
+/** One floor deploy to every host of `hosts` at once; throws when a host's script failed. */
+export async function floorOnce(appDir: string, hosts: HostSpec[], script: FloorScript = (host) => floorScript(host.deployPath)): Promise<FloorHostResult[]> {
+  const results = await Promise.all(hosts.map((host) => deployOne(appDir, host, script(host))))
+  const failed = results.filter((r) => r.code !== 0)
+  if (failed.length > 0) {
+    throw new Error(`floor script failed on ${failed.length} of ${hosts.length} hosts (exit ${failed[0].code}):\n${failed[0].stderr.slice(-4000)}`)
+  }
+  return results
 }
 
 /** `runs` floor deploys to every host of `hosts` at once (after one first deploy), measured. */
 export async function floorRow(appDir: string, hosts: HostSpec[], runs: number, serverCpuMs: () => Promise<number>): Promise<FloorRow> {
-  const once = async () => {
-    const codes = await Promise.all(hosts.map((host) => deployOne(appDir, host)))
-    const failed = codes.filter((code) => code !== 0).length
-    if (failed > 0) throw new Error(`floor script failed on ${failed} of ${hosts.length} hosts`)
-  }
+  const once = () => floorOnce(appDir, hosts)
   await once()
   const walls: number[] = []
   const cpu: number[] = []
