@@ -62,9 +62,28 @@ export function commonDeployfile(appDir: string, hosts: HostSpec[]): string {
   return sharedCommonDeployfile(appDir, hosts)
 }
 
-/** A deployfile of the Laravel recipe: upload strategy, dotenv with an absolute SQLite path in shared/, chmod. */
-export function laravelDeployfile(appDir: string, host: HostSpec): string {
-  const db = path.join(host.deployPath, 'shared/database/database.sqlite')
+/**
+ * The .env values of the bench's Laravel deploys: an absolute SQLite path in shared/. One place for
+ * the deployfile's `dotenv` setting and the floor script's .env (bench/laravel-floor.ts).
+ */
+export function laravelDotenv(deployPath: string): Record<string, string> {
+  return {
+    APP_NAME: 'bench', APP_ENV: 'production', APP_KEY: 'base64:Rh+mv/xKQxTp430BLz5IByGFTaamI6U/Ng4KJebCQGw=',
+    APP_DEBUG: 'false', APP_URL: 'http://127.0.0.1', LOG_CHANNEL: 'single', LOG_LEVEL: 'debug',
+    DB_CONNECTION: 'sqlite', DB_DATABASE: path.join(deployPath, 'shared/database/database.sqlite'),
+    CACHE_DRIVER: 'file', SESSION_DRIVER: 'file', QUEUE_CONNECTION: 'sync',
+  }
+}
+
+/**
+ * A deployfile of the Laravel recipe to `hosts`: upload strategy, chmod, keep 3, and each host's
+ * dotenv in its own config (its SQLite path is in its own shared/).
+ */
+export function laravelDeployfile(appDir: string, hosts: HostSpec[]): string {
+  const lines = hosts.map(
+    (h) =>
+      `host(${JSON.stringify(h.alias)}, { ...${JSON.stringify(h.options)}, deployPath: ${JSON.stringify(h.deployPath)}, config: { dotenv: ${JSON.stringify(laravelDotenv(h.deployPath))} } })`,
+  )
   return `
 import { host, set, use } from 'deployfile'
 import { laravel } from 'deployfile/recipes/laravel'
@@ -74,13 +93,7 @@ set('update_code_strategy', 'upload')
 set('upload_path', ${JSON.stringify(appDir)})
 set('writable_mode', 'chmod')
 set('keep_releases', 3)
-set('dotenv', {
-  APP_NAME: 'bench', APP_ENV: 'production', APP_KEY: 'base64:Rh+mv/xKQxTp430BLz5IByGFTaamI6U/Ng4KJebCQGw=',
-  APP_DEBUG: 'false', APP_URL: 'http://127.0.0.1', LOG_CHANNEL: 'single', LOG_LEVEL: 'debug',
-  DB_CONNECTION: 'sqlite', DB_DATABASE: ${JSON.stringify(db)},
-  CACHE_DRIVER: 'file', SESSION_DRIVER: 'file', QUEUE_CONNECTION: 'sync',
-})
-host(${JSON.stringify(host.alias)}, { ...${JSON.stringify(host.options)}, deployPath: ${JSON.stringify(host.deployPath)} })
+${lines.join('\n')}
 `
 }
 

@@ -8,7 +8,9 @@
  * - the floor (bench/floor.ts): one shell script per host over one ssh session doing the same remote work,
  *   wall time and sshd CPU per host against the deploy's (BENCH_FLOOR=0 skips it);
  * - start-up: `dep --version` and `dep list` on the repository's deployfile;
- * - the Laravel recipe (examples/laravel-app) to 1 host, when php and composer are installed;
+ * - the Laravel recipe (examples/laravel-app), when php and composer are installed: interleaved with its
+ *   one-script floor (bench/laravel-floor.ts) at BENCH_LARAVEL_HOSTS hosts (default 1,3), on loopback
+ *   and +2×DELAY_MS per round trip; dep's per-host timeline and the floor's steps for each row;
  * - sessions per host per deploy ("Starting session" lines of the daemons' VERBOSE logs), sshd CPU per
  *   host, dep CPU and peak RSS per extra host, and the wall time against the CPU floor
  *   ((dep CPU + sshd CPU) / cores), for each host count;
@@ -30,6 +32,7 @@
  *
  * Environment: BENCH_RUNS (steady-state runs per row, default 5), BENCH_HOSTS (default 1,10,30),
  * BENCH_DELAY_HOSTS (default 1,10), BENCH_DELAY_MS (one-way delay, default 50), BENCH_LARAVEL=0 to skip it,
+ * BENCH_LARAVEL_HOSTS (default 1,3),
  * BENCH_TIMELINE_HOSTS (default 3), BENCH_LOAD=1 for the under-load row, BENCH_ROLLING=1 (with BENCH_ROLLING_HOSTS,
  * BENCH_ROLLING_BATCHES) for the rolling rows.
  */
@@ -48,6 +51,7 @@ import { SESSION_LOG_CONFIG, SessionCounter } from './sessions.js'
 import { floorRow, type FloorRow } from './floor.js'
 import { clientFloorRows, perExtraHost, type ClientFloorRow } from './client-floor.js'
 import { FABRIC_SKIPPED, fabricComparison, fabricVerdict, fabricVersion, formatFabricRows, type FabricComparisonRow } from './fabric.js'
+import { formatLaravelFloorRows, LARAVEL_FLOOR_GOAL, laravelFloorRow, type LaravelFloorRow } from './laravel-floor.js'
 import { formatRollingRows, rollingRows, type RollingRow } from './rolling.js'
 import { formatTimeline, timelineOf, type Timeline } from './timeline.js'
 import {
@@ -72,7 +76,8 @@ const HOST_COUNTS = (process.env.BENCH_HOSTS ?? '1,10,30').split(',').map(Number
 const DELAY_HOSTS = (process.env.BENCH_DELAY_HOSTS ?? '1,10').split(',').map(Number).filter(Boolean)
 const DELAY_MS = Number(process.env.BENCH_DELAY_MS ?? 50)
 const STARTUP_RUNS = 10
-const LARAVEL_RUNS = Math.max(1, Math.min(STEADY_RUNS, 3))
+const LARAVEL = process.env.BENCH_LARAVEL !== '0'
+const LARAVEL_HOSTS = (process.env.BENCH_LARAVEL_HOSTS ?? '1,3').split(',').map(Number).filter(Boolean)
 const TIMELINE_HOSTS = Number(process.env.BENCH_TIMELINE_HOSTS ?? 3)
 const UNDER_LOAD = process.env.BENCH_LOAD === '1'
 const FLOOR = process.env.BENCH_FLOOR !== '0'
@@ -226,7 +231,7 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100)
   const { cli, root: buildCopy } = await snapshotBuild()
   const base = await mkdtemp(path.join(os.tmpdir(), 'deployfile-bench-'))
-  const maxHosts = Math.max(1, TIMELINE_HOSTS, ROLLING_HOSTS, ...HOST_COUNTS, ...DELAY_HOSTS)
+  const maxHosts = Math.max(1, TIMELINE_HOSTS, ROLLING_HOSTS, ...HOST_COUNTS, ...DELAY_HOSTS, ...(LARAVEL ? LARAVEL_HOSTS : []))
   const hasTime = existsSync(TIME_BIN)
   if (!hasTime) log(`${TIME_BIN} is missing (apt-get install time): peak RSS comes from polling /proc/<pid>/status VmHWM`)
 
@@ -387,20 +392,49 @@ async function main(): Promise<void> {
     )
     log(`  --version ${version.medianMs.toFixed(0)} ms, list ${list.medianMs.toFixed(0)} ms, list after an edit ${listCold.medianMs.toFixed(0)} ms`)
 
-    // 4. Laravel.
-    let laravel: DeployRow | undefined
+    // 4. Laravel against its one-script floor, interleaved: on loopback, then through a delay proxy per host.
+    const laravel: LaravelFloorRow[] = []
     let laravelSkipped: string | undefined
     const hasPhp = existsSync('/usr/bin/php') || commandVersion('sh', ['-c', 'command -v php']) !== 'unknown'
     const hasComposer = commandVersion('sh', ['-c', 'command -v composer || echo missing']) !== 'missing'
-    if (process.env.BENCH_LARAVEL === '0') laravelSkipped = 'BENCH_LARAVEL=0'
+    if (!LARAVEL) laravelSkipped = 'BENCH_LARAVEL=0'
     else if (!hasPhp || !hasComposer) laravelSkipped = 'php or composer is not installed'
     else {
       const laravelApp = path.join(base, 'laravel-app')
       await copyLaravelApp(laravelApp)
-      const dir = path.join(base, 'laravel')
-      await mkdir(dir, { recursive: true })
-      await writeFile(path.join(dir, 'deployfile.ts'), laravelDeployfile(laravelApp, hostSpecs(servers, 1, 'laravel')[0]))
-      laravel = await deployRow(cli, dir, servers.servers.slice(0, 1), LARAVEL_RUNS, 'Laravel, 1 host')
+      for (const rttMs of [0, 2 * DELAY_MS]) {
+        for (const count of LARAVEL_HOSTS) {
+          const hostProxies: DelayProxy[] = []
+          for (let i = 0; rttMs > 0 && i < count; i++) {
+            const proxy = await startDelayProxy({ targetPort: servers.servers[i].port, delayMs: DELAY_MS })
+            proxies.push(proxy)
+            hostProxies.push(proxy)
+            await appendFile(servers.knownHostsFile, `[127.0.0.1]:${proxy.port} ${servers.servers[i].hostKeyPub}\n`)
+          }
+          const port = rttMs > 0 ? (i: number) => hostProxies[i].port : undefined
+          const name = `laravel-${count}${rttMs > 0 ? '-rtt' : ''}`
+          const dir = path.join(base, name)
+          await mkdir(dir, { recursive: true })
+          const depHosts = hostSpecs(servers, count, `${name}-dep`, port)
+          await writeFile(path.join(dir, 'deployfile.ts'), laravelDeployfile(laravelApp, depHosts))
+          const row = await laravelFloorRow({
+            cli,
+            depDir: dir,
+            appDir: laravelApp,
+            floorHosts: hostSpecs(servers, count, `${name}-floor`, port),
+            daemons: servers.servers.slice(0, count),
+            rounds: STEADY_RUNS,
+            rttMs,
+            serverCpuMs,
+            afterRun: async () => {
+              await Promise.all(hostProxies.map((p) => p.waitIdle()))
+              for (const p of hostProxies) p.reset()
+            },
+          })
+          log(`  Laravel, ${count} host(s), +${rttMs} ms RTT: dep ${seconds(row.dep.medianMs)} s (${row.dep.runsMs.join(', ')} ms), floor ${seconds(row.floor.medianMs)} s (${row.floor.runsMs.join(', ')} ms), ${row.ratio}x`)
+          laravel.push(row)
+        }
+      }
     }
 
     // 5. Report.
@@ -413,7 +447,7 @@ async function main(): Promise<void> {
       kernel: os.release(),
       node: process.version,
       sshd: commandVersion('sh', ['-c', '/usr/sbin/sshd -V 2>&1; true']),
-      php: laravel ? commandVersion('php', ['-r', 'echo PHP_VERSION;']) : undefined,
+      php: laravel.length > 0 ? commandVersion('php', ['-r', 'echo PHP_VERSION;']) : undefined,
     }
     const one = plain.find((r) => r.hosts === 1)
     const costs = hostCosts(plain, machine.cpus)
@@ -438,10 +472,11 @@ async function main(): Promise<void> {
       clientFloor: clientFloor ?? { skipped: 'BENCH_CLIENT_FLOOR=0' },
       fabric: fabric ? { version: fabricAt, rows: fabric } : { skipped: process.env.BENCH_FABRIC === '0' ? 'BENCH_FABRIC=0' : FABRIC_SKIPPED },
       startup: { version, list, listAfterEdit: listCold },
-      laravel: laravel ?? { skipped: laravelSkipped },
+      laravel: laravel.length > 0 ? laravel : { skipped: laravelSkipped },
       targets: {
         plainTripsPerHost: { target: '<= 6', value: Math.max(...plain.map((r) => Math.max(r.tripsFirst?.max ?? 0, r.tripsSteady?.max ?? 0))) },
-        laravelSteadyTrips: { target: '<= 12', value: laravel?.tripsSteady?.max },
+        laravelSteadyTrips: { target: '<= 12', value: laravel.length > 0 ? Math.max(...laravel.map((r) => r.depTrips?.max ?? 0)) : undefined },
+        laravelOverFloor: { target: `<= ${LARAVEL_FLOOR_GOAL}`, value: laravel.length > 0 ? Math.max(...laravel.map((r) => r.ratio)) : undefined },
         thirtyVsOne: { target: '<= 1.5', value: one && thirty ? Math.round((thirty.steadyMs / one.steadyMs) * 100) / 100 : undefined },
         addedBy100msRtt: { target: '<= 1500 ms', value: delayed.find((r) => r.hosts === 1)?.addedMs },
         depList: { target: '<= 300 ms', value: Math.round(list.medianMs) },
@@ -550,10 +585,9 @@ async function main(): Promise<void> {
     }
     lines.push('')
     lines.push(`start-up (median of ${STARTUP_RUNS}): dep --version ${version.medianMs.toFixed(0)} ms (RSS ${version.peakRssMb} MB), dep list ${list.medianMs.toFixed(0)} ms (RSS ${list.peakRssMb} MB), dep list after an edit (transpile cache miss) ${listCold.medianMs.toFixed(0)} ms`)
-    if (laravel) {
-      lines.push(
-        `Laravel (examples/laravel-app, 1 host): first ${seconds(laravel.firstMs)} s, steady ${seconds(laravel.steadyMs)} s (median of ${LARAVEL_RUNS}), trips/host ${formatTrips(laravel.tripsFirst)} first, ${formatTrips(laravel.tripsSteady)} steady, sessions/host ${formatTrips(laravel.sessionsFirst)} first, ${formatTrips(laravel.sessionsSteady)} steady, sshd CPU ${seconds(laravel.steadyServerCpuMs)} s, peak RSS ${laravel.peakRssMb} MB`,
-      )
+    if (laravel.length > 0) {
+      lines.push('')
+      lines.push(...formatLaravelFloorRows(laravel, STEADY_RUNS))
     } else {
       lines.push(`Laravel: skipped (${laravelSkipped})`)
     }
@@ -563,6 +597,7 @@ async function main(): Promise<void> {
     const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a ' : ok ? 'met ' : 'MISSED')
     lines.push(`  ${verdict(t.plainTripsPerHost.value <= 6)}  plain release deploy <= 6 round trips/host: ${t.plainTripsPerHost.value}`)
     lines.push(`  ${verdict(t.laravelSteadyTrips.value === undefined ? undefined : t.laravelSteadyTrips.value <= 12)}  steady Laravel deploy <= 12 round trips/host: ${t.laravelSteadyTrips.value ?? '-'}`)
+    lines.push(`  ${verdict(t.laravelOverFloor.value === undefined ? undefined : t.laravelOverFloor.value <= LARAVEL_FLOOR_GOAL)}  Laravel within ${LARAVEL_FLOOR_GOAL}x of the one-script floor: ${t.laravelOverFloor.value ?? '-'}x`)
     lines.push(`  ${verdict(t.thirtyVsOne.value === undefined ? undefined : t.thirtyVsOne.value <= 1.5)}  30 hosts <= 1.5x the wall time of 1 host: ${t.thirtyVsOne.value ?? '-'}x`)
     lines.push(`  ${verdict(t.addedBy100msRtt.value === undefined ? undefined : t.addedBy100msRtt.value <= 1500)}  +100 ms RTT adds <= 1.5 s (1 host): ${t.addedBy100msRtt.value === undefined ? '-' : `+${seconds(t.addedBy100msRtt.value)} s`}`)
     lines.push(`  ${verdict(t.depList.value <= 300)}  dep list <= 300 ms: ${t.depList.value} ms`)
