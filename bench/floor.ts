@@ -75,12 +75,12 @@ function deployOne(appDir: string, host: HostSpec, script: string): Promise<Floo
   })
 }
 
-/** The remote script of one host (the plain deploy's by default). */
-export type FloorScript = (host: HostSpec) => string
+/** The remote script of one host, by its index in the host list (the plain deploy's by default). */
+export type FloorScript = (host: HostSpec, index: number) => string
 
 /** One floor deploy to every host of `hosts` at once; throws when a host's script failed. */
 export async function floorOnce(appDir: string, hosts: HostSpec[], script: FloorScript = (host) => floorScript(host.deployPath)): Promise<FloorHostResult[]> {
-  const results = await Promise.all(hosts.map((host) => deployOne(appDir, host, script(host))))
+  const results = await Promise.all(hosts.map((host, i) => deployOne(appDir, host, script(host, i))))
   const failed = results.filter((r) => r.code !== 0)
   if (failed.length > 0) {
     throw new Error(`floor script failed on ${failed.length} of ${hosts.length} hosts (exit ${failed[0].code}):\n${failed[0].stderr.slice(-4000)}`)

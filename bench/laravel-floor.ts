@@ -12,7 +12,8 @@
  * vendor/ copied from the live release when the new one has none; `composer install` with the
  * recipe's default options; `php artisan --version` (the recipe reads the Laravel version in the same
  * round trip); `artisan storage:link`, `config:cache`, `route:cache`, `view:cache`, `event:cache`
- * (one php process each, as the recipe runs them); `artisan migrate --force`; the atomic switch;
+ * (one php process each, as the recipe runs them); `artisan migrate --force` on the first host only
+ * (the recipe's artisan:migrate is `once`: one host, the database being shared); the atomic switch;
  * cleanup keeping 3 releases; unlock. No PHP-FPM reload: the recipe does none unless configured.
  * Left out, as in bench/floor.ts: the ledger lines, the lock's owner file, the safety checks.
  */
@@ -41,8 +42,9 @@ const CACHE_COMMANDS = ['storage:link', 'config:cache', 'route:cache', 'view:cac
 /**
  * The remote script of one host. With `marks`, it prints `@t <step> <epoch ms>` after each step (one
  * `date` each: only for the one timed run that shows where the floor's time goes, never in the rounds).
+ * `migrate`: run the migrations (the first host only, as the recipe does).
  */
-export function laravelFloorScript(deployPath: string, options: { marks?: boolean } = {}): string {
+export function laravelFloorScript(deployPath: string, options: { marks?: boolean; migrate: boolean }): string {
   const env = renderDotenv(laravelDotenv(deployPath))
   const db = laravelDotenv(deployPath).DB_DATABASE
   if (env.includes('\nENV\n')) throw new Error('the .env would end the here-document early')
@@ -80,8 +82,7 @@ m composer
 php artisan --version >/dev/null
 m version
 ${CACHE_COMMANDS.map((command) => `php artisan ${command}\nm ${command}`).join('\n')}
-php artisan migrate --force
-m migrate
+${options.migrate ? 'php artisan migrate --force\nm migrate' : ''}
 ln -sfn "releases/$n" "$d/current.tmp" && mv -fT "$d/current.tmp" "$d/current"
 rm -f "$d/release"
 m switch
@@ -194,7 +195,7 @@ export async function laravelFloorRow(options: LaravelFloorOptions): Promise<Lar
     assertOk(run, `Laravel deploy, ${hosts} host(s), +${options.rttMs} ms RTT`)
     return run
   }
-  const floor = () => floorOnce(options.appDir, options.floorHosts, (host) => laravelFloorScript(host.deployPath))
+  const floor = () => floorOnce(options.appDir, options.floorHosts, (host, i) => laravelFloorScript(host.deployPath, { migrate: i === 0 }))
   const depFirst = await measured(hosts, options, dep)
   const floorFirst = await measured(hosts, options, floor)
   const depRuns: Array<Measured<DepRun>> = []
@@ -204,7 +205,7 @@ export async function laravelFloorRow(options: LaravelFloorOptions): Promise<Lar
     floorRuns.push(await measured(hosts, options, floor))
   }
   const markedStart = performance.now()
-  const marked = await floorOnce(options.appDir, options.floorHosts, (host) => laravelFloorScript(host.deployPath, { marks: true }))
+  const marked = await floorOnce(options.appDir, options.floorHosts, (host, i) => laravelFloorScript(host.deployPath, { marks: true, migrate: i === 0 }))
   const markedWallMs = Math.round(performance.now() - markedStart)
   await options.afterRun?.()
   const depSide = sideOf(depFirst.wallMs, depRuns)
