@@ -66,15 +66,16 @@ async function appPath(ctx: TaskContext): Promise<string> {
 }
 
 /**
- * The release's own .env from the dotenv setting: uploaded over SFTP (created
- * 0600, never on a command line) so a deploy that fails before the switch
+ * The release's own .env from the dotenv setting: uploaded as content (the
+ * stdin of `cat`, created 0600, never on a command line, in the same round
+ * trip as the queued commands) so a deploy that fails before the switch
  * changes nothing the live release reads; shared_files then leaves .env out.
  */
 async function releaseOwnEnv(ctx: TaskContext, releasePath: string): Promise<void> {
   const content = await dotenvContent(await ctx.get('dotenv'))
   if (!content.trim()) throw new ConfigError('The dotenv setting gave an empty .env.', 'Check the file or the values it is built from.')
   ctx.addSecrets(...secretValuesOf(content))
-  await ctx.upload(Buffer.from(content), envUploadPath(releasePath), { mode: 0o600, afterQueued: false })
+  await ctx.upload(Buffer.from(content), envUploadPath(releasePath), { mode: 0o600 })
   await ctx.queue(releaseEnvScript(releasePath))
   ctx.set('shared_files', (await ctx.get('shared_files')).filter((file) => file.replace(/^\.\//, '') !== '.env'))
   await ctx.queue(sqliteFileScript(`${releasePath}/.env`))

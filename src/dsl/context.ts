@@ -72,9 +72,10 @@ export interface UploadOptions {
   /** For a directory: tar patterns to leave out, e.g. `['node_modules', '.git']`. */
   exclude?: string[]
   /**
-   * Send the host's queued commands first, so the upload lands after them
-   * (default true). False saves that round trip when the upload does not
-   * depend on them.
+   * For a file: send the host's queued commands first, so the upload lands
+   * after them (default true). False saves that round trip when the upload
+   * does not depend on them. Content (a Buffer) always goes in the same round
+   * trip as the queued commands, after them: this option does not apply.
    */
   afterQueued?: boolean
 }
@@ -224,7 +225,9 @@ export interface TaskContext {
 
   /**
    * Copies a local file or directory (or a Buffer of content) to the host; a
-   * directory travels as one tar stream. Both paths are templated.
+   * directory travels as one tar stream, a file over SFTP, content as the
+   * stdin of `cat` (never on a command line; created 0600 unless `mode` says
+   * otherwise, then renamed over the destination). Both paths are templated.
    */
   upload(source: string | Buffer, destination: string, options?: UploadOptions): Promise<void>
   /** Copies a remote file or directory to this machine. The source is templated. */

@@ -1,7 +1,7 @@
 import type { ConfigKey, DeployConfig } from '../model/config-types.js'
 import type { Host } from '../model/host.js'
 import type { Phase } from '../model/task.js'
-import { Command, sh, type ShellValue } from '../shell/command.js'
+import { Command, sh, shownAs, type ShellValue } from '../shell/command.js'
 import { quote } from '../shell/quote.js'
 import { Transform } from 'node:stream'
 import { createReadStream } from 'node:fs'
@@ -261,6 +261,7 @@ export class TaskContext implements TaskContextContract {
     if (typeof source === 'string' && options.mode === undefined && (await isDirectory(path))) {
       return this.uploadDirectory(path, target, options)
     }
+    if (Buffer.isBuffer(source)) return this.uploadContent(source, target, options)
     // SFTP writes must not overtake queued commands (say, the mkdir of the target's directory).
     if (options.afterQueued !== false) await this.flush()
     this.state.emit({ type: 'command:start', host: this.host.alias, task: this.taskName, command: `upload ${path} → ${target}` })
@@ -285,6 +286,24 @@ export class TaskContext implements TaskContextContract {
       throw error
     })
     end(0)
+  }
+
+  /**
+   * Content goes as the stdin of `cat` into a new file (umask 077, then its mode), renamed over the
+   * target: no SFTP session, and one round trip that also carries the host's queued commands (they
+   * run first). The content is never on a command line; what `ps` shows is `cat`, `chmod` and `mv`.
+   * Relative targets are relative to the login directory, as over SFTP.
+   */
+  private async uploadContent(content: Buffer, target: string, options: UploadOptions): Promise<void> {
+    const temp = `${target}.deployfile-upload`
+    const mode = (options.mode ?? 0o600).toString(8)
+    const write = shownAs(
+      sh`rm -f ${temp} && (umask 077 && cat > ${temp}) && chmod ${mode} ${temp} && mv -f ${temp} ${target}`,
+      `upload (content) → ${target}`,
+    )
+    await send(this.sender, this.transport(), write.with({ stdin: content }), { quiet: true }, false)
+    const size = content.length
+    this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: size, totalBytes: size, done: true })
   }
 
   /** A directory goes as one tar stream into `tar -x` on the host: one round trip for the whole tree. */

@@ -333,14 +333,15 @@ describe('the Laravel recipe on three hosts behind nginx + php-fpm', () => {
     for (const deployPath of deployPaths()) expect(await releasesOf(deployPath)).toEqual(['7', '8', '9'])
   }, 300_000)
 
-  it('makes at most 12 round trips per host in a steady-state deploy (--json run:end)', async () => {
+  it('makes at most 9 round trips per host in a steady-state deploy (--json run:end)', async () => {
     const result = await depRun(['deploy', '--json'], 'deploy --json')
     expect(result.code, result.output).toBe(0)
     const end = events(result).find((e) => e.type === 'run:end') as { roundTrips: Record<string, number> } | undefined
     expect(end, result.output).toBeDefined()
     console.info(`round trips per host, one Laravel deploy: ${JSON.stringify(end!.roundTrips)}`)
     expect(Object.keys(end!.roundTrips).sort()).toEqual(ALIASES)
-    for (const alias of ALIASES) expect(end!.roundTrips[alias], alias).toBeLessThanOrEqual(12)
+    // 9 on the host that migrates, 8 on the others (the .env goes with the queued commands, no SFTP).
+    for (const alias of ALIASES) expect(end!.roundTrips[alias], alias).toBeLessThanOrEqual(9)
   }, 60_000)
 
   it('never shows a dotenv secret: plain, -v, -vv, --json, --log, dep config; the release .env is 0600', async () => {

@@ -13,20 +13,28 @@ const sandbox = mkdtempSync(join(tmpdir(), 'df-transfer-'))
 afterAll(() => rmSync(sandbox, { recursive: true, force: true }))
 
 describe('upload() on the MemoryTransport', () => {
-  it('puts content with its mode at a templated path, after the queued commands', async () => {
+  it('sends content as the stdin of cat, with its mode, at a templated path, in one round trip after the queued commands', async () => {
     const registry = await declare(() => {
       host('h', { deployPath: '/srv/app' })
       task('t', async () => {
         await queue`mkdir -p /srv/app/shared`
-        await upload(Buffer.from('APP_KEY=x\n'), '{{deploy_path}}/shared/.env', { mode: 0o600 })
+        await upload(Buffer.from('APP_KEY=x\n'), '{{deploy_path}}/shared/.env', { mode: 0o640 })
       })
     })
     const { transports, events } = await runPlan(registry, 't')
     const ops = transports.get('h')!.operations
-    expect(ops).toHaveLength(2)
+    expect(ops).toHaveLength(1)
     expect(ops[0]).toMatchObject({ kind: 'exec' })
-    expect(ops[1]).toEqual({ kind: 'put', source: '(10 bytes of content)', remotePath: '/srv/app/shared/.env', mode: 0o600 })
+    const op = ops[0] as { script: string; command: { stdin?: unknown } }
+    const script = op.script
+    expect(op.command.stdin).toEqual(Buffer.from('APP_KEY=x\n'))
+    expect(script.indexOf('mkdir -p /srv/app/shared')).toBeGreaterThanOrEqual(0)
+    expect(script.indexOf('mkdir -p /srv/app/shared')).toBeLessThan(script.indexOf('cat >'))
+    expect(script).toContain('(umask 077 && cat > /srv/app/shared/.env.deployfile-upload) && chmod 640 ')
+    expect(script).toContain('mv -f /srv/app/shared/.env.deployfile-upload /srv/app/shared/.env')
+    expect(script).not.toContain('APP_KEY')
     expect(ofType(events, 'command:start').map((e) => e.command)).toContain('upload (content) → /srv/app/shared/.env')
+    expect(ofType(events, 'transfer').at(-1)).toMatchObject({ direction: 'upload', bytes: 10, totalBytes: 10, done: true })
   })
 
   it('download() gets a templated remote path', async () => {
