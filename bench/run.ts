@@ -31,6 +31,7 @@
  * keeps the reference numbers). A benchmark, not a test: it asserts nothing about time.
  *
  * Environment: BENCH_RUNS (steady-state runs per row, default 5), BENCH_HOSTS (default 1,10,30),
+ * BENCH_SCALE_HOSTS (default 100: more fleet sizes for the per-host costs only, at most 3 runs; 0 skips),
  * BENCH_DELAY_HOSTS (default 1,10), BENCH_DELAY_MS (one-way delay, default 50), BENCH_LARAVEL=0 to skip it,
  * BENCH_LARAVEL_HOSTS (default 1,3),
  * BENCH_TIMELINE_HOSTS (default 3), BENCH_LOAD=1 for the under-load row, BENCH_ROLLING=1 (with BENCH_ROLLING_HOSTS,
@@ -73,6 +74,11 @@ import {
 
 const STEADY_RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const HOST_COUNTS = (process.env.BENCH_HOSTS ?? '1,10,30').split(',').map(Number).filter(Boolean)
+/** Fleet sizes measured only for the per-host costs (plain deploy, its floor, the bare client), with fewer runs. */
+const SCALE_HOSTS = (process.env.BENCH_SCALE_HOSTS ?? '100').split(',').map(Number).filter((n) => n > 0 && !HOST_COUNTS.includes(n))
+const COST_HOST_COUNTS = [...HOST_COUNTS, ...SCALE_HOSTS]
+/** Steady runs of a row: fewer at the scale sizes (a 100-host deploy takes ~30 s on 2 cores). */
+const runsAt = (count: number) => (SCALE_HOSTS.includes(count) ? Math.min(STEADY_RUNS, 3) : STEADY_RUNS)
 const DELAY_HOSTS = (process.env.BENCH_DELAY_HOSTS ?? '1,10').split(',').map(Number).filter(Boolean)
 const DELAY_MS = Number(process.env.BENCH_DELAY_MS ?? 50)
 const STARTUP_RUNS = 10
@@ -231,7 +237,7 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100)
   const { cli, root: buildCopy } = await snapshotBuild()
   const base = await mkdtemp(path.join(os.tmpdir(), 'deployfile-bench-'))
-  const maxHosts = Math.max(1, TIMELINE_HOSTS, ROLLING_HOSTS, ...HOST_COUNTS, ...DELAY_HOSTS, ...(LARAVEL ? LARAVEL_HOSTS : []))
+  const maxHosts = Math.max(1, TIMELINE_HOSTS, ROLLING_HOSTS, ...COST_HOST_COUNTS, ...DELAY_HOSTS, ...(LARAVEL ? LARAVEL_HOSTS : []))
   const hasTime = existsSync(TIME_BIN)
   if (!hasTime) log(`${TIME_BIN} is missing (apt-get install time): peak RSS comes from polling /proc/<pid>/status VmHWM`)
 
@@ -256,18 +262,18 @@ async function main(): Promise<void> {
 
     // 1. No added latency.
     const plain: DeployRow[] = []
-    for (const count of HOST_COUNTS) {
+    for (const count of COST_HOST_COUNTS) {
       const dir = path.join(base, `plain-${count}`)
       await mkdir(dir, { recursive: true })
       await writeFile(path.join(dir, 'deployfile.ts'), commonDeployfile(appDir, hostSpecs(servers, count, `plain-${count}`)))
-      plain.push(await deployRow(cli, dir, servers.servers.slice(0, count), STEADY_RUNS, `${count} host(s)`))
+      plain.push(await deployRow(cli, dir, servers.servers.slice(0, count), runsAt(count), `${count} host(s)`))
     }
 
     // 1a. The floor: one shell script per host over one ssh session doing the same remote work.
     const floor: FloorRow[] = []
     if (FLOOR) {
-      for (const count of HOST_COUNTS) {
-        const row = await floorRow(appDir, hostSpecs(servers, count, `floor-${count}`), STEADY_RUNS, serverCpuMs)
+      for (const count of COST_HOST_COUNTS) {
+        const row = await floorRow(appDir, hostSpecs(servers, count, `floor-${count}`), runsAt(count), serverCpuMs)
         log(`  floor (one ssh session per host), ${count} host(s): steady ${seconds(row.steadyMs)} s (${row.steadyRunsMs.join(', ')} ms), sshd CPU/host ${row.serverCpuPerHostMs ?? '?'} ms`)
         floor.push(row)
       }
@@ -276,7 +282,7 @@ async function main(): Promise<void> {
     // 1a'. The client's floor: a bare ssh2 client connecting, authenticating and running one command per host.
     let clientFloor: ClientFloorRow[] | undefined
     if (process.env.BENCH_CLIENT_FLOOR !== '0') {
-      clientFloor = await clientFloorRows((count) => hostSpecs(servers, count, `client-floor-${count}`), HOST_COUNTS, STEADY_RUNS)
+      clientFloor = await clientFloorRows((count) => hostSpecs(servers, count, `client-floor-${count}`), COST_HOST_COUNTS, STEADY_RUNS)
       for (const row of clientFloor) log(`  bare ssh2 client, ${row.hosts} host(s): CPU ${row.cpuMs ?? '?'} ms, peak RSS ${row.peakRssMb ?? '?'} MB`)
     }
 
@@ -502,7 +508,7 @@ async function main(): Promise<void> {
     const lines: string[] = []
     lines.push('')
     lines.push(`deployfile benchmark — ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, ${machine.sshd}; load average ${machine.loadavg.before[0]} → ${machine.loadavg.after[0]}`)
-    lines.push(`common recipe, upload strategy, ${files} files; wall = spawn to exit of \`dep deploy --json\`; steady = median of ${STEADY_RUNS};`)
+    lines.push(`common recipe, upload strategy, ${files} files; wall = spawn to exit of \`dep deploy --json\`; steady = median of ${STEADY_RUNS}${SCALE_HOSTS.length ? ` (of ${Math.min(STEADY_RUNS, 3)} at ${SCALE_HOSTS.join(', ')} hosts)` : ''};`)
     lines.push('run = inside the executor (run:end durationMs); CPU = user + system of the dep process; sshd CPU = the sessions')
     lines.push('on the daemons (sshd, sh, tar…), which share the same cores as dep')
     lines.push('')
