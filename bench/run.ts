@@ -15,11 +15,11 @@
  *   host, dep CPU and peak RSS per extra host, and the wall time against the CPU floor
  *   ((dep CPU + sshd CPU) / cores), for each host count;
  * - a per-host timeline of one steady deploy to BENCH_TIMELINE_HOSTS hosts (default 3, 0 to skip);
- * - with BENCH_LOAD=1, the 1-host steady deploy again while 2 busy loops (at most 60 s) hog the cores;
+ * - unless BENCH_LOAD=0, the 1-host steady deploy again while 2 busy loops (at most 60 s) hog the cores;
  * - 100 sequential commands on one host through the transport, with and without the command channel,
- *   against a daemon configured like a real server (bench/sequential.ts), quiet and (BENCH_LOAD=1) under
+ *   against a daemon configured like a real server (bench/sequential.ts), quiet and (unless BENCH_LOAD=0) under
  *   the busy loops; BENCH_SEQUENTIAL=0 skips it;
- * - with BENCH_ROLLING=1, BENCH_ROLLING_HOSTS hosts (default 6) all at once and with `--strategy rolling
+ * - unless BENCH_ROLLING=0, BENCH_ROLLING_HOSTS hosts (default 6) all at once and with `--strategy rolling
  *   --batch N` for each N of BENCH_ROLLING_BATCHES (default 3,2,1), on loopback and +2×DELAY_MS per round
  *   trip: wall time and round trips, and the cost of one more batch (bench/rolling.ts);
  * - the client's floor per host: a bare ssh2 client connecting and running one command on BENCH_HOSTS hosts
@@ -34,8 +34,8 @@
  * BENCH_SCALE_HOSTS (default 100: more fleet sizes for the per-host costs only, at most 3 runs; 0 skips),
  * BENCH_DELAY_HOSTS (default 1,10), BENCH_DELAY_MS (one-way delay, default 50), BENCH_LARAVEL=0 to skip it,
  * BENCH_LARAVEL_HOSTS (default 1,3),
- * BENCH_TIMELINE_HOSTS (default 3), BENCH_LOAD=1 for the under-load row, BENCH_ROLLING=1 (with BENCH_ROLLING_HOSTS,
- * BENCH_ROLLING_BATCHES) for the rolling rows.
+ * BENCH_TIMELINE_HOSTS (default 3), BENCH_LOAD=0 skips the under-load rows, BENCH_ROLLING=0 the rolling rows
+ * (BENCH_ROLLING_HOSTS, BENCH_ROLLING_BATCHES).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -85,9 +85,9 @@ const STARTUP_RUNS = 10
 const LARAVEL = process.env.BENCH_LARAVEL !== '0'
 const LARAVEL_HOSTS = (process.env.BENCH_LARAVEL_HOSTS ?? '1,3').split(',').map(Number).filter(Boolean)
 const TIMELINE_HOSTS = Number(process.env.BENCH_TIMELINE_HOSTS ?? 3)
-const UNDER_LOAD = process.env.BENCH_LOAD === '1'
+const UNDER_LOAD = process.env.BENCH_LOAD !== '0'
 const FLOOR = process.env.BENCH_FLOOR !== '0'
-const ROLLING = process.env.BENCH_ROLLING === '1'
+const ROLLING = process.env.BENCH_ROLLING !== '0'
 const ROLLING_HOSTS = ROLLING ? Number(process.env.BENCH_ROLLING_HOSTS ?? 6) : 0
 const ROLLING_BATCHES = (process.env.BENCH_ROLLING_BATCHES ?? '3,2,1').split(',').map(Number).filter(Boolean)
 /** Busy loops of the under-load row: one per core of the reference 2-core machine. */
