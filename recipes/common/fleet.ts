@@ -73,10 +73,15 @@ export function kindOf(view: HostView, release: ReleaseDir, bad: Set<string> = n
   return wentLive(ours).has(release.name) ? 'good' : 'unfinished'
 }
 
-/** Releases some host's ledger marks failed or rolled back: bad for the whole fleet. */
+/**
+ * Releases some host's ledger marks failed or rolled back: bad for the whole fleet. A host left out
+ * of a run (`--max-fail`) marks the release bad for itself only: it went live on the others.
+ */
 export function fleetBad(views: HostView[]): Set<string> {
   const bad = new Set<string>()
-  for (const view of views) for (const [name, status] of releaseStatuses(view.ledger)) if (isBad(status)) bad.add(name)
+  for (const view of views) {
+    for (const [name, status] of releaseStatuses(view.ledger.filter((entry) => !entry.left_out))) if (isBad(status)) bad.add(name)
+  }
   return bad
 }
 

@@ -18,6 +18,11 @@ export interface LedgerEntry {
   reason?: string
   /** On a failed run's record: the hosts that could not be brought back. */
   drifted?: string[]
+  /**
+   * On a `failed` record: this host was left out of a run that went on on the
+   * other hosts (`--max-fail`): the release is bad here, not for the fleet.
+   */
+  left_out?: boolean
   /** Set on records read from another tool's log: `deployer` or `capistrano`. */
   origin?: 'deployer' | 'capistrano'
 }

@@ -116,6 +116,8 @@ describe('dep deploy --strategy rolling', () => {
     for (const deployPath of paths) expect(isLocked(deployPath)).toBe(false)
     expect(await releasesOf(paths[2])).toEqual(['1'])
     expect((await ledgerOf(paths[2])).filter((e) => e.release === '3').map((e) => e.status)).toEqual(['prepared', 'live', 'failed'])
+    // Bad on web3 only: the others went live on it.
+    expect((await ledgerOf(paths[2])).find((e) => e.release === '3' && e.status === 'failed')).toMatchObject({ left_out: true })
     expect((await ledgerOf(paths[0])).filter((e) => e.release === '3').map((e) => e.status)).toEqual(['prepared', 'live'])
     expect(result.stderr).toMatch(/Left out by --max-fail \(drifted by choice; the next deploy converges them\): web3\n/)
     expect(result.stderr).toMatch(/web3: app:check failed \(.*\); stays on release 1: drifted by choice/)
@@ -133,6 +135,9 @@ describe('dep deploy --strategy rolling', () => {
     expect(converge.code, converge.output).toBe(0)
     expect(await currents()).toEqual(ALIASES.map(() => 'releases/4'))
     for (const deployPath of paths) expect(isLocked(deployPath)).toBe(false)
+    // Release 3, live on five hosts until now, is kept there (keep_releases 3): web3's record does not make it bad fleet-wide.
+    expect(await releasesOf(paths[0])).toEqual(['1', '3', '4'])
+    expect(await releasesOf(paths[2])).toEqual(['1', '4'])
   })
 
   it('refuses rolling options without --strategy rolling or with bad values (exit 2, naming the option); --dry-run shows the batches', async () => {

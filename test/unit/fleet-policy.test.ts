@@ -128,6 +128,15 @@ describe('cleanup', () => {
     expect(releasesToRemove(h3, 5, order, ['11'], fleetBad([h1, h3]))).toEqual(['10'])
   })
 
+  it('a release a host was left out of (--max-fail) is bad on that host only: the others keep it', () => {
+    // Release 10 went live on h1..h5; h6 failed, was left out and went back to 9.
+    const h1 = view('h1', { releases: ['9', '10', '11'], current: '11', ledger: [live('9'), live('10'), live('11')] })
+    const h6 = view('h6', { releases: ['9', '11'], current: '11', ledger: [live('9'), live('10'), failed('10', { left_out: true }), live('11')] })
+    expect(fleetBad([h1, h6]).has('10')).toBe(false)
+    expect(releasesToRemove(h1, 3, order, ['11'], fleetBad([h1, h6]))).toEqual([])
+    expect(kindOf(h6, { name: '10', complete: true, markedBad: false })).toBe('bad')
+  })
+
   it('keeps a live release outside the usual order and the one before it', () => {
     const v = view('h1', { releases: ['1', '2', '3', '4'], current: '2', ledger: ['1', '2', '3', '4'].map((n) => live(n)) })
     expect(releasesToRemove(v, 1, order).sort()).toEqual(['3'])

@@ -40,7 +40,7 @@ export function recoveryTasks(): void {
       if (run && ctx.failure?.leftOut) ctx.warning(leftOutNote(run.before))
       return
     }
-    const entry = await ledgerEntry(ctx, name, 'failed', { reason: failureReason(ctx) })
+    const entry = await ledgerEntry(ctx, name, 'failed', { reason: failureReason(ctx), ...(ctx.failure?.leftOut ? { left_out: true } : {}) })
     const { before, layout, releaseCreated } = run
     const output = await ctx
       .run(revertScript({ layout, name, previousTarget: before.currentTarget, mvT: run.view.mvT, dropRelease: releaseCreated, entries: [entry] }))
