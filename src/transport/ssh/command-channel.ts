@@ -3,12 +3,11 @@ import { constants } from 'node:os'
 import type { Client, ClientChannel } from 'ssh2'
 import type { Command } from '../../shell/command.js'
 import { COMMAND_LOOP, loopEndMarker, loopPayload } from '../../shell/protocol.js'
-import { OutputBuffer } from '../output-buffer.js'
 import type { ExecOptions, ExecResult } from '../types.js'
+import { type ChannelKill, SshCommandRun } from './command-run.js'
 import { EndScanner } from './end-marker.js'
-import type { RunHooks, RunningCommand } from './exec.js'
+import type { RunHooks } from './exec.js'
 import { channelUsable } from './open-channel.js'
-import { killCommand } from './kill.js'
 import { PgidFilter } from './pgid-filter.js'
 
 /** What a command on the command channel needs from its transport, besides RunHooks. */
@@ -146,17 +145,8 @@ export class CommandChannel {
 }
 
 /** A command running on the command channel. */
-class LoopCommand implements RunningCommand {
-  readonly result: Promise<ExecResult>
-  readonly done: Promise<void>
-  private resolveResult!: (result: ExecResult) => void
-  private rejectResult!: (error: Error) => void
-  private markDone!: () => void
-  private ended = false
-  private readonly collect: boolean
+class LoopCommand extends SshCommandRun {
   private readonly stdin: Buffer | undefined
-  private readonly stdoutKept: OutputBuffer
-  private readonly stderrKept: OutputBuffer
   private readonly stderrFilter: PgidFilter
   /** The process-group report or any output came: the script started. */
   private started = false
@@ -165,26 +155,17 @@ class LoopCommand implements RunningCommand {
   private resolvePgid!: (pgid: number | undefined) => void
   private streamsEnded = 0
   private status: number | undefined
-  private timedOut = false
-  private aborted = false
-  private terminating = false
-  private killDone: Promise<void> = Promise.resolve()
-  private timer: NodeJS.Timeout | undefined
-  private graceTimer: NodeJS.Timeout | undefined
-  private readonly onAbort = () => this.abort()
 
   constructor(
     private readonly loop: CommandChannel,
     private readonly channel: ClientChannel,
     private readonly command: Command,
-    private readonly options: ExecOptions,
-    private readonly hooks: LoopHooks,
+    options: ExecOptions,
+    private readonly loopHooks: LoopHooks,
   ) {
+    super(options, loopHooks)
     const stdin = command.stdin
     this.stdin = stdin === undefined ? undefined : Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin as string, 'utf8')
-    this.collect = options.collect !== false
-    this.stdoutKept = new OutputBuffer(this.collect ? (options.maxStdout ?? Infinity) : 0)
-    this.stderrKept = new OutputBuffer(this.collect ? (options.maxStderr ?? Infinity) : 0)
     this.pgid = new Promise<number | undefined>((resolve) => (this.resolvePgid = resolve))
     this.stderrFilter = new PgidFilter(
       (chunk) => {
@@ -198,30 +179,18 @@ class LoopCommand implements RunningCommand {
         this.resolvePgid(group)
       },
     )
-    this.done = new Promise<void>((resolve) => (this.markDone = resolve))
-    this.result = new Promise<ExecResult>((resolve, reject) => {
-      this.resolveResult = resolve
-      this.rejectResult = reject
-    })
   }
 
   start(): void {
     this.hooks.register(this)
     this.options.signal?.addEventListener('abort', this.onAbort, { once: true })
-    const timeoutMs = this.options.timeoutMs
-    if (timeoutMs !== undefined && timeoutMs > 0) {
-      this.timer = setTimeout(() => {
-        if (this.terminating) return
-        this.timedOut = true
-        this.terminate()
-      }, timeoutMs)
-    }
+    this.startTimer()
     if (!channelUsable(this.channel)) {
       this.channelClosed(null)
       return
     }
     // A command with a timeout gets a session of its own: killing it then spares the loop.
-    const ownSession = timeoutMs !== undefined && timeoutMs > 0
+    const ownSession = (this.options.timeoutMs ?? 0) > 0
     this.channel.write(loopPayload(this.command, this.stdin, ownSession))
     if (this.options.signal?.aborted) this.abort()
   }
@@ -267,76 +236,29 @@ class LoopCommand implements RunningCommand {
     if (!this.started && !this.terminating) {
       // Nothing ran (the loop was killed while idle, say): run it on a channel of its own.
       this.hooks.retried()
-      const rerun = this.hooks.rerun()
-      this.end()
-      rerun.then(this.resolveResult, this.rejectResult)
+      this.follow(this.loopHooks.rerun())
       return
     }
     void this.killDone.then(() => this.finish({ code: null, signal, ...this.output() }))
   }
 
-  abort(): void {
-    if (this.terminating || this.ended) return
-    this.aborted = true
-    this.terminate()
-  }
-
-  lost(error: Error): void {
-    this.fail(error)
-  }
-
-  private output(): Omit<ExecResult, 'code' | 'signal'> {
+  /**
+   * Kills the command's process group: its own session's (commands with a timeout, when the host
+   * has `setsid`: the loop serves on), else the loop's, which ends the channel as well. Normally the
+   * end markers come as soon as the group is gone; if not, it hangs up.
+   */
+  protected killSteps(): ChannelKill {
     return {
-      stdout: this.stdoutKept.text(),
-      stderr: this.stderrKept.text(),
-      timedOut: this.timedOut,
-      aborted: this.aborted,
-      ...(this.stdoutKept.dropped > 0 && this.collect ? { stdoutDropped: this.stdoutKept.dropped } : {}),
-      ...(this.stderrKept.dropped > 0 && this.collect ? { stderrDropped: this.stderrKept.dropped } : {}),
+      pgid: this.pgid,
+      // No group number: the script never started; hanging up ends the loop and the child reading it.
+      noGroup: () => this.loop.hangUp(),
+      hangUp: () => this.loop.hangUp(),
+      giveUp: () => this.finish({ code: null, signal: null, ...this.output() }),
     }
   }
 
-  /**
-   * Kills the command's process group: its own session's (commands with a timeout, when the host
-   * has `setsid`: the loop serves on), else the loop's, which ends the channel as well.
-   */
-  private terminate(): void {
-    if (this.terminating) return
-    this.terminating = true
-    if (this.timer) clearTimeout(this.timer)
-    // Normally the end markers come as soon as the group is gone; if not, hang up.
-    this.killDone = killCommand(
-      {
-        pgid: this.pgid,
-        killGroup: (pgid) => this.hooks.killGroup(pgid),
-        // No group number: the script never started; hanging up ends the loop and the child reading it.
-        noGroup: () => this.loop.hangUp(),
-        hangUp: () => this.loop.hangUp(),
-        giveUp: () => this.finish({ code: null, signal: null, ...this.output() }),
-        ended: () => this.ended,
-      },
-      (timer) => (this.graceTimer = timer),
-    )
-  }
-
-  private finish(result: ExecResult): void {
-    if (this.end()) this.resolveResult(result)
-  }
-
-  private fail(error: Error): void {
-    if (this.end()) this.rejectResult(error)
-  }
-
-  private end(): boolean {
-    if (this.ended) return false
-    this.ended = true
-    if (this.timer) clearTimeout(this.timer)
-    if (this.graceTimer) clearTimeout(this.graceTimer)
-    this.options.signal?.removeEventListener('abort', this.onAbort)
-    this.hooks.unregister(this)
+  protected released(): void {
     this.loop.release(this)
-    this.markDone()
-    return true
   }
 }
 

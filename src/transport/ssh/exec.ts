@@ -3,10 +3,9 @@ import type { Client, ClientChannel } from 'ssh2'
 import type { Command } from '../../shell/command.js'
 import { ScriptExit } from '../../shell/protocol.js'
 import { SSH_BOOTSTRAP, sshPayload } from '../../shell/protocol.js'
-import { OutputBuffer } from '../output-buffer.js'
 import type { ExecOptions, ExecResult } from '../types.js'
+import { type ChannelKill, SshCommandRun } from './command-run.js'
 import { channelUsable, openExecChannel, type OpenHooks } from './open-channel.js'
-import { killCommand } from './kill.js'
 import { PgidFilter } from './pgid-filter.js'
 
 /** A command in flight, so close() can stop it. */
@@ -56,49 +55,25 @@ interface Attempt {
  * before it started (no process-group report, no output) is replaced the same way, when the stdin
  * can be sent again (string or Buffer).
  */
-export class ChannelCommand implements RunningCommand {
-  readonly result: Promise<ExecResult>
-  readonly done: Promise<void>
-  private resolveResult!: (result: ExecResult) => void
-  private rejectResult!: (error: Error) => void
-  private markDone!: () => void
-  private ended = false
+export class ChannelCommand extends SshCommandRun {
   private readonly payload: Buffer
-  private readonly collect: boolean
-  private readonly stdoutKept: OutputBuffer
-  private readonly stderrKept: OutputBuffer
   private channel: ClientChannel | undefined
-  private timedOut = false
-  private aborted = false
-  private terminating = false
-  private killDone: Promise<void> = Promise.resolve()
   private exitCode: number | null | undefined
   private exitSignal: string | null = null
   private pgid!: Promise<number | undefined>
   private resolvePgid!: (pgid: number | undefined) => void
-  private timer: NodeJS.Timeout | undefined
-  private graceTimer: NodeJS.Timeout | undefined
   private forceSettle: () => void = () => undefined
-  private readonly onAbort = () => this.abort()
 
   constructor(
     private readonly client: Client,
     private readonly command: Command,
-    private readonly options: ExecOptions,
-    private readonly hooks: RunHooks,
+    options: ExecOptions,
+    hooks: RunHooks,
     spare?: Promise<ClientChannel | undefined>,
   ) {
+    super(options, hooks)
     this.payload = sshPayload(command)
-    this.collect = options.collect !== false
-    // What the result keeps: the last maxStdout/maxStderr bytes (memory stays bounded on huge output).
-    this.stdoutKept = new OutputBuffer(this.collect ? (options.maxStdout ?? Infinity) : 0)
-    this.stderrKept = new OutputBuffer(this.collect ? (options.maxStderr ?? Infinity) : 0)
     this.newPgid()
-    this.done = new Promise<void>((resolve) => (this.markDone = resolve))
-    this.result = new Promise<ExecResult>((resolve, reject) => {
-      this.resolveResult = resolve
-      this.rejectResult = reject
-    })
     if (options.signal?.aborted) {
       this.aborted = true
       this.finish(emptyResult({ aborted: true }))
@@ -108,16 +83,6 @@ export class ChannelCommand implements RunningCommand {
     hooks.register(this)
     if (!spare) this.openOwn()
     else spare.then((opened) => this.startOnSpare(opened), () => this.openOwn())
-  }
-
-  abort(): void {
-    if (this.terminating) return
-    this.aborted = true
-    this.terminate()
-  }
-
-  lost(error: Error): void {
-    this.fail(error)
   }
 
   private newPgid(): void {
@@ -146,14 +111,7 @@ export class ChannelCommand implements RunningCommand {
   /** Runs the command on an open channel running SSH_BOOTSTRAP. */
   private start(opened: ClientChannel, fromSpare: boolean): void {
     this.channel = opened
-    const timeoutMs = this.options.timeoutMs
-    if (!this.timer && timeoutMs !== undefined && timeoutMs > 0) {
-      this.timer = setTimeout(() => {
-        if (this.terminating) return
-        this.timedOut = true
-        this.terminate()
-      }, timeoutMs)
-    }
+    this.startTimer()
     if (this.terminating) {
       // Killed before it had a channel: kill it now that it has one.
       this.terminating = false
@@ -240,59 +198,25 @@ export class ChannelCommand implements RunningCommand {
         this.fail(this.hooks.connectionLost())
         return
       }
-      this.finish({
-        code: this.exitCode ?? null,
-        signal: this.exitSignal,
-        stdout: this.stdoutKept.text(),
-        stderr: this.stderrKept.text(),
-        timedOut: this.timedOut,
-        aborted: this.aborted,
-        ...(this.stdoutKept.dropped > 0 && this.collect ? { stdoutDropped: this.stdoutKept.dropped } : {}),
-        ...(this.stderrKept.dropped > 0 && this.collect ? { stderrDropped: this.stderrKept.dropped } : {}),
-      })
+      this.finish({ code: this.exitCode ?? null, signal: this.exitSignal, ...this.output() })
     })
   }
 
-  /** Kills the remote process group (or, without its number, the session), then closes the channel. */
-  private terminate(): void {
-    if (this.terminating) return
-    this.terminating = true
-    if (this.timer) clearTimeout(this.timer)
+  /**
+   * Kills the remote process group (or, without its number, the session), then closes the channel.
+   * Without a channel yet, it is killed as soon as the channel opens (start()).
+   */
+  protected killSteps(): ChannelKill | undefined {
     const open = this.channel
-    if (!open) return // killed as soon as the channel opens
+    if (!open) return undefined
     // Normally the channel closes as soon as the group is gone; if not, hang up on it.
-    this.killDone = killCommand(
-      {
-        pgid: this.pgid,
-        killGroup: (pgid) => this.hooks.killGroup(pgid),
-        // No group number (the shell never started): ask sshd to signal the session, then hang up.
-        noGroup: () => open.signal('KILL'),
-        hangUp: () => open.close(),
-        giveUp: () => this.forceSettle(),
-        ended: () => this.ended,
-      },
-      (timer) => (this.graceTimer = timer),
-    )
-  }
-
-  private finish(result: ExecResult): void {
-    if (this.end()) this.resolveResult(result)
-  }
-
-  private fail(error: Error): void {
-    if (this.end()) this.rejectResult(error)
-  }
-
-  /** The command is over: timers stopped, the transport told. False when it was over already. */
-  private end(): boolean {
-    if (this.ended) return false
-    this.ended = true
-    if (this.timer) clearTimeout(this.timer)
-    if (this.graceTimer) clearTimeout(this.graceTimer)
-    this.options.signal?.removeEventListener('abort', this.onAbort)
-    this.hooks.unregister(this)
-    this.markDone()
-    return true
+    return {
+      pgid: this.pgid,
+      // No group number (the shell never started): ask sshd to signal the session, then hang up.
+      noGroup: () => open.signal('KILL'),
+      hangUp: () => open.close(),
+      giveUp: () => this.forceSettle(),
+    }
   }
 }
 
