@@ -297,8 +297,9 @@ export class TaskContext implements TaskContextContract {
   private async uploadContent(content: Buffer, target: string, options: UploadOptions): Promise<void> {
     const temp = `${target}.deployfile-upload`
     const mode = (options.mode ?? 0o600).toString(8)
+    // A failed write (a full disk, say) leaves no partial copy behind, and keeps its exit status.
     const write = shownAs(
-      sh`rm -f ${temp} && (umask 077 && cat > ${temp}) && chmod ${mode} ${temp} && mv -f ${temp} ${target}`,
+      sh`rm -f ${temp} && { (umask 077 && cat > ${temp}) && chmod ${mode} ${temp} && mv -f ${temp} ${target} || { __df_rc=$?; rm -f ${temp}; (exit $__df_rc); }; }`,
       `upload (content) → ${target}`,
     )
     await send(this.sender, this.transport(), write.with({ stdin: content }), { quiet: true }, false)

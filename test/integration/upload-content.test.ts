@@ -6,7 +6,8 @@
  * text that looks like the channel's own markers arrives intact; a failure names the upload.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -49,6 +50,9 @@ task('put', async () => {
   await upload(Buffer.from('default mode'), '{{deploy_path}}/conf/default')
   await upload(readFileSync(${JSON.stringify(path.join(dir, 'big.bin'))}), '{{deploy_path}}/conf/big.bin')
 })
+task('put-full', async () => {
+  await upload(readFileSync(${JSON.stringify(path.join(dir, 'big.bin'))}), process.env.FULL_TARGET ?? '')
+})
 task('put-missing', async () => {
   await upload(Buffer.from('x'), '{{deploy_path}}/no/such/dir/file')
 })
@@ -90,6 +94,24 @@ describe('upload() of content over SSH', () => {
       .filter((event) => event.type === 'step:end')
     for (const alias of ['web', 'plain']) expect(steps.find((e) => e.host === alias)?.roundTrips, alias).toBe(4)
     expect(result.output).not.toContain('last line, no newline')
+  }, 120_000)
+
+  it('on a full disk: fails naming the upload and "No space left", and leaves neither the file nor a partial copy', async () => {
+    const mount = path.join(servers.workDir, 'tmpfs-upload')
+    await mkdir(mount, { recursive: true })
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0777', 'tmpfs', mount]).status !== 0) {
+      throw new Error('cannot mount a tmpfs (the tests run as root)')
+    }
+    try {
+      const file = path.join(mount, 'big.bin')
+      const result = await dep(['put-full', 'web'], { cwd: dir, env: { SSH_AUTH_SOCK: '', FULL_TARGET: file } })
+      expect(result.code).not.toBe(0)
+      expect(result.output).toContain(`upload (content) → ${file}`)
+      expect(result.output).toMatch(/No space left on device/)
+      expect(await readdir(mount)).toEqual([])
+    } finally {
+      spawnSync('umount', [mount])
+    }
   }, 120_000)
 
   it('names the upload when the target cannot be written, and leaves no temp file', async () => {
