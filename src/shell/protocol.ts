@@ -217,39 +217,49 @@ fi`
  *
  * It reads a first line, the end-marker nonce, then per command a header
  * `<lines> <stdin-bytes> <own-session>` followed by the script (the same one SSH_BOOTSTRAP reads:
- * process-group preamble, command, trailer, newline) and the command's stdin. A command runs
+ * process-group preamble, command, trailer, newline) and the command's stdin. The loop forks the
+ * subshell for the next command as soon as the last one ended, before its header comes, and the
+ * subshell reads the header: the fork, the dearest thing the loop does (about 1 ms of CPU for dash
+ * on the VMs measured), is then done while the client reads the last result instead of after the
+ * next command arrived (100 sequential commands under 2 busy loops: 880 → 630 ms). EOF instead of a
+ * header ends the loop: the subshell tells it with USR1, the loop's only trap. The loop's own
+ * stderr is /dev/null and the channel's is its fd 4, so that what the loop shell says about a
+ * killed command (dash's "Terminated") is never taken for output. A command runs
  * (LOOP_COMMAND_BODY) in one of two ways:
- * - `<own-session>` 0: in a subshell of the loop, which costs the host one fork and nothing else.
+ * - `<own-session>` 0: in that subshell, which costs the host one fork and nothing else.
  *   The loop reports the process group for it (its own, found once at start as PGID_PREAMBLE
  *   does), so its script comes without the preamble.
  *   It shares the loop's process group, so killing it (abort, close) ends the loop and the channel
  *   too, as well as whatever earlier commands left running in the background of that group; the
  *   transport opens another channel for the next command;
  * - `<own-session>` 1 (a command with a timeout, the usual one to be killed while the run goes on):
- *   in a child `/bin/sh` in a session of its own (`setsid`, util-linux or busybox), whose process
- *   group is killed without the loop: the channel serves on. It costs two more exec()s. dash has
+ *   in a `/bin/sh` in a session of its own (`setsid`, util-linux or busybox), which the subshell
+ *   exec()s, whose process group is killed without the loop: the channel serves on. It costs two
+ *   more exec()s. dash has
  *   no cheaper way to give a command its own group (`set -m` without a terminal is refused:
  *   "can't access tty; job control turned off"). Without `setsid` it shares the loop's group too.
  * After the command,
  * the loop prints `@@deployfile-done-<nonce>:<status>@@` on stdout and on stderr (sshd drains the
- * two pipes separately: the client waits for both). EOF instead of a header ends the loop.
+ * two pipes separately: the client waits for both).
  */
 const COMMAND_LOOP_BODY = sh`IFS= read -r __df_k || exit 0
 if command -v setsid >/dev/null 2>&1; then __df_x=setsid; else __df_x=; fi
 __df_pg=$$
 if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=\${__df_st##*) } && set -- $__df_st && __df_pg=\${3:-$$}; set --; fi
 unset __df_st
-while IFS=" " read -r __df_n __df_i __df_g; do
-  if [ "$__df_g" = 1 ]; then
-    { $__df_x /bin/sh -c ${LOOP_COMMAND_BODY.text} sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null
-  else
-    printf '@@deployfile-pgid:%s@@\\n' "$__df_pg" >&2
-    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r __df_pg
-${LOOP_COMMAND_BODY}) 4>&2 2>/dev/null
-  fi
+trap 'exit 0' USR1
+exec 4>&2 2>/dev/null
+while :; do
+  (IFS=" " read -r __df_n __df_i __df_g || { kill -s USR1 $$; exit 0; }
+    if [ "$__df_g" = 1 ]; then
+      exec $__df_x /bin/sh -c ${LOOP_COMMAND_BODY.text} sh "$__df_n" "$__df_i"
+    fi
+    printf '@@deployfile-pgid:%s@@\\n' "$__df_pg" >&4
+    set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r __df_pg
+${LOOP_COMMAND_BODY})
   __df_r=$?
   printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r"
-  printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r" >&2
+  printf '@@deployfile-done-%s:%s@@\\n' "$__df_k" "$__df_r" >&4
 done`
 
 /** The exec request of a command channel (see COMMAND_LOOP_BODY). */

@@ -81,6 +81,11 @@ describe('the command channel', () => {
     expect(exe).toMatch(new RegExp(`${shell.replace(/.*\//, '')}$`))
     expect(Number(sid)).not.toBe(loop)
     expect(await loopPid(t)).toBe(loop)
+    // Idle, the loop already holds the next command's subshell, forked ahead and reading the header.
+    const children = () => execFileSync('ps', ['-o', 'pid=', '--ppid', String(loop)], { encoding: 'utf8' }).trim().split(/\s+/)
+    expect(await waitUntil(() => children().length === 1 && children()[0] !== '')).toBe(true)
+    const ahead = children()[0]
+    expect((await t.exec('echo $$; sh -c \'echo $PPID\'')).stdout).toBe(`${loop}\n${ahead}\n`)
   })
 
   it('keeps exit codes, stdout and stderr apart, and output that looks like a marker whole', async () => {

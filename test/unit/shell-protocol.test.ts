@@ -170,7 +170,7 @@ describe('the SSH wire', () => {
 })
 
 describe('the command channel wire', () => {
-  it('pins the loop: a fixed exec request, each command in a subshell or a shell of its own session, then the end markers', () => {
+  it('pins the loop: a fixed exec request, each command in a subshell forked before it comes (or a shell of its own session), then the end markers', () => {
     expect(COMMAND_LOOP.text).toBe(
       [
         `exec /bin/sh -c 'IFS= read -r __df_k || exit 0`,
@@ -178,9 +178,12 @@ describe('the command channel wire', () => {
         `__df_pg=$$`,
         "if [ -r /proc/$$/stat ]; then read -r __df_st < /proc/$$/stat && __df_st=${__df_st##*) } && set -- $__df_st && __df_pg=${3:-$$}; set --; fi",
         `unset __df_st`,
-        `while IFS=" " read -r __df_n __df_i __df_g; do`,
-        `  if [ "$__df_g" = 1 ]; then`,
-        `    { $__df_x /bin/sh -c '\\''exec 2>&4 4>&-`,
+        `trap '\\''exit 0'\\'' USR1`,
+        `exec 4>&2 2>/dev/null`,
+        `while :; do`,
+        `  (IFS=" " read -r __df_n __df_i __df_g || { kill -s USR1 $$; exit 0; }`,
+        `    if [ "$__df_g" = 1 ]; then`,
+        `      exec $__df_x /bin/sh -c '\\''exec 2>&4 4>&-`,
         `__df_n=$1 __df_i=$2`,
         `set --`,
         `__df_s=`,
@@ -195,10 +198,10 @@ describe('the command channel wire', () => {
         `  unset __df_i`,
         `  exec </dev/null`,
         `  eval "$__df_s"`,
-        `fi'\\'' sh "$__df_n" "$__df_i"; } 4>&2 2>/dev/null`,
-        `  else`,
-        `    printf '\\''@@deployfile-pgid:%s@@\\n'\\'' "$__df_pg" >&2`,
-        `    (set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r __df_pg`,
+        `fi'\\'' sh "$__df_n" "$__df_i"`,
+        `    fi`,
+        `    printf '\\''@@deployfile-pgid:%s@@\\n'\\'' "$__df_pg" >&4`,
+        `    set -- "$__df_n" "$__df_i"; unset __df_k __df_x __df_g __df_r __df_pg`,
         `exec 2>&4 4>&-`,
         `__df_n=$1 __df_i=$2`,
         `set --`,
@@ -214,11 +217,10 @@ describe('the command channel wire', () => {
         `  unset __df_i`,
         `  exec </dev/null`,
         `  eval "$__df_s"`,
-        `fi) 4>&2 2>/dev/null`,
-        `  fi`,
+        `fi)`,
         `  __df_r=$?`,
         `  printf '\\''@@deployfile-done-%s:%s@@\\n'\\'' "$__df_k" "$__df_r"`,
-        `  printf '\\''@@deployfile-done-%s:%s@@\\n'\\'' "$__df_k" "$__df_r" >&2`,
+        `  printf '\\''@@deployfile-done-%s:%s@@\\n'\\'' "$__df_k" "$__df_r" >&4`,
         `done'`,
       ].join('\n'),
     )
