@@ -3,13 +3,13 @@
  * the deployfile's literal secrets, so only this user may write or read it. Tests run as root;
  * `nobody` (uid 65534) plays the other local user.
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createJiti } from 'jiti'
-import { loadDeployfile, transpileCacheDir } from '../../src/config/load.js'
+import { loadDeployfile, TRANSPILE_CACHE_ENTRIES, transpileCacheDir } from '../../src/config/load.js'
 
 const NOBODY = 65534
 const repo = fileURLToPath(new URL('../..', import.meta.url))
@@ -70,6 +70,26 @@ describe('the transpile cache', () => {
     plant()
     await loadDeployfile(join(project, 'deployfile.ts'))
     expect(planted()).toBe(true)
+  })
+
+  it('keeps only the newest TRANSPILE_CACHE_ENTRIES files (old copies of secrets do not pile up)', async () => {
+    const dir = transpileCacheDir(cacheHome)!
+    const total = TRANSPILE_CACHE_ENTRIES + 40
+    for (let i = 0; i < total; i++) {
+      const file = join(dir, `old-${i}.mjs`)
+      writeFileSync(file, 'export {}\n', { mode: 0o600 })
+      utimesSync(file, 1_000_000 + i, 1_000_000 + i) // old-0 is the oldest
+    }
+    expect(transpileCacheDir(cacheHome)).toBe(dir)
+    const left = readdirSync(dir).sort((a, b) => Number(a.split('-')[1].split('.')[0]) - Number(b.split('-')[1].split('.')[0]))
+    expect(left).toHaveLength(TRANSPILE_CACHE_ENTRIES)
+    expect(left[0]).toBe(`old-${total - TRANSPILE_CACHE_ENTRIES}.mjs`)
+    expect(left.at(-1)).toBe(`old-${total - 1}.mjs`)
+    // The deployfile still loads, and its fresh file is kept.
+    const { registry } = await loadDeployfile(join(project, 'deployfile.ts'))
+    expect(registry.getTask('hello').description).toBe('n=1')
+    expect(transpileCacheDir(cacheHome)).toBe(dir)
+    expect(readdirSync(dir).filter((name) => !name.startsWith('old-')).length).toBeGreaterThan(0)
   })
 
   it('never loads a cached file owned by another user (it is deleted and transpiled afresh)', async () => {
