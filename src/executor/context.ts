@@ -6,7 +6,7 @@ import { quote } from '../shell/quote.js'
 import { Transform } from 'node:stream'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import type { Transport } from '../transport/types.js'
+import { STDIN_BYTES_MAX, type Transport } from '../transport/types.js'
 import { compileSelector } from '../plan/selector.js'
 import { mergeValues } from '../model/config.js'
 import { taskContextStorage } from '../dsl/ambient.js'
@@ -312,7 +312,15 @@ export class TaskContext implements TaskContextContract {
     const archive = await this.state.archiveOf(path, options.exclude)
     const { size } = await stat(archive)
     const extract = sh`mkdir -p ${target} && tar -x -f - -C ${target} --no-same-owner`
-    // Progress: bytes of the archive sent so far (at most ~10 events a second).
+    if (size <= STDIN_BYTES_MAX) {
+      // As bytes, read once for every host: over SSH it goes with the command on the command
+      // channel, so the upload costs the host no session of its own. Progress: the end only.
+      const bytes = await this.state.bytesOf(archive)
+      const result = await send(this.sender, this.transport(), await this.settled(extract, { stdin: bytes }), { quiet: true }, false)
+      this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: result.code === 0 ? size : 0, totalBytes: size, done: result.code === 0 })
+      return
+    }
+    // A large archive is streamed. Progress: bytes sent so far (at most ~10 events a second).
     let bytes = 0
     let reported = 0
     const progress = (done: boolean) =>

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ConfigKey } from '../model/config-types.js'
@@ -60,6 +60,7 @@ export class RunState {
   private silenced = false
   /** Tar archives of uploaded directories, made once per run and shared by every host. */
   private readonly archives = new Map<string, Promise<string>>()
+  private readonly archiveBytes = new Map<string, Promise<Buffer>>()
   private archiveDir?: Promise<string>
 
   constructor(
@@ -217,6 +218,16 @@ export class RunState {
     return archive
   }
 
+  /** The bytes of an archive of archiveOf(), read once for every host that sends it as bytes. */
+  bytesOf(archive: string): Promise<Buffer> {
+    let bytes = this.archiveBytes.get(archive)
+    if (!bytes) {
+      bytes = readFile(archive)
+      this.archiveBytes.set(archive, bytes)
+    }
+    return bytes
+  }
+
   /** Closes every connection the run opened, and removes its temporary archives. */
   async close(): Promise<void> {
     const all = [...this.transports.values(), ...this.localTransports.values(), ...this.readTransports.values()]
@@ -224,6 +235,7 @@ export class RunState {
     this.transports.clear()
     this.localTransports.clear()
     await Promise.allSettled(all.map((t) => t.close()))
+    this.archiveBytes.clear()
     if (this.archiveDir) await rm(await this.archiveDir, { recursive: true, force: true })
   }
 

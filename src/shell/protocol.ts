@@ -183,11 +183,24 @@ export function sshPayload(command: Command): Buffer {
 }
 
 /**
+ * Copies exactly `$__df_i` bytes of stdin to stdout, never reading a byte past them: what follows on
+ * the channel is the next command's header. A few bytes (a .env) go with `dd bs=1`, one read(2) per
+ * byte and no more than asked; more with `dd iflag=fullblock` (GNU, BusyBox), whose read(2)s ask for
+ * at most what is left of a block: 64 KiB blocks, then the remainder, two processes for a 10 MB
+ * archive instead of ten million system calls. A `dd` without `iflag=fullblock` refuses it before it
+ * reads anything, and `dd bs=1` does the copy instead.
+ */
+const EXACT_STDIN = sh`if [ "$__df_i" -lt 1024 ]; then dd bs=1 count="$__df_i"
+elif [ "$__df_i" -lt 65536 ]; then dd bs="$__df_i" count=1 iflag=fullblock || dd bs=1 count="$__df_i"
+elif dd bs=65536 count=$((__df_i / 65536)) iflag=fullblock; then [ $((__df_i % 65536)) -eq 0 ] || dd bs=$((__df_i % 65536)) count=1 iflag=fullblock
+else dd bs=1 count="$__df_i"; fi`
+
+/**
  * One command of a command channel (see COMMAND_LOOP), run by the loop in a subshell or as
  * `sh -c <this> sh <lines> <stdin-bytes>`, with `$1 $2` set to those numbers: it reads exactly `<lines>` lines of script from the
  * channel's stdin with the `read` builtin (which never reads past a newline on a pipe, and costs
  * no process), refuses an incomplete one, and runs it with its stdin cut off from the channel:
- * /dev/null, or exactly `<stdin-bytes>` more bytes through a pipe (`dd bs=1`: never a byte more).
+ * /dev/null, or exactly `<stdin-bytes>` more bytes through a pipe (see EXACT_STDIN: never a byte more).
  * What the command leaves of that stdin unread is drained, so the loop reads its next header where
  * it starts. Its argv, if any, holds only this fixed text and two numbers. Its stderr comes as fd 4: the
  * loop runs it with its own stderr on /dev/null, so that dash's "Terminated" about a killed command
@@ -203,7 +216,7 @@ case $__df_s in *${SCRIPT_TRAILER}"
 ") ;; *) echo ${'deployfile: the script arrived incomplete; it did not run.'} >&2; exit ${ScriptExit.IncompleteScript};; esac
 unset __df_n __df_l
 if [ "$__df_i" -gt 0 ] 2>/dev/null; then
-  dd bs=1 count="$__df_i" 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }
+  { ${EXACT_STDIN}; } 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }
 else
   unset __df_i
   exec </dev/null
@@ -282,15 +295,19 @@ export function loopEndMarker(nonce: string): string {
  * `ownSession`: run it in a session of its own, so that killing it spares the loop (see COMMAND_LOOP_BODY).
  */
 export function loopPayload(command: Command, stdin: Buffer | undefined, ownSession = false): Buffer {
+  const head = loopHead(command, stdin?.length ?? 0, ownSession)
+  return stdin && stdin.length > 0 ? Buffer.concat([head, stdin]) : head
+}
+
+/** loopPayload without the stdin bytes, which the transport sends after it (a large stdin is never copied). */
+export function loopHead(command: Command, stdinBytes: number, ownSession = false): Buffer {
   // In a subshell, the loop reports the group (its own): no preamble to read and run, only the
   // script's own copy to drop (as the preamble does).
   const preamble = ownSession ? `${PGID_PREAMBLE.text}\n` : 'unset __df_s\n'
   const script = Buffer.from(`${preamble}${renderCommand(command)}\n${SCRIPT_TRAILER}\n`, 'utf8')
   let lines = 0
   for (let at = script.indexOf(10); at >= 0; at = script.indexOf(10, at + 1)) lines++
-  const parts: Buffer[] = [Buffer.from(`${lines} ${stdin?.length ?? 0} ${ownSession ? 1 : 0}\n`), script]
-  if (stdin && stdin.length > 0) parts.push(stdin)
-  return Buffer.concat(parts)
+  return Buffer.concat([Buffer.from(`${lines} ${stdinBytes} ${ownSession ? 1 : 0}\n`), script])
 }
 
 /**

@@ -2,6 +2,13 @@ import type { Command } from '../shell/command.js'
 import type { Host } from '../model/host.js'
 
 /**
+ * Stdin bytes up to this size travel with the command itself: on SSH, on the command channel
+ * (no session of its own). The executor sends an upload's archive as bytes up to this size, and
+ * streams a larger one.
+ */
+export const STDIN_BYTES_MAX = 16 * 1024 * 1024
+
+/**
  * How one command runs on its channel. Where it runs (cwd, env) and its stdin are the
  * {@link Command}'s own.
  */

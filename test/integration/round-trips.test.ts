@@ -55,6 +55,18 @@ const EXPECTED_STEPS: Record<string, number> = {
  */
 const OWN_CHANNEL_OPENS = 2
 
+/**
+ * Sessions per host of a plain deploy, counted from sshd's log: the command channel only. Its loop
+ * runs every command, the upload's tar stream included (as bytes on its stdin): one login, one
+ * fork of sshd per host, as one hand-written script over one ssh session.
+ */
+const EXPECTED_SESSIONS = 1
+
+/** "Starting session" lines in each daemon's log so far, in ALIASES order. */
+function sessionsLogged(): number[] {
+  return servers.servers.map((server) => server.log.match(/^Starting session: /gm)?.length ?? 0)
+}
+
 /** One-way delay of the proxy: large, so the wire count is clean (see the model below). */
 const DELAY_MS = 100
 
@@ -111,7 +123,9 @@ async function deploy(dir: string, args: string[] = ['deploy', '--json']): Promi
 }
 
 beforeAll(async () => {
-  servers = await startSshServers(ALIASES.length)
+  // VERBOSE: sshd logs a "Starting session" line per session (a `Match all` block: the harness's
+  // global LogLevel comes first, and sshd keeps the first value of a keyword).
+  servers = await startSshServers(ALIASES.length, { extraConfig: ['Match all', 'LogLevel VERBOSE'] })
   base = await mkdtemp(path.join(tmpdir(), 'deployfile-round-trips-'))
   appDir = path.join(base, 'app')
   for (const dir of ['css', 'js', 'logs', 'config', 'img']) await mkdir(path.join(appDir, dir), { recursive: true })
@@ -133,13 +147,22 @@ describe('the transport counter', () => {
   let dir: string
   let first: RunEvents
   let steady: RunEvents
+  let sessions: { first: number[]; steady: number[] }
 
   beforeAll(async () => {
     dir = path.join(base, 'direct')
     await writeDeployfile(dir, deployfileText('direct', (i) => servers.servers[i].port))
+    const before = sessionsLogged()
     first = await deploy(dir)
+    const between = sessionsLogged()
     steady = await deploy(dir)
+    const after = sessionsLogged()
+    sessions = { first: between.map((n, i) => n - before[i]), steady: after.map((n, i) => n - between[i]) }
   }, 60_000)
+
+  it(`opens ${EXPECTED_SESSIONS} SSH session per host, first and steady state (the upload goes on the command channel)`, () => {
+    expect(sessions).toEqual({ first: ALIASES.map(() => EXPECTED_SESSIONS), steady: ALIASES.map(() => EXPECTED_SESSIONS) })
+  })
 
   it(`keeps a plain deploy within ${BUDGET} round trips per host, first and steady state`, () => {
     for (const run of [first, steady]) {

@@ -1,9 +1,11 @@
 /**
- * upload() of content (a Buffer) over real sshd: it goes as the stdin of `cat` (the command channel
- * for small content, a session of its own for large or binary content), byte for byte, with its
- * mode, renamed over the target, in the round trip that carries the queued commands, and without
- * an SFTP session. Content with quotes, `$`, backslashes, digits, newlines, no final newline and
- * text that looks like the channel's own markers arrives intact; a failure names the upload.
+ * upload() of content (a Buffer) over real sshd: it goes as the stdin of `cat` (on the command
+ * channel, binary too, up to 16 MiB), byte for byte, with its mode, renamed over the target, in the
+ * round trip that carries the queued commands, and without an SFTP session. Content with quotes,
+ * `$`, backslashes, digits, newlines, no final newline and text that looks like the channel's own
+ * markers arrives intact; a failure names the upload. A directory's tar archive goes the same way,
+ * into `tar -x`: a disk that fills up in the middle of it fails the upload and leaves the channel
+ * in step for the next command.
  */
 import { randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
@@ -38,8 +40,8 @@ beforeAll(async () => {
   target = path.join(servers.workDir, 'upload-content')
   await writeDeployfile(
     dir,
-    `import { host, queue, task, upload } from 'deployfile'
-import { readFileSync } from 'node:fs'
+    `import { host, queue, run, task, upload } from 'deployfile'
+import { readFileSync, writeFileSync } from 'node:fs'
 for (const [alias, commandChannel] of [['web', true], ['plain', false]] as const) {
   host(alias, { ...${JSON.stringify(servers.hostOptions(0))}, deployPath: ${JSON.stringify(target)} + '/' + alias, commandChannel })
 }
@@ -53,12 +55,23 @@ task('put', async () => {
 task('put-full', async () => {
   await upload(readFileSync(${JSON.stringify(path.join(dir, 'big.bin'))}), process.env.FULL_TARGET ?? '')
 })
+task('tree-full', async () => {
+  const loop = await run('echo $$')
+  const error = await upload(${JSON.stringify(path.join(dir, 'tree'))}, process.env.FULL_TARGET ?? '').then(() => 'none', (e: Error & { details?: { stderr: string } }) => \`\${e.message}\\n\${e.details?.stderr}\`)
+  const after = await run('echo $$; echo in step')
+  writeFileSync(process.env.OUT ?? '', JSON.stringify({ loop, error, after }))
+})
 task('put-missing', async () => {
   await upload(Buffer.from('x'), '{{deploy_path}}/no/such/dir/file')
 })
 `,
   )
   await writeFile(path.join(dir, 'big.bin'), BIG)
+  // A tree whose archive (~300 KiB of incompressible files) cannot fit the 64 KiB tmpfs below.
+  for (let i = 0; i < 3; i++) {
+    await mkdir(path.join(dir, 'tree', `d${i}`), { recursive: true })
+    await writeFile(path.join(dir, 'tree', `d${i}`, 'blob.bin'), randomBytes(100 * 1024))
+  }
 }, 120_000)
 
 afterAll(async () => {
@@ -109,6 +122,28 @@ describe('upload() of content over SSH', () => {
       expect(result.output).toContain(`upload (content) → ${file}`)
       expect(result.output).toMatch(/No space left on device/)
       expect(await readdir(mount)).toEqual([])
+    } finally {
+      spawnSync('umount', [mount])
+    }
+  }, 120_000)
+
+  it("a directory's archive on the command channel: a disk full in the middle fails the upload, and the loop serves on in step, in one session", async () => {
+    const mount = path.join(servers.workDir, 'tmpfs-tree')
+    await mkdir(mount, { recursive: true })
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0777', 'tmpfs', mount]).status !== 0) {
+      throw new Error('cannot mount a tmpfs (the tests run as root)')
+    }
+    const out = path.join(dir, 'tree-full.json')
+    try {
+      const logBefore = servers.servers[0].log.length
+      const result = await dep(['tree-full', 'web'], { cwd: dir, env: { SSH_AUTH_SOCK: '', FULL_TARGET: path.join(mount, 'release'), OUT: out } })
+      expect(result.code, result.output).toBe(0)
+      const seen = JSON.parse(await readFile(out, 'utf8')) as { loop: string; error: string; after: string }
+      expect(seen.error).toMatch(/exited with code 2: mkdir -p .* && tar -x -f - /)
+      expect(seen.error).toMatch(/No space left on device/)
+      // The same loop ran the next command, reading its header where it starts.
+      expect(seen.after).toBe(`${seen.loop}\nin step`)
+      expect(servers.servers[0].log.slice(logBefore).match(/^Starting session: /gm)).toHaveLength(1)
     } finally {
       spawnSync('umount', [mount])
     }

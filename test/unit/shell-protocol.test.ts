@@ -3,7 +3,8 @@
  * and values carried through the real /bin/sh (dash here) unchanged.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -193,7 +194,10 @@ describe('the command channel wire', () => {
         `") ;; *) echo '\\''\\'\\'''\\''deployfile: the script arrived incomplete; it did not run.'\\''\\'\\'''\\'' >&2; exit 86;; esac`,
         `unset __df_n __df_l`,
         `if [ "$__df_i" -gt 0 ] 2>/dev/null; then`,
-        `  dd bs=1 count="$__df_i" 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }`,
+        `  { if [ "$__df_i" -lt 1024 ]; then dd bs=1 count="$__df_i"`,
+        `elif [ "$__df_i" -lt 65536 ]; then dd bs="$__df_i" count=1 iflag=fullblock || dd bs=1 count="$__df_i"`,
+        `elif dd bs=65536 count=$((__df_i / 65536)) iflag=fullblock; then [ $((__df_i % 65536)) -eq 0 ] || dd bs=$((__df_i % 65536)) count=1 iflag=fullblock`,
+        `else dd bs=1 count="$__df_i"; fi; } 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }`,
         `else`,
         `  unset __df_i`,
         `  exec </dev/null`,
@@ -212,7 +216,10 @@ describe('the command channel wire', () => {
         `") ;; *) echo '\\''deployfile: the script arrived incomplete; it did not run.'\\'' >&2; exit 86;; esac`,
         `unset __df_n __df_l`,
         `if [ "$__df_i" -gt 0 ] 2>/dev/null; then`,
-        `  dd bs=1 count="$__df_i" 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }`,
+        `  { if [ "$__df_i" -lt 1024 ]; then dd bs=1 count="$__df_i"`,
+        `elif [ "$__df_i" -lt 65536 ]; then dd bs="$__df_i" count=1 iflag=fullblock || dd bs=1 count="$__df_i"`,
+        `elif dd bs=65536 count=$((__df_i / 65536)) iflag=fullblock; then [ $((__df_i % 65536)) -eq 0 ] || dd bs=$((__df_i % 65536)) count=1 iflag=fullblock`,
+        `else dd bs=1 count="$__df_i"; fi; } 2>/dev/null | { (unset __df_i; eval "$__df_s"); __df_i=$?; cat >/dev/null; exit $__df_i; }`,
         `else`,
         `  unset __df_i`,
         `  exec </dev/null`,
@@ -260,6 +267,46 @@ describe('the command channel wire', () => {
       const result = execFileSync(shell, ['-c', COMMAND_LOOP.text.replace(/^exec /, '')], { input, stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8' })
       const done = (status: number) => `@@deployfile-done-N0NCE:${status}@@\n`
       expect(result).toBe(`${NASTY}|${done(3)}9\nunset|unset|unset|unset|unset|0|${done(0)}xy${done(0)}last\n${done(0)}`)
+    })
+  }
+
+  // Sizes around each way EXACT_STDIN copies: dd bs=1, one fullblock dd, 64 KiB blocks and a remainder.
+  const sizes = [1, 1023, 1024, 5000, 65535, 65536, 65537, 200_000]
+  for (const [shell, fullblock] of [
+    ['/bin/sh', true],
+    ['/bin/bash', true],
+    ['/bin/sh', false],
+  ] as const) {
+    it(`passes on exactly the stdin bytes of each command under ${shell}${fullblock ? '' : ', with a dd that has no iflag=fullblock'}, and stays in step`, () => {
+      const blobs = sizes.map((size, i) => {
+        const blob = Buffer.alloc(size)
+        for (let at = 0; at < size; at++) blob[at] = (at * 31 + i) % 256 // binary, newlines and NULs included
+        return blob
+      })
+      const input = Buffer.concat([
+        Buffer.from('K\n'),
+        ...blobs.map((blob) => loopPayload(new Command('sha256sum | cut -c1-64'), blob)),
+        loopPayload(new Command('echo in step'), undefined),
+      ])
+      // A dd that logs how it is called; without fullblock, it refuses iflag= before it reads anything.
+      const bin = join(sandbox, `dd-${shell.replace(/\W/g, '')}-${fullblock}`)
+      const log = join(bin, 'calls')
+      mkdirSync(bin, { recursive: true })
+      const refuse = fullblock ? '' : 'case "$*" in *iflag=*) echo "dd: invalid input flag" >&2; exit 1;; esac\n'
+      writeFileSync(join(bin, 'dd'), `#!/bin/sh\necho "$*" >> '${log}'\n${refuse}exec /bin/dd "$@"\n`, { mode: 0o755 })
+      const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` }
+      const result = execFileSync(shell, ['-c', COMMAND_LOOP.text.replace(/^exec /, '')], { input, env, stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 24 })
+      const done = '@@deployfile-done-K:0@@\n'
+      const hashes = blobs.map((blob) => `${createHash('sha256').update(blob).digest('hex')}\n${done}`)
+      expect(result).toBe(`${hashes.join('')}in step\n${done}`)
+      const calls = readFileSync(log, 'utf8').trim().split('\n')
+      if (fullblock) {
+        // One byte per read(2) only below 1 KiB; 200,000 bytes are three 64 KiB blocks and 3,392 more.
+        expect(calls.filter((call) => /^bs=1 count=\d+$/.test(call))).toEqual(['bs=1 count=1', 'bs=1 count=1023'])
+        expect(calls.slice(-2)).toEqual(['bs=65536 count=3 iflag=fullblock', 'bs=3392 count=1 iflag=fullblock'])
+      } else {
+        expect(calls.filter((call) => /^bs=1 count=\d+$/.test(call)).length).toBe(sizes.length)
+      }
     })
   }
 

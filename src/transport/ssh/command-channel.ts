@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { constants } from 'node:os'
 import type { Client, ClientChannel } from 'ssh2'
 import type { Command } from '../../shell/command.js'
-import { COMMAND_LOOP, loopEndMarker, loopPayload } from '../../shell/protocol.js'
+import { COMMAND_LOOP, loopEndMarker, loopHead } from '../../shell/protocol.js'
 import type { ExecOptions, ExecResult } from '../types.js'
 import { type ChannelKill, SshCommandRun } from './command-run.js'
 import { EndScanner } from './end-marker.js'
@@ -191,7 +191,9 @@ class LoopCommand extends SshCommandRun {
     }
     // A command with a timeout gets a session of its own: killing it then spares the loop.
     const ownSession = (this.options.timeoutMs ?? 0) > 0
-    this.channel.write(loopPayload(this.command, this.stdin, ownSession))
+    // The stdin goes as a write of its own: an archive shared by every host is never copied per host.
+    this.channel.write(loopHead(this.command, this.stdin?.length ?? 0, ownSession))
+    if (this.stdin && this.stdin.length > 0) this.channel.write(this.stdin)
     if (this.options.signal?.aborted) this.abort()
   }
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { SFTPWrapper } from 'ssh2'
 import type { Host } from '../../model/host.js'
 import { ConnectionError } from '../../model/errors.js'
-import type { ExecOptions, ExecResult, GetOptions, PutOptions, Transport } from '../types.js'
+import { STDIN_BYTES_MAX, type ExecOptions, type ExecResult, type GetOptions, type PutOptions, type Transport } from '../types.js'
 import { IdentityStore } from './auth.js'
 import { openConnection, type SshConnection } from './connect.js'
 import { commandOf, type Command } from '../../shell/command.js'
@@ -26,11 +26,16 @@ export interface SshTransportOptions {
 /** How long close() waits for killed commands before hanging up anyway. */
 const CLOSE_KILL_TIMEOUT = 5_000
 /**
- * Scripts (and stdin) longer than this go on a channel of their own: the command channel reads a
- * script line by line with the shell's `read`, and stdin with `dd bs=1` (one read(2) per byte
- * both), a channel of its own reads them to EOF.
+ * Scripts longer than this go on a channel of their own: the command channel reads a script line by
+ * line with the shell's `read` (one read(2) per byte), a channel of its own reads it to EOF.
  */
 const COMMAND_CHANNEL_MAX_SCRIPT = 64 * 1024
+/**
+ * Stdin bytes up to this size go on the command channel (in 64 KiB blocks, see EXACT_STDIN in
+ * shell/protocol.ts: an upload's archive costs the host no session of its own); more, or a stream,
+ * on a channel of their own, read to EOF.
+ */
+const COMMAND_CHANNEL_MAX_STDIN = STDIN_BYTES_MAX
 
 /**
  * Transport over one ssh2 connection per host, opened on first use (or on warmUp()) and kept:
@@ -41,7 +46,7 @@ const COMMAND_CHANNEL_MAX_SCRIPT = 64 * 1024
  * long-lived session whose loop runs each script it is sent and ends it with a marker), so a
  * command costs the host no new session and the client learns its end from the output itself.
  * A command that comes while the command channel is busy (parallel work on the host), whose stdin
- * is a stream, or whose script is large runs on a session channel of its own. For those, once
+ * is a stream or over COMMAND_CHANNEL_MAX_STDIN, or whose script is large runs on a session channel of its own. For those, once
  * parallel work was seen (or always, with `commandChannel: false`), up to two spare session
  * channels are kept open, each already running a bootstrap shell that reads its script from stdin
  * (SSH_BOOTSTRAP in src/shell/protocol), so such a command costs one network turn instead of three
@@ -227,8 +232,7 @@ export class SshTransport implements Transport {
     if (!settings.commandChannel || settings.maxChannels < 2 || this.closing || !connection.alive) return undefined
     const stdin = typeof command === 'string' ? undefined : command.stdin
     if (stdin !== undefined && typeof stdin !== 'string' && !Buffer.isBuffer(stdin)) return undefined
-    // The loop passes stdin on with `dd bs=1` (one read(2) per byte): a large one goes where it is read to EOF.
-    if (stdin !== undefined && stdin.length > COMMAND_CHANNEL_MAX_SCRIPT) return undefined
+    if (stdin !== undefined && stdin.length > COMMAND_CHANNEL_MAX_STDIN) return undefined
     const rendered = commandOf(command)
     if (rendered.text.length > COMMAND_CHANNEL_MAX_SCRIPT || !loopCanCarry(rendered)) return undefined
     const loop = this.commandChannel(connection)
