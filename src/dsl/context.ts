@@ -230,6 +230,18 @@ export interface TaskContext {
    * otherwise, then renamed over the destination). Both paths are templated.
    */
   upload(source: string | Buffer, destination: string, options?: UploadOptions): Promise<void>
+  /**
+   * Starts making the tar archive of a local directory that a later
+   * `upload()` of the same directory (and `exclude`) sends: called without
+   * `await`, the archive is made while the hosts connect and lock, not in the
+   * critical path of every host. Made once per run for every host. The
+   * promise resolves when the archive is ready and never rejects: a failure
+   * shows at that `upload()`. Optional: `upload()` makes the archive when it
+   * was not prepared. Does nothing for a file or a missing path.
+   *
+   * @example void ctx.prepareUpload('build/', { exclude: ['node_modules'] })
+   */
+  prepareUpload(source: string, options?: Pick<UploadOptions, 'exclude'>): Promise<void>
   /** Copies a remote file or directory to this machine. The source is templated. */
   download(source: string, destination: string): Promise<void>
 }

@@ -307,6 +307,16 @@ export class TaskContext implements TaskContextContract {
     this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: size, totalBytes: size, done: true })
   }
 
+  async prepareUpload(source: string, options: Pick<UploadOptions, 'exclude'> = {}): Promise<void> {
+    try {
+      const path = await this.parse(source)
+      if (await isDirectory(path)) await this.state.archiveOf(path, options.exclude)
+    } catch {
+      // Never rejects (callers need not await it): the upload() that needs the archive awaits the
+      // same cached promise and reports the failure there.
+    }
+  }
+
   /** A directory goes as one tar stream into `tar -x` on the host: one round trip for the whole tree. */
   private async uploadDirectory(path: string, target: string, options: UploadOptions): Promise<void> {
     const archive = await this.state.archiveOf(path, options.exclude)

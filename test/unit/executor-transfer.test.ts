@@ -69,4 +69,23 @@ describe('upload() of a directory through real sh (local transport)', () => {
     expect(ofType(events, 'step:end')[0].roundTrips).toBe(1)
     expect(ofType(events, 'transfer').at(-1)).toMatchObject({ direction: 'upload', path: target, done: true })
   })
+
+  it('prepareUpload() makes the archive then, once: a later upload() sends that one; a missing path is no error', async () => {
+    const source = join(sandbox, 'prepared')
+    mkdirSync(source, { recursive: true })
+    writeFileSync(join(source, 'a.txt'), 'at prepare time')
+    const target = join(sandbox, 'prepared-target')
+    const registry = await declare(() => {
+      localhost('local')
+      task('t', async (ctx) => {
+        await ctx.prepareUpload(join(sandbox, 'no such dir'))
+        await ctx.prepareUpload(source) // a recipe does not wait: the hosts connect and lock meanwhile
+        writeFileSync(join(source, 'a.txt'), 'changed after')
+        await ctx.upload(source, target)
+      })
+    })
+    const { outcome } = await runPlan(registry, 't', { local: true })
+    expect(outcome.error).toBeUndefined()
+    expect(readFileSync(join(target, 'a.txt'), 'utf8')).toBe('at prepare time')
+  })
 })

@@ -24,6 +24,10 @@ async function queueIfAny(ctx: TaskContext, script: Command | undefined): Promis
 
 export function prepareTasks(): void {
   task('deploy:info', async (ctx) => {
+    // The upload's archive is made while the hosts connect and lock, not after the lock in every
+    // host's path. A source that is not set right fails later, in deploy:update_code, as always.
+    const source = await codeSource(ctx).catch(() => undefined)
+    if (source?.strategy === 'upload') void ctx.prepareUpload(source.directory, { exclude: source.exclude })
     ctx.info(`Deploying ${await deployedSource(ctx)} to ${ctx.host.alias}:${await ctx.get('deploy_path')}`)
   }, { phase: 'prepare', description: 'Says what is deployed where' })
 
