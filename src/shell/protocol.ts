@@ -185,7 +185,7 @@ export function sshPayload(command: Command): Buffer {
 /**
  * Copies exactly `$__df_i` bytes of stdin to stdout, never reading a byte past them: what follows on
  * the channel is the next command's header. A few bytes (a .env) go with `dd bs=1`, one read(2) per
- * byte and no more than asked; more with `dd iflag=fullblock` (GNU, BusyBox), whose read(2)s ask for
+ * byte and no more than asked; more with `dd iflag=fullblock` (GNU coreutils), whose read(2)s ask for
  * at most what is left of a block: 64 KiB blocks, then the remainder, two processes for a 10 MB
  * archive instead of ten million system calls. A `dd` without `iflag=fullblock` refuses it before it
  * reads anything, and `dd bs=1` does the copy instead.
