@@ -326,8 +326,8 @@ export class TaskContext implements TaskContextContract {
       // As bytes, read once for every host: over SSH it goes with the command on the command
       // channel, so the upload costs the host no session of its own. Progress: the end only.
       const bytes = await this.state.bytesOf(archive)
-      const result = await send(this.sender, this.transport(), await this.settled(extract, { stdin: bytes }), { quiet: true }, false)
-      this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: result.code === 0 ? size : 0, totalBytes: size, done: result.code === 0 })
+      await send(this.sender, this.transport(), await this.settled(extract, { stdin: bytes }), { quiet: true }, false)
+      this.state.emit({ type: 'transfer', host: this.host.alias, task: this.taskName, direction: 'upload', path: target, bytes: size, totalBytes: size, done: true })
       return
     }
     // A large archive is streamed. Progress: bytes sent so far (at most ~10 events a second).

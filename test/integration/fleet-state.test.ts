@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, readlink, rm, symlink, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { withTmpfs } from '../support/tmpfs.js'
 import { startSshServers, type SshServers } from '../support/sshd.js'
 import { commonDeployfile, currentOf, dep, isLocked, ledgerOf, releasesOf, statusOf, writeDeployfile } from '../support/dep.js'
 
@@ -179,11 +180,7 @@ describe('layouts deployfile did not make', () => {
 
 describe('lock faults are not "held"', () => {
   it('a full disk at lock time: exit 3 naming "No space left", no lock left; with space again the deploy works', async () => {
-    const mount = path.join(servers.workDir, 'tmpfs-full')
-    await mkdir(mount, { recursive: true })
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0777', 'tmpfs', mount]).status === 0
-    if (!mounted) throw new Error('cannot mount a tmpfs (the tests run as root)')
-    try {
+    await withTmpfs(path.join(servers.workDir, 'tmpfs-full'), '256k', async (mount) => {
       const dir = path.join(base, 'full')
       await writeDeployfile(dir, deployfileFor('full', '', (alias) => path.join(mount, alias)))
       // Fill the disk to the last byte.
@@ -199,9 +196,7 @@ describe('lock faults are not "held"', () => {
       const again = await dep(['deploy'], { cwd: dir })
       expect(again.code, again.output).toBe(0)
       for (const alias of ALIASES) expect(await currentOf(path.join(mount, alias))).toBe('releases/1')
-    } finally {
-      spawnSync('umount', ['-l', mount])
-    }
+    })
   })
 
   it('a .dep the deploy user cannot write: exit 2 naming the permission, and unlock --force says "not locked"', async () => {

@@ -8,12 +8,12 @@
  * in step for the next command.
  */
 import { randomBytes } from 'node:crypto'
-import { spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { dep, writeDeployfile } from '../support/dep.js'
+import { withTmpfs } from '../support/tmpfs.js'
 import { startSshServers, type SshServers } from '../support/sshd.js'
 
 /** Shell and protocol look-alikes: quotes, expansions, a heredoc end, the loop's markers, no final newline. */
@@ -110,31 +110,19 @@ describe('upload() of content over SSH', () => {
   }, 120_000)
 
   it('on a full disk: fails naming the upload and "No space left", and leaves neither the file nor a partial copy', async () => {
-    const mount = path.join(servers.workDir, 'tmpfs-upload')
-    await mkdir(mount, { recursive: true })
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0777', 'tmpfs', mount]).status !== 0) {
-      throw new Error('cannot mount a tmpfs (the tests run as root)')
-    }
-    try {
+    await withTmpfs(path.join(servers.workDir, 'tmpfs-upload'), '64k', async (mount) => {
       const file = path.join(mount, 'big.bin')
       const result = await dep(['put-full', 'web'], { cwd: dir, env: { SSH_AUTH_SOCK: '', FULL_TARGET: file } })
       expect(result.code).not.toBe(0)
       expect(result.output).toContain(`upload (content) → ${file}`)
       expect(result.output).toMatch(/No space left on device/)
       expect(await readdir(mount)).toEqual([])
-    } finally {
-      spawnSync('umount', [mount])
-    }
+    })
   }, 120_000)
 
   it("a directory's archive on the command channel: a disk full in the middle fails the upload, and the loop serves on in step, in one session", async () => {
-    const mount = path.join(servers.workDir, 'tmpfs-tree')
-    await mkdir(mount, { recursive: true })
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0777', 'tmpfs', mount]).status !== 0) {
-      throw new Error('cannot mount a tmpfs (the tests run as root)')
-    }
     const out = path.join(dir, 'tree-full.json')
-    try {
+    await withTmpfs(path.join(servers.workDir, 'tmpfs-tree'), '64k', async (mount) => {
       const logBefore = servers.servers[0].log.length
       const result = await dep(['tree-full', 'web'], { cwd: dir, env: { SSH_AUTH_SOCK: '', FULL_TARGET: path.join(mount, 'release'), OUT: out } })
       expect(result.code, result.output).toBe(0)
@@ -144,9 +132,7 @@ describe('upload() of content over SSH', () => {
       // The same loop ran the next command, reading its header where it starts.
       expect(seen.after).toBe(`${seen.loop}\nin step`)
       expect(servers.servers[0].log.slice(logBefore).match(/^Starting session: /gm)).toHaveLength(1)
-    } finally {
-      spawnSync('umount', [mount])
-    }
+    })
   }, 120_000)
 
   it('names the upload when the target cannot be written, and leaves no temp file', async () => {
